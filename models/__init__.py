@@ -1,0 +1,11 @@
+"""Tortoise models, one module per area. `MODEL_MODULES` is what Tortoise loads."""
+
+MODEL_MODULES = [
+    "models.accounts",
+    "models.families",
+    "models.notifications",
+    "models.events",
+]
+
+# Model classes carry `#` comments, not docstrings: Tortoise writes a model's docstring into the
+# migration as a table comment without escaping it, and an apostrophe breaks the SQL.

@@ -1,0 +1,290 @@
+"""Accounts: signing up, signing in and out, sessions, API tokens and admins."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from models.accounts import ApiScope, ApiToken, Role, Session, User
+from models.families import Family
+from models.notifications import NotificationKind
+from resolvers import notifications, validation
+from resolvers.errors import InvalidInput, NotFound, UserError
+from resolvers.events import unit_of_work
+from resolvers.services import Services
+from resolvers.viewer import Viewer, require
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
+MAX_DISPLAY_NAME = 100
+SESSION_PREFIX = "svs_"
+API_TOKEN_PREFIX = "sva_"
+
+_hasher = PasswordHasher()
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_token(token: str) -> str:
+    """What is stored for a bearer token: its SHA-256 (tokens are random, so no salt is needed)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def hash_password(password: str) -> str:
+    # argon2 is deliberately slow: keep it off the event loop.
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def _verify_password(stored_hash: str, password: str) -> bool:
+    try:
+        return await asyncio.to_thread(_hasher.verify, stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(
+            "password", f"Use at least {MIN_PASSWORD_LENGTH} characters.", "PASSWORD_TOO_SHORT"
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidInput("password", f"Use at most {MAX_PASSWORD_LENGTH} characters.", "TOO_LONG")
+    return password
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    token: str
+    user: User
+
+
+async def sign_up(
+    services: Services, email: str, password: str, display_name: str, role: Role
+) -> SignedIn:
+    """A new family or advocate account, signed in."""
+    address, key = validation.email(email)
+    check_password(password)
+    name = validation.text("displayName", display_name, max_length=MAX_DISPLAY_NAME)
+    if role not in (Role.FAMILY, Role.ADVOCATE):
+        raise InvalidInput("role", "Sign up as a family or an advocate.", "ROLE_NOT_ALLOWED")
+    if await User.exists(email_key=key):
+        raise UserError("EMAIL_TAKEN", "An account with this email already exists.", "email")
+    password_hash = await hash_password(password)
+    now = services.clock.now()
+    try:
+        async with in_transaction():
+            user = await User.create(
+                email=address,
+                email_key=key,
+                password_hash=password_hash,
+                display_name=name,
+                role=role,
+                created_at=now,
+            )
+            if role is Role.FAMILY:
+                await Family.create(user=user, created_at=now)
+            token = await _open_session(services, user, now)
+    except IntegrityError as exc:
+        # Two sign-ups with one address raced past the check above; the unique key decided.
+        raise UserError("EMAIL_TAKEN", "An account with this email already exists.", "email") from exc
+    return SignedIn(token, user)
+
+
+async def log_in(services: Services, email: str, password: str) -> SignedIn:
+    """A new session for the account with this email and password."""
+    failure = UserError("INVALID_CREDENTIALS", "The email or password is not right.")
+    key = email.strip().lower()
+    if not key or len(key) > 254 or len(password) > MAX_PASSWORD_LENGTH:
+        raise failure
+    user = await User.get_or_none(email_key=key)
+    # Verify against a dummy hash for unknown addresses so timing does not reveal accounts.
+    ok = await _verify_password(user.password_hash if user else _dummy_hash(), password)
+    if user is None or not ok:
+        raise failure
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = await hash_password(password)
+        await user.save(update_fields=["password_hash"])
+    now = services.clock.now()
+    async with unit_of_work(services) as outbox:
+        token = await _open_session(services, user, now)
+        await notifications.notify(
+            outbox,
+            user.id,
+            NotificationKind.NEW_SIGN_IN,
+            "New sign-in to your account",
+            f"Your account was signed in to at {now:%H:%M} UTC on {now:%d %B %Y}. "
+            "If this wasn't you, change your password.",
+        )
+    return SignedIn(token, user)
+
+
+async def _open_session(services: Services, user: User, now: datetime) -> str:
+    token = SESSION_PREFIX + secrets.token_urlsafe(32)
+    await Session.create(
+        user=user,
+        token_hash=hash_token(token),
+        created_at=now,
+        expires_at=now + services.policy.session_ttl,
+    )
+    return token
+
+
+async def log_out(services: Services, viewer: Viewer | None) -> None:
+    """End the session the viewer signed in with, at once."""
+    v = require(viewer, session_only=True)
+    await Session.filter(id=v.session_id, revoked_at__isnull=True).update(
+        revoked_at=services.clock.now()
+    )
+
+
+async def authenticate(services: Services, token: str | None) -> Viewer | None:
+    """The viewer a bearer token stands for, or None when it is unknown, expired or revoked."""
+    if not token:
+        return None
+    now = services.clock.now()
+    digest = hash_token(token)
+    if token.startswith(SESSION_PREFIX):
+        session = (
+            await Session.filter(token_hash=digest, revoked_at__isnull=True, expires_at__gt=now)
+            .select_related("user")
+            .first()
+        )
+        if session is None:
+            return None
+        return await _viewer_for(session.user, session_id=session.id)
+    if token.startswith(API_TOKEN_PREFIX):
+        api_token = (
+            await ApiToken.filter(token_hash=digest, revoked_at__isnull=True)
+            .select_related("user")
+            .first()
+        )
+        if api_token is None or (api_token.expires_at is not None and api_token.expires_at <= now):
+            return None
+        return await _viewer_for(
+            api_token.user,
+            api_token_id=api_token.id,
+            scopes=frozenset(ApiScope(s) for s in api_token.scopes),
+        )
+    return None
+
+
+async def still_valid(services: Services, viewer: Viewer) -> bool:
+    """Whether the credential behind a long-lived connection is still live."""
+    now = services.clock.now()
+    if viewer.session_id is not None:
+        return await Session.exists(
+            id=viewer.session_id, revoked_at__isnull=True, expires_at__gt=now
+        )
+    token = await ApiToken.get_or_none(id=viewer.api_token_id, revoked_at__isnull=True)
+    return token is not None and (token.expires_at is None or token.expires_at > now)
+
+
+async def _viewer_for(
+    user: User,
+    *,
+    session_id: int | None = None,
+    api_token_id: int | None = None,
+    scopes: frozenset[ApiScope] | None = None,
+) -> Viewer:
+    family_id: int | None = None
+    if user.role is Role.FAMILY:
+        family = await Family.get_or_none(user_id=user.id)
+        family_id = family.id if family else None
+    return Viewer(
+        user_id=user.id,
+        role=user.role,
+        family_id=family_id,
+        session_id=session_id,
+        api_token_id=api_token_id,
+        scopes=scopes,
+    )
+
+
+@dataclass(frozen=True)
+class CreatedApiToken:
+    secret: str
+    api_token: ApiToken
+
+
+async def create_api_token(
+    services: Services,
+    viewer: Viewer | None,
+    name: str,
+    scopes: list[ApiScope],
+    expires_at: datetime | None,
+) -> CreatedApiToken:
+    """A scoped token for an integrator; its secret is returned here and never again."""
+    v = require(viewer, session_only=True)
+    clean_name = validation.text("name", name, max_length=100)
+    if not scopes:
+        raise InvalidInput("scopes", "Choose at least one scope.", "REQUIRED")
+    now = services.clock.now()
+    if expires_at is not None:
+        if expires_at.tzinfo is None:
+            raise InvalidInput("expiresAt", "Give the expiry with a timezone offset.")
+        if expires_at <= now:
+            raise InvalidInput("expiresAt", "The expiry must be in the future.", "DATE_IN_PAST")
+        if expires_at > now + services.policy.api_token_max_ttl:
+            raise InvalidInput("expiresAt", "API tokens last at most a year.", "OUT_OF_RANGE")
+    secret = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    api_token = await ApiToken.create(
+        user_id=v.user_id,
+        name=clean_name,
+        token_hash=hash_token(secret),
+        scopes=sorted({s.value for s in scopes}),
+        created_at=now,
+        expires_at=expires_at,
+    )
+    return CreatedApiToken(secret, api_token)
+
+
+async def revoke_api_token(services: Services, viewer: Viewer | None, token_id: int) -> ApiToken:
+    """End one of the viewer's API tokens at once."""
+    v = require(viewer, session_only=True)
+    token = await ApiToken.get_or_none(id=token_id, user_id=v.user_id)
+    if token is None:
+        raise NotFound("API token", "apiTokenId")
+    if token.revoked_at is None:
+        await ApiToken.filter(id=token.id, revoked_at__isnull=True).update(
+            revoked_at=services.clock.now()
+        )
+        await token.refresh_from_db()
+    return token
+
+
+async def api_tokens(viewer: Viewer | None) -> list[ApiToken]:
+    v = require(viewer, session_only=True)
+    return await ApiToken.filter(user_id=v.user_id).order_by("-id")
+
+
+async def create_admin(services: Services, email: str, password: str, display_name: str) -> User:
+    """An admin account; only the command line calls this."""
+    address, key = validation.email(email)
+    check_password(password)
+    name = validation.text("displayName", display_name, max_length=MAX_DISPLAY_NAME)
+    if await User.exists(email_key=key):
+        raise UserError("EMAIL_TAKEN", "An account with this email already exists.", "email")
+    return await User.create(
+        email=address,
+        email_key=key,
+        password_hash=await hash_password(password),
+        display_name=name,
+        role=Role.ADMIN,
+        created_at=services.clock.now(),
+    )
+
+
+async def get_user(user_id: int) -> User | None:
+    return await User.get_or_none(id=user_id)

@@ -1,0 +1,354 @@
+"""Fan-out of committed events to this process's subscribers, over broadcaster's backends.
+
+broadcaster supplies the backend interface and the in-process `memory://` backend. Its `Broadcast`
+front is not used: its per-subscriber queues are unbounded and it has no way to tell subscribers
+that the connection under them died. `Hub` adds bounded queues, a Redis backend that is ready only
+once SUBSCRIBE has completed, supervision with reconnect and backoff, and a health flag for /readyz.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlparse
+
+from broadcaster import Event
+from broadcaster._backends.base import BroadcastBackend
+from broadcaster._backends.memory import MemoryBackend
+from redis import asyncio as aioredis
+from redis.exceptions import RedisError
+
+from resolvers.events import Envelope
+
+log = logging.getLogger("senvault.broadcast")
+
+
+class SubscriptionEnded(Exception):
+    """Live delivery to one subscriber stopped; `code` tells the client what to do."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+BROADCAST_INTERRUPTED = "BROADCAST_INTERRUPTED"  # resubscribe with `after` to replay the gap
+SLOW_CONSUMER = "SLOW_CONSUMER"  # the client fell too far behind; reconnect and replay
+ACCESS_ENDED = "ACCESS_ENDED"  # what this subscription reads is no longer the viewer's to see
+
+
+class Subscription:
+    """One subscriber's bounded queue. Overflow ends the subscription instead of growing memory."""
+
+    def __init__(self, channel: str, max_queue: int) -> None:
+        self.channel = channel
+        self.max_queue = max_queue
+        self._items: deque[Envelope] = deque()
+        self._wake = asyncio.Event()
+        self.failure: SubscriptionEnded | None = None
+
+    @property
+    def queued(self) -> int:
+        return len(self._items)
+
+    def offer(self, envelope: Envelope) -> None:
+        if self.failure is not None:
+            return
+        if len(self._items) >= self.max_queue:
+            self._items.clear()
+            self.fail(SubscriptionEnded(SLOW_CONSUMER, "Too many undelivered events; reconnect."))
+            return
+        self._items.append(envelope)
+        self._wake.set()
+
+    def fail(self, failure: SubscriptionEnded) -> None:
+        if self.failure is None:
+            self.failure = failure
+        self._wake.set()
+
+    async def next(self) -> Envelope:
+        """The next live event; raises SubscriptionEnded once delivery has stopped."""
+        while True:
+            if self.failure is not None:
+                raise self.failure
+            if self._items:
+                return self._items.popleft()
+            self._wake.clear()
+            await self._wake.wait()
+
+    def __aiter__(self) -> AsyncIterator[Envelope]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Envelope]:
+        while True:
+            yield await self.next()
+
+
+class _ConnectionLost(Event):
+    """Put on the backend's queue by its listener when the connection under it dies."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(channel="", message="")
+        self.error = error
+
+
+class RedisPubSubBackend(BroadcastBackend):
+    """Redis pub/sub for broadcaster, subscribing before it listens and reporting a dead link."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn: aioredis.Redis | None = None
+        self._pubsub: Any = None
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._channels: set[str] = set()
+        self._has_channels = asyncio.Event()
+        self._listener: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        self._conn = aioredis.Redis.from_url(
+            self._url, socket_connect_timeout=5, socket_keepalive=True, health_check_interval=0
+        )
+        await self._conn.ping()
+        self._pubsub = self._conn.pubsub()
+        for channel in sorted(self._channels):
+            await self._pubsub.subscribe(channel)
+        self._listener = asyncio.create_task(self._listen(), name="redis-pubsub-listener")
+
+    async def disconnect(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
+            self._listener = None
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.aclose()
+
+    async def subscribe(self, channel: str) -> None:
+        self._channels.add(channel)
+        await self._pubsub.subscribe(channel)
+        # Only now may the listener read: redis-py's listen() returns at once while nothing is
+        # subscribed, and broadcaster's own backend sets its flag before SUBSCRIBE completes.
+        self._has_channels.set()
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._channels.discard(channel)
+        await self._pubsub.unsubscribe(channel)
+
+    async def publish(self, channel: str, message: Any) -> None:
+        assert self._conn is not None
+        await self._conn.publish(channel, message)
+
+    async def next_published(self) -> Event:
+        return await self._queue.get()
+
+    async def ping(self) -> None:
+        assert self._conn is not None
+        await self._conn.ping()
+
+    async def _listen(self) -> None:
+        try:
+            while True:
+                await self._has_channels.wait()
+                message = await self._pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=1.0
+                )
+                if message is not None and message["type"] == "message":
+                    await self._queue.put(
+                        Event(message["channel"].decode(), message["data"].decode())
+                    )
+                if not self._channels and not self._pubsub.subscribed:
+                    self._has_channels.clear()
+        except asyncio.CancelledError:
+            raise
+        except (RedisError, OSError) as exc:
+            await self._queue.put(_ConnectionLost(exc))
+
+
+class Hub:
+    """This process's subscribers, fed from one broadcast backend."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_queue: int = 1000,
+        heartbeat_interval: float = 5.0,
+        reconnect_max_delay: float = 10.0,
+    ) -> None:
+        self.url = url
+        self.max_queue = max_queue
+        self.heartbeat_interval = heartbeat_interval
+        self.reconnect_max_delay = reconnect_max_delay
+        self._backend = self._make_backend(url)
+        self._subscribers: dict[str, set[Subscription]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._heartbeat_channel = f"hub:heartbeat:{uuid.uuid4().hex}"
+        self._heartbeat_seen = asyncio.Event()
+        self.healthy = False
+        self.last_error: str | None = None
+
+    @staticmethod
+    def _make_backend(url: str) -> BroadcastBackend:
+        scheme = urlparse(url).scheme
+        if scheme == "memory":
+            return MemoryBackend(url)
+        if scheme in ("redis", "rediss"):
+            return RedisPubSubBackend(url)
+        raise ValueError(f"Unsupported BROADCAST_URL scheme {scheme!r}: use memory:// or redis://")
+
+    @property
+    def is_redis(self) -> bool:
+        return isinstance(self._backend, RedisPubSubBackend)
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(s) for s in self._subscribers.values())
+
+    async def connect(self) -> None:
+        await self._backend.connect()
+        if self.is_redis:
+            await self._backend.subscribe(self._heartbeat_channel)
+            self._tasks.append(asyncio.create_task(self._heartbeat(), name="hub-heartbeat"))
+        self._tasks.append(asyncio.create_task(self._pump(), name="hub-pump"))
+        self.healthy = True
+
+    async def disconnect(self) -> None:
+        self.healthy = False
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        self._fail_all(SubscriptionEnded(BROADCAST_INTERRUPTED, "The server is shutting down."))
+        await self._backend.disconnect()
+
+    async def publish(self, envelope: Envelope) -> None:
+        await self._backend.publish(envelope.channel, envelope.encode())
+
+    async def check(self) -> bool:
+        """Whether live delivery works now: the link is up and answers a ping."""
+        if not self.healthy:
+            return False
+        if isinstance(self._backend, RedisPubSubBackend):
+            try:
+                await asyncio.wait_for(self._backend.ping(), timeout=2)
+            except (RedisError, OSError, TimeoutError) as exc:
+                self.last_error = repr(exc)
+                return False
+        return True
+
+    @asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
+        """A bounded live feed of one channel, from the moment this returns."""
+        subscription = Subscription(channel, self.max_queue)
+        if not self.healthy:
+            subscription.fail(
+                SubscriptionEnded(BROADCAST_INTERRUPTED, "Live delivery is unavailable; retry.")
+            )
+        subscribers = self._subscribers.get(channel)
+        if subscribers:
+            subscribers.add(subscription)
+        else:
+            self._subscribers[channel] = {subscription}
+            if self.healthy:
+                await self._backend.subscribe(channel)
+        try:
+            yield subscription
+        finally:
+            remaining = self._subscribers.get(channel)
+            if remaining is not None:
+                remaining.discard(subscription)
+                if not remaining:
+                    del self._subscribers[channel]
+                    if self.healthy:
+                        with contextlib.suppress(RedisError, OSError):
+                            await self._backend.unsubscribe(channel)
+
+    def end_subscriptions(self, channel: str, failure: SubscriptionEnded) -> None:
+        """End every local subscription to a channel now (e.g. access to what it reads ended)."""
+        for subscription in list(self._subscribers.get(channel, ())):
+            subscription.fail(failure)
+
+    def _fail_all(self, failure: SubscriptionEnded) -> None:
+        for subscribers in self._subscribers.values():
+            for subscription in subscribers:
+                subscription.fail(failure)
+
+    async def _pump(self) -> None:
+        delay = 0.5
+        while True:
+            event = await self._backend.next_published()
+            if isinstance(event, _ConnectionLost):
+                await self._recover(event.error, delay)
+                delay = min(delay * 2, self.reconnect_max_delay)
+                continue
+            delay = 0.5
+            if event.channel == self._heartbeat_channel:
+                self._heartbeat_seen.set()
+                continue
+            try:
+                envelope = Envelope.decode(event.message)
+            except (ValueError, KeyError, TypeError):
+                log.error("dropping malformed event on %s", event.channel)
+                continue
+            for subscription in list(self._subscribers.get(event.channel, ())):
+                subscription.offer(envelope)
+
+    async def _recover(self, error: BaseException, delay: float) -> None:
+        """Tell every subscriber, then reconnect with backoff until the backend answers."""
+        log.warning("broadcast connection lost: %r", error)
+        self.healthy = False
+        self.last_error = repr(error)
+        self._fail_all(
+            SubscriptionEnded(
+                BROADCAST_INTERRUPTED, "Live delivery was interrupted; resubscribe with `after`."
+            )
+        )
+        assert isinstance(self._backend, RedisPubSubBackend)
+        while True:
+            await self._backend.disconnect()
+            await asyncio.sleep(delay)
+            try:
+                # Stale subscriptions were all failed above: resubscribe only the heartbeat.
+                self._backend._channels = {self._heartbeat_channel}
+                await self._backend.connect()
+                await self._backend.subscribe(self._heartbeat_channel)
+            except (RedisError, OSError) as exc:
+                self.last_error = repr(exc)
+                delay = min(delay * 2, self.reconnect_max_delay)
+                continue
+            for channel in list(self._subscribers):
+                with contextlib.suppress(RedisError, OSError):
+                    await self._backend.subscribe(channel)
+            self.healthy = True
+            self.last_error = None
+            log.info("broadcast connection restored")
+            return
+
+    async def _heartbeat(self) -> None:
+        """Detect a dead or half-open link: our own ping must come back through Redis."""
+        assert isinstance(self._backend, RedisPubSubBackend)
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            if not self.healthy:
+                continue
+            self._heartbeat_seen.clear()
+            try:
+                await asyncio.wait_for(
+                    self._backend.publish(self._heartbeat_channel, "ping"), self.heartbeat_interval
+                )
+                await asyncio.wait_for(self._heartbeat_seen.wait(), self.heartbeat_interval * 2)
+            except (RedisError, OSError, TimeoutError) as exc:
+                if self.healthy:
+                    await self._backend._queue.put(_ConnectionLost(exc))

@@ -1,0 +1,175 @@
+"""One events module: event envelopes, channel names, the durable log, publish-after-commit.
+
+Every change that someone may be told about goes through `unit_of_work`: the change and its events
+are written in one transaction, and the events are broadcast only once that transaction has
+committed. The stored copy is what a reconnecting subscriber replays from (`after: cursor`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from models.events import StoredEvent
+from resolvers.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from resolvers.services import Services
+
+log = logging.getLogger("senvault.events")
+
+
+def user_channel(user_id: int) -> str:
+    """Everything addressed to one person: notifications, their requests' updates."""
+    return f"user:{user_id}"
+
+
+def advocate_channel(advocate_id: int) -> str:
+    """An advocate's dashboard: new requests, ticket changes, access ending."""
+    return f"advocate:{advocate_id}"
+
+
+def thread_channel(thread_id: int) -> str:
+    """One message thread, shared by a request and the relationship it becomes."""
+    return f"thread:{thread_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One event as stored and as broadcast: which channel, where in it, what happened."""
+
+    channel: str
+    seq: int
+    kind: str
+    payload: dict[str, Any]
+    occurred_at: datetime
+
+    @property
+    def cursor(self) -> str:
+        return encode_cursor(self.channel, self.seq)
+
+    def encode(self) -> str:
+        # Broadcast payloads must be strings: the Redis backend sends bytes, and the memory
+        # backend would happily pass objects and hide that in tests.
+        return json.dumps(
+            {
+                "channel": self.channel,
+                "seq": self.seq,
+                "kind": self.kind,
+                "payload": self.payload,
+                "occurredAt": self.occurred_at.isoformat(),
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def decode(cls, raw: str) -> Envelope:
+        data = json.loads(raw)
+        return cls(
+            channel=data["channel"],
+            seq=int(data["seq"]),
+            kind=data["kind"],
+            payload=data["payload"],
+            occurred_at=datetime.fromisoformat(data["occurredAt"]),
+        )
+
+    @classmethod
+    def from_stored(cls, row: StoredEvent) -> Envelope:
+        return cls(row.channel, row.seq, row.kind, dict(row.payload), row.occurred_at)
+
+
+def encode_cursor(channel: str, seq: int) -> str:
+    return base64.urlsafe_b64encode(f"ev1:{channel}:{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, channel: str) -> int:
+    """The sequence number a cursor of `channel` points at; INVALID for any other string."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        version, rest = base64.urlsafe_b64decode(padded.encode()).decode().split(":", 1)
+        cursor_channel, seq = rest.rsplit(":", 1)
+        if version != "ev1" or cursor_channel != channel:
+            raise ValueError(cursor)
+        return int(seq)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput("after", "This cursor does not belong to this subscription.") from exc
+
+
+_NEXT_SEQ_SQL = {
+    "postgres": (
+        "INSERT INTO event_channel_counters (channel, last_seq) VALUES ($1, 1) "
+        "ON CONFLICT (channel) DO UPDATE SET last_seq = event_channel_counters.last_seq + 1 "
+        "RETURNING last_seq"
+    ),
+    "sqlite": (
+        "INSERT INTO event_channel_counters (channel, last_seq) VALUES (?, 1) "
+        "ON CONFLICT (channel) DO UPDATE SET last_seq = event_channel_counters.last_seq + 1 "
+        "RETURNING last_seq"
+    ),
+}
+
+
+@dataclass
+class Outbox:
+    """Collects the events of one transaction; they are stored now and broadcast after commit."""
+
+    connection: BaseDBAsyncClient
+    now: datetime
+    pending: list[Envelope] = field(default_factory=list)
+
+    async def emit(self, channel: str, kind: str, payload: dict[str, Any]) -> Envelope:
+        """Store an event in the current transaction with the channel's next sequence number."""
+        sql = _NEXT_SEQ_SQL[self.connection.capabilities.dialect]
+        _, rows = await self.connection.execute_query(sql, [channel])
+        seq = int(rows[0]["last_seq"])
+        await StoredEvent.create(
+            channel=channel,
+            seq=seq,
+            kind=kind,
+            payload=payload,
+            occurred_at=self.now,
+            using_db=self.connection,
+        )
+        envelope = Envelope(channel, seq, kind, payload, self.now)
+        self.pending.append(envelope)
+        return envelope
+
+
+@asynccontextmanager
+async def unit_of_work(services: Services) -> AsyncIterator[Outbox]:
+    """A transaction whose emitted events are broadcast once it has committed, in order."""
+    async with in_transaction() as connection:
+        outbox = Outbox(connection, services.clock.now())
+        yield outbox
+    for envelope in outbox.pending:
+        try:
+            await services.hub.publish(envelope)
+        except Exception:
+            # The change and its event are committed; live delivery failed, so subscribers will
+            # be told the broadcast is interrupted and replay this event from the log.
+            log.exception("broadcast of %s:%s failed", envelope.channel, envelope.seq)
+
+
+async def replay(channel: str, after_seq: int, limit: int = 1000) -> list[Envelope]:
+    """Stored events of a channel after a sequence number, oldest first."""
+    rows = (
+        await StoredEvent.filter(channel=channel, seq__gt=after_seq)
+        .order_by("seq")
+        .limit(limit)
+    )
+    return [Envelope.from_stored(row) for row in rows]
+
+
+async def last_seq(channel: str) -> int:
+    """The newest sequence number stored for a channel, 0 when it has none."""
+    row = await StoredEvent.filter(channel=channel).order_by("-seq").first()
+    return row.seq if row else 0

@@ -1,0 +1,30 @@
+"""Batch functions behind the per-request dataloaders: one query for many keys, in key order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from models.accounts import User
+from models.families import Child, Family
+
+
+async def users_by_id(ids: Sequence[int]) -> list[User | None]:
+    rows = {u.id: u for u in await User.filter(id__in=list(ids))}
+    return [rows.get(i) for i in ids]
+
+
+async def families_by_id(ids: Sequence[int]) -> list[Family | None]:
+    rows = {f.id: f for f in await Family.filter(id__in=list(ids))}
+    return [rows.get(i) for i in ids]
+
+
+async def families_by_user_id(user_ids: Sequence[int]) -> list[Family | None]:
+    rows = {f.user_id: f for f in await Family.filter(user_id__in=list(user_ids))}  # type: ignore[attr-defined]
+    return [rows.get(i) for i in user_ids]
+
+
+async def children_by_family_id(family_ids: Sequence[int]) -> list[list[Child]]:
+    grouped: dict[int, list[Child]] = {i: [] for i in family_ids}
+    for child in await Child.filter(family_id__in=list(family_ids)).order_by("id"):
+        grouped[child.family_id].append(child)  # type: ignore[attr-defined]
+    return [grouped[i] for i in family_ids]

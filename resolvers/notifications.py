@@ -1,0 +1,76 @@
+"""Notifications: one for each thing a person must act on or know about."""
+
+from __future__ import annotations
+
+from models.accounts import ApiScope
+from models.notifications import Notification, NotificationKind
+from resolvers.errors import InvalidInput
+from resolvers.events import Outbox, user_channel
+from resolvers.pagination import Page, paginate
+from resolvers.services import Services
+from resolvers.viewer import Viewer, require
+
+EVENT_KIND = "notification"
+MAX_MARK_IDS = 100
+
+
+async def notify(
+    outbox: Outbox,
+    user_id: int,
+    kind: NotificationKind,
+    title: str,
+    body: str = "",
+    subject_id: str = "",
+) -> Notification:
+    """Record a notification in the current transaction; it is pushed live after commit."""
+    notification = await Notification.create(
+        user_id=user_id,
+        kind=kind,
+        title=title,
+        body=body,
+        subject_id=subject_id,
+        created_at=outbox.now,
+        using_db=outbox.connection,
+    )
+    await outbox.emit(user_channel(user_id), EVENT_KIND, {"notificationId": notification.id})
+    return notification
+
+
+async def list_for(
+    viewer: Viewer | None, *, unread_only: bool, first: int | None, after: str | None
+) -> Page[Notification]:
+    v = require(viewer, scope=ApiScope.NOTIFICATIONS_READ)
+    query = Notification.filter(user_id=v.user_id)
+    if unread_only:
+        query = query.filter(read_at__isnull=True)
+    return await paginate(query, kind="Notification", first=first, after=after)
+
+
+async def unread_count(viewer: Viewer | None) -> int:
+    v = require(viewer, scope=ApiScope.NOTIFICATIONS_READ)
+    return await Notification.filter(user_id=v.user_id, read_at__isnull=True).count()
+
+
+async def mark_read(
+    services: Services, viewer: Viewer | None, notification_ids: list[int] | None
+) -> list[Notification]:
+    """Mark the given notifications (or, with none given, all of them) read; returns those changed."""
+    v = require(viewer, scope=ApiScope.NOTIFICATIONS_READ)
+    query = Notification.filter(user_id=v.user_id, read_at__isnull=True)
+    if notification_ids is not None:
+        if len(notification_ids) > MAX_MARK_IDS:
+            raise InvalidInput("ids", f"Mark at most {MAX_MARK_IDS} at a time.", "TOO_LONG")
+        query = query.filter(id__in=notification_ids)
+    changed = await query
+    if changed:
+        await Notification.filter(id__in=[n.id for n in changed]).update(
+            read_at=services.clock.now()
+        )
+        for n in changed:
+            await n.refresh_from_db()
+    return changed
+
+
+async def visible(viewer: Viewer, notification_id: int) -> Notification | None:
+    """The notification if it is the viewer's own."""
+    return await Notification.get_or_none(id=notification_id, user_id=viewer.user_id)

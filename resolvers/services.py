@@ -1,0 +1,26 @@
+"""What every domain call may depend on, built once by the server and handed in explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from resolvers.broadcast import Hub
+from resolvers.clock import Clock
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Tunable rules of the product; the defaults are what families and advocates are promised."""
+
+    session_ttl: timedelta = timedelta(days=30)
+    api_token_max_ttl: timedelta = timedelta(days=365)
+    request_expiry: timedelta = timedelta(days=14)
+    max_page_size: int = 100
+
+
+@dataclass
+class Services:
+    clock: Clock
+    hub: Hub
+    policy: Policy = field(default_factory=Policy)

@@ -1,0 +1,71 @@
+"""The GraphQL face of the service: root types from per-domain mixins, limits and error policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry import relay
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from schema.accounts import AccountMutation, AccountQuery
+from schema.errors import ErrorPolicy
+from schema.families import FamilyMutation
+from schema.notifications import NotificationMutation, NotificationQuery, NotificationSubscription
+
+MAX_DEPTH = 12
+MAX_ALIASES = 30
+MAX_TOKENS = 2000
+
+
+@strawberry.type(description="Everything that can be read.")
+class Query(AccountQuery, NotificationQuery):
+    node: relay.Node | None = relay.node(
+        description="Any object by its global ID; null when it does not exist or is not yours."
+    )
+
+
+@strawberry.type(description="Everything that can be changed.")
+class Mutation(AccountMutation, FamilyMutation, NotificationMutation):
+    pass
+
+
+@strawberry.type(description="Live events over websockets (graphql-transport-ws or graphql-ws).")
+class Subscription(NotificationSubscription):
+    pass
+
+
+def _request_id(context: Any) -> str | None:
+    return getattr(context, "request_id", None)
+
+
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Expected errors are answered, not logged; ErrorPolicy logs the unexpected ones once,
+        # with the request id the client was shown.
+        return None
+
+
+schema = Schema(
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    config=StrawberryConfig(auto_camel_case=True),
+    extensions=[
+        QueryDepthLimiter(max_depth=MAX_DEPTH),
+        MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        ErrorPolicy(_request_id),
+    ],
+)
+
+
+def print_schema() -> str:
+    from strawberry.printer import print_schema as _print
+
+    return _print(schema) + "\n"

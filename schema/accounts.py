@@ -1,0 +1,249 @@
+"""Accounts: the viewer, signing up, in and out, and integrators' API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry import relay
+
+from models import accounts as m
+from resolvers import accounts
+from schema.context import Info
+from schema.enums import ApiScope, Role
+from schema.errors import UserError, attempt
+from schema.families import Family
+from schema.permissions import IsSession
+from schema.connections import decode_id, int_ids
+
+
+@strawberry.type(description="A person with an account: a family member, an advocate or an admin.")
+class User(relay.Node):
+    id: relay.NodeID[int]
+    display_name: str = strawberry.field(description="The name shown to others.")
+    role: Role = strawberry.field(description="What kind of account this is.")
+    created_at: datetime = strawberry.field(description="When the account was made.")
+    _email: strawberry.Private[str]
+
+    @classmethod
+    def from_model(cls, user: m.User) -> User:
+        return cls(
+            id=user.id,
+            display_name=user.display_name,
+            role=user.role,
+            created_at=user.created_at,
+            _email=user.email,
+        )
+
+    @strawberry.field(description="The sign-in email; shown only to the user themselves.")
+    def email(self, info: Info) -> str | None:
+        viewer = info.context.viewer
+        return self._email if viewer is not None and viewer.user_id == self.id else None
+
+    @strawberry.field(description="The family's Vault owner record, for a family account viewing itself.")
+    async def family(self, info: Info) -> Family | None:
+        viewer = info.context.viewer
+        if viewer is None or viewer.user_id != self.id or viewer.family_id is None:
+            return None
+        family = await info.context.loaders.family.load(viewer.family_id)
+        return Family.from_model(family) if family else None
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Any, required: bool = False
+    ) -> list[User | None]:
+        # People are visible through what connects them (a request, a thread); on its own a
+        # user node resolves only for the user themselves.
+        viewer = info.context.viewer
+        out: list[User | None] = []
+        for row_id in int_ids(node_ids):
+            user = None
+            if viewer is not None and row_id == viewer.user_id:
+                user = await info.context.loaders.user.load(row_id)
+            out.append(cls.from_model(user) if user else None)
+        return out
+
+
+@strawberry.type(description="An integrator's token. Its secret is shown once, when it is made.")
+class ApiToken(relay.Node):
+    id: relay.NodeID[int]
+    name: str = strawberry.field(description="What the token is for.")
+    scopes: list[ApiScope] = strawberry.field(description="What the token may do.")
+    created_at: datetime = strawberry.field(description="When it was made.")
+    expires_at: datetime | None = strawberry.field(description="When it stops working, if ever.")
+    revoked_at: datetime | None = strawberry.field(description="When it was revoked, if it was.")
+
+    @classmethod
+    def from_model(cls, token: m.ApiToken) -> ApiToken:
+        return cls(
+            id=token.id,
+            name=token.name,
+            scopes=[m.ApiScope(s) for s in token.scopes],
+            created_at=token.created_at,
+            expires_at=token.expires_at,
+            revoked_at=token.revoked_at,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Any, required: bool = False
+    ) -> list[ApiToken | None]:
+        viewer = info.context.viewer
+        out: list[ApiToken | None] = []
+        for row_id in int_ids(node_ids):
+            token = None
+            if viewer is not None and not viewer.is_api_token and row_id is not None:
+                token = await m.ApiToken.get_or_none(id=row_id, user_id=viewer.user_id)
+            out.append(cls.from_model(token) if token else None)
+        return out
+
+
+@strawberry.input(description="A new family or advocate account.")
+class SignUpInput:
+    email: str = strawberry.field(description="Unique, whatever its letter case.")
+    password: str = strawberry.field(description="At least 10 characters.")
+    display_name: str = strawberry.field(description="1–100 characters.")
+    role: Role = strawberry.field(description="FAMILY or ADVOCATE; admins are made by operators.")
+
+
+@strawberry.input(description="The email and password of an account.")
+class LogInInput:
+    email: str = strawberry.field(description="The account's email, in any letter case.")
+    password: str = strawberry.field(description="The account's password.")
+
+
+@strawberry.type(description="The result of signing up or in.")
+class AuthPayload:
+    token: str | None = strawberry.field(
+        description="Send as `Authorization: Bearer <token>`; it expires after 30 days."
+    )
+    viewer: User | None = strawberry.field(description="The signed-in user.")
+    user_errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+@strawberry.type(description="The result of logOut.")
+class LogOutPayload:
+    user_errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+@strawberry.input(description="A new API token for an integration.")
+class CreateApiTokenInput:
+    name: str = strawberry.field(description="What the token is for; 1–100 characters.")
+    scopes: list[ApiScope] = strawberry.field(description="What it may do; at least one.")
+    expires_at: datetime | None = strawberry.field(
+        default=None, description="When it stops working; within a year. Never, if left out."
+    )
+
+
+@strawberry.type(description="The result of createApiToken.")
+class CreateApiTokenPayload:
+    api_token: ApiToken | None = strawberry.field(description="The token's record.")
+    secret: str | None = strawberry.field(description="The bearer secret. Shown only this once.")
+    user_errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+@strawberry.input(description="The API token to revoke.")
+class RevokeApiTokenInput:
+    api_token_id: relay.GlobalID = strawberry.field(description="One of the viewer's tokens.")
+
+
+@strawberry.type(description="The result of revokeApiToken.")
+class RevokeApiTokenPayload:
+    api_token: ApiToken | None = strawberry.field(description="The token, now revoked.")
+    user_errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+async def _auth_payload(
+    info: Info, signed_in: accounts.SignedIn | None, errs: list[UserError]
+) -> AuthPayload:
+    if signed_in is None:
+        return AuthPayload(token=None, viewer=None, user_errors=errs)
+    # The rest of this response is read as the person who just signed in.
+    info.context.viewer = await accounts.authenticate(info.context.services, signed_in.token)
+    return AuthPayload(
+        token=signed_in.token, viewer=User.from_model(signed_in.user), user_errors=[]
+    )
+
+
+@strawberry.type
+class AccountQuery:
+    @strawberry.field(description="The signed-in user; null when anonymous.")
+    async def viewer(self, info: Info) -> User | None:
+        viewer = info.context.viewer
+        if viewer is None:
+            return None
+        user = await info.context.loaders.user.load(viewer.user_id)
+        return User.from_model(user) if user else None
+
+    @strawberry.field(
+        description="The viewer's API tokens, newest first.", permission_classes=[IsSession]
+    )
+    async def api_tokens(self, info: Info) -> list[ApiToken]:
+        return [ApiToken.from_model(t) for t in await accounts.api_tokens(info.context.viewer)]
+
+
+@strawberry.type
+class AccountMutation:
+    @strawberry.mutation(description="Make a family or advocate account and sign in to it.")
+    async def sign_up(self, info: Info, input: SignUpInput) -> AuthPayload:
+        signed_in, errs = await attempt(
+            accounts.sign_up(
+                info.context.services, input.email, input.password, input.display_name, input.role
+            )
+        )
+        return await _auth_payload(info, signed_in, errs)
+
+    @strawberry.mutation(description="Sign in with an email and password.")
+    async def log_in(self, info: Info, input: LogInInput) -> AuthPayload:
+        signed_in, errs = await attempt(
+            accounts.log_in(info.context.services, input.email, input.password)
+        )
+        return await _auth_payload(info, signed_in, errs)
+
+    @strawberry.mutation(
+        description="End the current session at once.", permission_classes=[IsSession]
+    )
+    async def log_out(self, info: Info) -> LogOutPayload:
+        _, errs = await attempt(accounts.log_out(info.context.services, info.context.viewer))
+        return LogOutPayload(user_errors=errs)
+
+    @strawberry.mutation(
+        description="Make a scoped API token for an integration.", permission_classes=[IsSession]
+    )
+    async def create_api_token(
+        self, info: Info, input: CreateApiTokenInput
+    ) -> CreateApiTokenPayload:
+        created, errs = await attempt(
+            accounts.create_api_token(
+                info.context.services,
+                info.context.viewer,
+                input.name,
+                [m.ApiScope(s) for s in input.scopes],
+                input.expires_at,
+            )
+        )
+        if created is None:
+            return CreateApiTokenPayload(api_token=None, secret=None, user_errors=errs)
+        return CreateApiTokenPayload(
+            api_token=ApiToken.from_model(created.api_token), secret=created.secret, user_errors=[]
+        )
+
+    @strawberry.mutation(
+        description="Revoke one of the viewer's API tokens at once, closing its connections.",
+        permission_classes=[IsSession],
+    )
+    async def revoke_api_token(
+        self, info: Info, input: RevokeApiTokenInput
+    ) -> RevokeApiTokenPayload:
+        async def run() -> m.ApiToken:
+            return await accounts.revoke_api_token(
+                info.context.services,
+                info.context.viewer,
+                decode_id(input.api_token_id, "ApiToken", "apiTokenId"),
+            )
+
+        token, errs = await attempt(run())
+        return RevokeApiTokenPayload(
+            api_token=ApiToken.from_model(token) if token else None, user_errors=errs
+        )

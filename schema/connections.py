@@ -1,0 +1,58 @@
+"""Relay conventions: global IDs in and out, keyset connections."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from strawberry import relay
+from tortoise.models import Model
+
+from resolvers.errors import NotFound
+from resolvers.pagination import Page
+
+N = TypeVar("N")
+M = TypeVar("M", bound=Model)
+
+
+def decode_id(global_id: relay.GlobalID, type_name: str, field: str) -> int:
+    """The row id inside a global ID of `type_name`; anything else is NOT_FOUND for `field`."""
+    if global_id.type_name != type_name:
+        raise NotFound(type_name, field)
+    try:
+        return int(global_id.node_id)
+    except ValueError as exc:
+        raise NotFound(type_name, field) from exc
+
+
+def encode_id(type_name: str, row_id: int) -> relay.GlobalID:
+    return relay.GlobalID(type_name, str(row_id))
+
+
+def to_connection(
+    connection_type: type[relay.Connection[N]], page: Page[M], convert: Callable[[M], N]
+) -> relay.Connection[N]:
+    edges: list[relay.Edge[N]] = [
+        relay.Edge(cursor=cursor, node=convert(item))
+        for item, cursor in zip(page.items, page.cursors, strict=True)
+    ]
+    return connection_type(
+        edges=edges,
+        page_info=relay.PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+            start_cursor=page.cursors[0] if page.cursors else None,
+            end_cursor=page.cursors[-1] if page.cursors else None,
+        ),
+    )
+
+
+def int_ids(node_ids: Any) -> list[int | None]:
+    """Node ids as given to `resolve_nodes`, each an int or None when malformed."""
+    out: list[int | None] = []
+    for raw in node_ids:
+        try:
+            out.append(int(raw))
+        except (TypeError, ValueError):
+            out.append(None)
+    return out

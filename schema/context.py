@@ -1,0 +1,35 @@
+"""The typed context every field receives."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import strawberry
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from resolvers.services import Services
+from resolvers.viewer import Viewer
+from schema.loaders import Loaders
+
+
+@dataclass
+class Context:
+    services: Services
+    request: Request | WebSocket
+    response: Response | WebSocket | None
+    viewer: Viewer | None = None
+    loaders: Loaders = field(default_factory=Loaders)
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    # Set by strawberry on websockets from the `connection_init` payload.
+    connection_params: dict[str, Any] | None = None
+
+    def fresh_loaders(self) -> Loaders:
+        """New loaders for one subscription event: a socket's context lives all day."""
+        return Loaders()
+
+
+Info = strawberry.Info[Context, None]

@@ -1,0 +1,98 @@
+"""The one place where domain failures become GraphQL: user errors in payloads, codes at the top."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
+
+from resolvers import errors
+
+log = logging.getLogger("senvault.graphql")
+
+T = TypeVar("T")
+
+
+@strawberry.type(description="An expected failure: a broken rule or a bad input. Nothing changed.")
+class UserError:
+    code: str = strawberry.field(
+        description="Stable machine-readable code, e.g. NOT_FOUND, TOO_LONG, EMAIL_TAKEN."
+    )
+    message: str = strawberry.field(description="A sentence to show the person.")
+    field: str | None = strawberry.field(
+        description="The input field at fault, by its GraphQL name, when one is."
+    )
+
+
+def user_error(exc: errors.UserError) -> UserError:
+    return UserError(code=exc.code, message=exc.message, field=exc.field)
+
+
+async def attempt(action: Awaitable[T]) -> tuple[T | None, list[UserError]]:
+    """Run a domain call; an expected failure becomes a user error instead of a result."""
+    try:
+        return await action, []
+    except errors.UserError as exc:
+        return None, [user_error(exc)]
+
+
+# Errors that carry their own code and are safe to show as they are.
+_CODED: tuple[type[Exception], ...] = (errors.Unauthenticated, errors.Forbidden)
+
+
+def top_level_code(error: GraphQLError) -> str | None:
+    original = error.original_error
+    if isinstance(original, _CODED):
+        return original.code  # type: ignore[attr-defined, no-any-return]
+    if isinstance(original, errors.UserError):
+        return original.code
+    if original is None or isinstance(original, GraphQLError):
+        # Parse and validation errors, bad variables, limits: the client's request is at fault.
+        code = (error.extensions or {}).get("code")
+        return str(code) if code else "BAD_USER_INPUT"
+    return None
+
+
+class ErrorPolicy(MaskErrors):
+    """Give every shown error a `code`; mask the rest with a reference the logs can find."""
+
+    def __init__(self, get_request_id: Callable[[object], str | None]) -> None:
+        super().__init__(should_mask_error=lambda e: top_level_code(e) is None)
+        self._get_request_id = get_request_id
+
+    def _process_errors(self, errors_: list[GraphQLError]) -> list[GraphQLError]:
+        request_id = self._get_request_id(self.execution_context.context)
+        processed: list[GraphQLError] = []
+        for error in errors_:
+            code = top_level_code(error)
+            if code is None:
+                log.error(
+                    "unexpected error in request %s at %s",
+                    request_id,
+                    error.path,
+                    exc_info=error.original_error,
+                )
+                processed.append(
+                    GraphQLError(
+                        "Unexpected error.",
+                        nodes=error.nodes,
+                        path=error.path,
+                        extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+                    )
+                )
+            else:
+                processed.append(
+                    GraphQLError(
+                        error.message,
+                        nodes=error.nodes,
+                        source=error.source,
+                        positions=error.positions,
+                        path=error.path,
+                        extensions={**(error.extensions or {}), "code": code},
+                    )
+                )
+        return processed

@@ -1,0 +1,159 @@
+"""Notifications: the list, marking read, and the live feed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import datetime
+
+import strawberry
+from strawberry import relay
+
+from models import notifications as m
+from models.accounts import ApiScope as Scope
+from resolvers import notifications
+from resolvers.events import user_channel
+from resolvers.viewer import require
+from schema.context import Info
+from schema.enums import NotificationKind
+from schema.errors import UserError, attempt
+from schema.permissions import IsSignedIn, needs
+from schema.connections import decode_id, int_ids, to_connection
+from schema.streams import stream
+
+
+@strawberry.type(description="Something the person must act on or know about.")
+class Notification(relay.Node):
+    id: relay.NodeID[int]
+    kind: NotificationKind = strawberry.field(description="What it is about.")
+    title: str = strawberry.field(description="A one-line summary.")
+    body: str = strawberry.field(description="More detail; may be empty.")
+    subject_id: relay.GlobalID | None = strawberry.field(
+        description="The global ID of what it is about, to open it; null when there is nothing."
+    )
+    created_at: datetime = strawberry.field(description="When it was sent.")
+    read_at: datetime | None = strawberry.field(description="When it was marked read.")
+
+    @classmethod
+    def from_model(cls, n: m.Notification) -> Notification:
+        return cls(
+            id=n.id,
+            kind=n.kind,
+            title=n.title,
+            body=n.body,
+            subject_id=relay.GlobalID.from_id(n.subject_id) if n.subject_id else None,
+            created_at=n.created_at,
+            read_at=n.read_at,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: object, required: bool = False
+    ) -> list[Notification | None]:
+        viewer = info.context.viewer
+        out: list[Notification | None] = []
+        for row_id in int_ids(node_ids):
+            n = None
+            if viewer is not None and row_id is not None and viewer.has_scope(Scope.NOTIFICATIONS_READ):
+                n = await notifications.visible(viewer, row_id)
+            out.append(cls.from_model(n) if n else None)
+        return out
+
+
+@strawberry.type(description="A page of notifications, newest first.")
+class NotificationConnection(relay.Connection[Notification]):
+    pass
+
+
+@strawberry.type(description="A notification as it arrives live.")
+class NotificationReceivedEvent:
+    cursor: str = strawberry.field(description="Pass as `after` to resume from here.")
+    occurred_at: datetime = strawberry.field(description="When it happened.")
+    notification: Notification = strawberry.field(description="The notification.")
+
+
+@strawberry.input(description="Which notifications to mark read.")
+class MarkNotificationsReadInput:
+    ids: list[relay.GlobalID] | None = strawberry.field(
+        default=None, description="At most 100; leave out to mark every notification read."
+    )
+
+
+@strawberry.type(description="The result of markNotificationsRead.")
+class MarkNotificationsReadPayload:
+    notifications: list[Notification] = strawberry.field(description="Those newly marked read.")
+    unread_count: int = strawberry.field(description="How many remain unread.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing changed, if so.")
+
+
+@strawberry.type
+class NotificationQuery:
+    @strawberry.field(
+        description="The viewer's notifications, newest first.",
+        permission_classes=[IsSignedIn, needs(Scope.NOTIFICATIONS_READ)],
+    )
+    async def notifications(
+        self,
+        info: Info,
+        unread_only: bool = False,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> NotificationConnection:
+        page = await notifications.list_for(
+            info.context.viewer, unread_only=unread_only, first=first, after=after
+        )
+        return to_connection(NotificationConnection, page, Notification.from_model)  # type: ignore[return-value]
+
+    @strawberry.field(
+        description="How many of the viewer's notifications are unread.",
+        permission_classes=[IsSignedIn, needs(Scope.NOTIFICATIONS_READ)],
+    )
+    async def unread_notification_count(self, info: Info) -> int:
+        return await notifications.unread_count(info.context.viewer)
+
+
+@strawberry.type
+class NotificationMutation:
+    @strawberry.mutation(
+        description="Mark notifications read.",
+        permission_classes=[IsSignedIn, needs(Scope.NOTIFICATIONS_READ)],
+    )
+    async def mark_notifications_read(
+        self, info: Info, input: MarkNotificationsReadInput
+    ) -> MarkNotificationsReadPayload:
+        async def run() -> list[m.Notification]:
+            ids = None
+            if input.ids is not None:
+                ids = [decode_id(gid, "Notification", "ids") for gid in input.ids]
+            return await notifications.mark_read(info.context.services, info.context.viewer, ids)
+
+        changed, errs = await attempt(run())
+        return MarkNotificationsReadPayload(
+            notifications=[Notification.from_model(n) for n in changed or []],
+            unread_count=await notifications.unread_count(info.context.viewer),
+            user_errors=errs,
+        )
+
+
+@strawberry.type
+class NotificationSubscription:
+    @strawberry.subscription(
+        description="Each new notification of the viewer, live; `after` replays what was missed.",
+        permission_classes=[
+            IsSignedIn,
+            needs(Scope.EVENTS_SUBSCRIBE),
+            needs(Scope.NOTIFICATIONS_READ),
+        ],
+    )
+    async def notification_received(
+        self, info: Info, after: str | None = None
+    ) -> AsyncGenerator[NotificationReceivedEvent, None]:
+        viewer = require(info.context.viewer)
+        channel = user_channel(viewer.user_id)
+        async for envelope in stream(info, viewer, channel, after, {notifications.EVENT_KIND}):
+            n = await notifications.visible(viewer, int(envelope.payload["notificationId"]))
+            if n is not None:
+                yield NotificationReceivedEvent(
+                    cursor=envelope.cursor,
+                    occurred_at=envelope.occurred_at,
+                    notification=Notification.from_model(n),
+                )

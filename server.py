@@ -1,0 +1,442 @@
+"""SENVault API server: settings, lifespan, the GraphQL view, health checks and the command line.
+
+    python server.py serve [--host H] [--port P] [--workers N]
+    python server.py migrate
+    python server.py create-admin --email E
+    python server.py seed-demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import uvicorn
+from limits import RateLimitItemPerMinute
+from limits.storage import storage_from_string
+from limits.aio.strategies import MovingWindowRateLimiter
+from starlette.applications import Starlette
+from starlette.config import Config
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage
+from tortoise import Tortoise
+from tortoise.connection import get_connection
+from tortoise.contrib.starlette import RegisterTortoise
+from tortoise.migrations.executor import MigrationExecutor
+
+from models import MODEL_MODULES
+from resolvers import accounts
+from resolvers.broadcast import Hub
+from resolvers.clock import Clock
+from resolvers.services import Policy, Services
+from schema import schema
+from schema.context import Context
+
+log = logging.getLogger("senvault")
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    broadcast_url: str
+    max_body_bytes: int
+    rate_limit_per_minute: int
+    anonymous_rate_limit_per_minute: int
+    max_subscription_queue: int
+    heartbeat_seconds: float
+    session_ttl_days: int
+    debug: bool
+
+    @classmethod
+    def from_env(cls, environ: Any = None) -> Settings:
+        config = Config(environ=environ if environ is not None else os.environ)
+        return cls(
+            database_url=config("DATABASE_URL", default="sqlite://senvault.sqlite3"),
+            broadcast_url=config("BROADCAST_URL", default="memory://"),
+            max_body_bytes=config("MAX_BODY_BYTES", cast=int, default=2 * 1024 * 1024),
+            rate_limit_per_minute=config("RATE_LIMIT_PER_MINUTE", cast=int, default=600),
+            anonymous_rate_limit_per_minute=config(
+                "ANONYMOUS_RATE_LIMIT_PER_MINUTE", cast=int, default=120
+            ),
+            max_subscription_queue=config("MAX_SUBSCRIPTION_QUEUE", cast=int, default=1000),
+            heartbeat_seconds=config("BROADCAST_HEARTBEAT_SECONDS", cast=float, default=5.0),
+            session_ttl_days=config("SESSION_TTL_DAYS", cast=int, default=30),
+            debug=config("DEBUG", cast=bool, default=False),
+        )
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    return {
+        "connections": {"default": database_url},
+        "apps": {
+            "models": {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": "migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+# For the `tortoise` command line (makemigrations): `tortoise -c server.TORTOISE_ORM makemigrations`.
+TORTOISE_ORM = tortoise_config(Settings.from_env().database_url)
+
+
+async def pending_migrations(database_url: str) -> list[str]:
+    """Names of migrations not yet applied to the database Tortoise is connected to."""
+    config = tortoise_config(database_url)
+    executor = MigrationExecutor(get_connection("default"), config["apps"])
+    return [f"{s.migration.app_label}.{s.migration.name}" for s in await executor.plan()]
+
+
+class NotMigrated(RuntimeError):
+    pass
+
+
+# --- the GraphQL view -----------------------------------------------------------------------
+
+
+def _bearer(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """The legacy `graphql-ws` protocol, refusing a bad token with 4403 like the modern one."""
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        payload = message.get("payload")
+        self.context.connection_params = payload if isinstance(payload, dict) else None
+        try:
+            await self.view.on_ws_connect(self.context)
+        except ConnectionRejectionError:
+            await self.send_message({"type": "connection_error", "payload": {"message": "Forbidden"}})
+            await self.websocket.close(code=4403, reason="Forbidden")
+            return
+        await self.send_message({"type": "connection_ack"})
+        self.connection_acknowledged = True
+        if self.keep_alive:
+            self.keep_alive_task = asyncio.create_task(self.handle_keep_alive())
+
+
+class GraphQLView(GraphQL[Context, None]):
+    graphql_ws_handler_class = LegacyWSHandler
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        services: Services = request.app.state.services
+        context = Context(services=services, request=request, response=response)
+        if isinstance(request, Request):
+            context.viewer = await accounts.authenticate(
+                services, _bearer(request.headers.get("authorization"))
+            )
+            request.state.request_id = context.request_id
+        return context
+
+    async def on_ws_connect(self, context: Context) -> None:
+        params = context.connection_params or {}
+        raw = params.get("authorization", params.get("Authorization"))
+        viewer = await accounts.authenticate(context.services, _bearer(raw))
+        if viewer is None:
+            raise ConnectionRejectionError({"message": "Forbidden"})
+        context.viewer = viewer
+
+
+# --- middleware -----------------------------------------------------------------------------
+
+
+class BodyLimit:
+    """Refuse request bodies over a size, whether or not they declare a length."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _too_large(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await _too_large(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    response = JSONResponse(
+        {"errors": [{"message": "Request body too large.", "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]},
+        status_code=413,
+    )
+    await response(scope, receive, send)
+
+
+class RateLimit:
+    """Requests per minute per bearer token, or per client address when anonymous."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        url = settings.broadcast_url
+        storage_url = "async+" + url if url.startswith(("redis://", "rediss://")) else "async+memory://"
+        self.limiter = MovingWindowRateLimiter(storage_from_string(storage_url))
+        self.signed_in = RateLimitItemPerMinute(settings.rate_limit_per_minute)
+        self.anonymous = RateLimitItemPerMinute(settings.anonymous_rate_limit_per_minute)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/graphql":
+            await self.app(scope, receive, send)
+            return
+        token = _bearer(dict(scope["headers"]).get(b"authorization", b"").decode("latin-1"))
+        if token:
+            item, key = self.signed_in, "token:" + accounts.hash_token(token)
+        else:
+            client = scope.get("client") or ("unknown", 0)
+            item, key = self.anonymous, "ip:" + str(client[0])
+        try:
+            allowed = await self.limiter.hit(item, "graphql", key)
+        except Exception:
+            # The limiter's store being down must not take the API down with it.
+            log.warning("rate limiter unavailable", exc_info=True)
+            allowed = True
+        if not allowed:
+            response = JSONResponse(
+                {"errors": [{"message": "Too many requests; slow down.", "extensions": {"code": "RATE_LIMITED"}}]},
+                status_code=429,
+                headers={"Retry-After": "60"},
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+# --- the app --------------------------------------------------------------------------------
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    services: Services = request.app.state.services
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(get_connection("default").execute_query("SELECT 1"), timeout=3)
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    if await services.hub.check():
+        checks["broadcast"] = "ok"
+    else:
+        checks["broadcast"] = f"unavailable: {services.hub.last_error or 'not connected'}"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
+    """The ASGI app. Tests pass their own settings and a clock they can move."""
+    settings = settings or Settings.from_env()
+    clock = clock or Clock()
+    policy = Policy(session_ttl=timedelta(days=settings.session_ttl_days))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
+            pending = await pending_migrations(settings.database_url)
+            if pending:
+                raise NotMigrated(
+                    f"The database has {len(pending)} unapplied migration(s); "
+                    "run `python server.py migrate` first."
+                )
+            hub = Hub(
+                settings.broadcast_url,
+                max_queue=settings.max_subscription_queue,
+                heartbeat_interval=settings.heartbeat_seconds,
+            )
+            await hub.connect()
+            app.state.services = Services(clock=clock, hub=hub, policy=policy)
+            try:
+                yield
+            finally:
+                await hub.disconnect()
+
+    view = GraphQLView(
+        schema,
+        graphql_ide="graphiql",
+        allow_queries_via_get=True,
+        keep_alive=True,
+        keep_alive_interval=15,
+        connection_init_wait_timeout=timedelta(seconds=10),
+    )
+    app = Starlette(
+        debug=settings.debug,
+        routes=[
+            Route("/graphql", view, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", view),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock
+    app.add_middleware(RateLimit, settings=settings)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def app_factory() -> Starlette:
+    """What `serve` hands uvicorn: each worker process builds its own app from the environment."""
+    return create_app()
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _orm(settings: Settings) -> AsyncIterator[None]:
+    await Tortoise.init(config=tortoise_config(settings.database_url))
+    try:
+        yield
+    finally:
+        await Tortoise.close_connections()
+
+
+async def migrate(settings: Settings) -> list[str]:
+    """Apply every pending migration; returns the names applied."""
+    from tortoise.context import TortoiseContext
+    from tortoise.migrations.api import migrate as apply
+
+    config = tortoise_config(settings.database_url)
+    # As Tortoise's own CLI does: one context owns the connections the migration opens, and
+    # closes them on exit (an unclosed SQLite connection keeps the process alive).
+    async with TortoiseContext() as ctx:
+        await ctx.init(config=config)
+        pending = await pending_migrations(settings.database_url)
+        await apply(config=config)
+    return pending
+
+
+async def _check_migrated(settings: Settings) -> list[str]:
+    async with _orm(settings):
+        return await pending_migrations(settings.database_url)
+
+
+async def _create_admin(settings: Settings, email: str, password: str, name: str) -> None:
+    from resolvers.errors import UserError
+
+    async with _orm(settings):
+        try:
+            await accounts.create_admin(Services(Clock(), Hub("memory://")), email, password, name)
+        except UserError as exc:
+            raise SystemExit(f"create-admin: {exc.message}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="server.py", description="SENVault API")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the API server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    sub.add_parser("migrate", help="apply the database migrations")
+    admin = sub.add_parser("create-admin", help="make an admin account")
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--name", default="Administrator")
+    sub.add_parser("seed-demo", help="add a demo family, advocates and admin")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings.from_env()
+
+    if args.command == "migrate":
+        applied = asyncio.run(migrate(settings))
+        print(f"Applied {len(applied)} migration(s)." if applied else "Database is up to date.")
+        return 0
+    if args.command == "create-admin":
+        password = os.environ.get("SENVAULT_ADMIN_PASSWORD") or getpass.getpass("Password: ")
+        asyncio.run(_create_admin(settings, args.email, password, args.name))
+        print(f"Admin {args.email} created.")
+        return 0
+    if args.command == "seed-demo":
+        from resolvers.demo import seed
+
+        async def run_seed() -> list[str]:
+            async with _orm(settings):
+                if await pending_migrations(settings.database_url):
+                    raise SystemExit("seed-demo: run `python server.py migrate` first.")
+                return await seed(Services(Clock(), Hub("memory://")))
+
+        for line in asyncio.run(run_seed()):
+            print(line)
+        return 0
+    # serve
+    pending = asyncio.run(_check_migrated(settings))
+    if pending:
+        print(
+            f"The database at DATABASE_URL has {len(pending)} unapplied migration(s) "
+            f"({', '.join(pending)}). Run `python server.py migrate` first.",
+            file=sys.stderr,
+        )
+        return 2
+    if args.workers > 1 and not settings.broadcast_url.startswith(("redis://", "rediss://")):
+        print(
+            "--workers > 1 needs BROADCAST_URL=redis://… so that every process sees every event.",
+            file=sys.stderr,
+        )
+        return 2
+    uvicorn.run(
+        "server:app_factory",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        ws_per_message_deflate=False,
+        proxy_headers=True,
+        log_level="info",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
