@@ -1,9 +1,9 @@
 """SENVault API server: settings, lifespan, the GraphQL view, health checks and the command line.
 
-    python server.py serve [--host H] [--port P] [--workers N]
-    python server.py migrate
-    python server.py create-admin --email E
-    python server.py seed-demo
+python server.py serve [--host H] [--port P] [--workers N]
+python server.py migrate
+python server.py create-admin --email E
+python server.py seed-demo
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any
 
 import uvicorn
 from limits import RateLimitItemPerMinute
-from limits.storage import storage_from_string
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
 from starlette.applications import Starlette
 from starlette.config import Config
 from starlette.requests import Request
@@ -75,9 +75,7 @@ class Settings:
             broadcast_url=config("BROADCAST_URL", default="memory://"),
             max_body_bytes=config("MAX_BODY_BYTES", cast=int, default=2 * 1024 * 1024),
             rate_limit_per_minute=config("RATE_LIMIT_PER_MINUTE", cast=int, default=600),
-            anonymous_rate_limit_per_minute=config(
-                "ANONYMOUS_RATE_LIMIT_PER_MINUTE", cast=int, default=120
-            ),
+            anonymous_rate_limit_per_minute=config("ANONYMOUS_RATE_LIMIT_PER_MINUTE", cast=int, default=120),
             max_subscription_queue=config("MAX_SUBSCRIPTION_QUEUE", cast=int, default=1000),
             heartbeat_seconds=config("BROADCAST_HEARTBEAT_SECONDS", cast=float, default=5.0),
             session_ttl_days=config("SESSION_TTL_DAYS", cast=int, default=30),
@@ -219,7 +217,8 @@ class RateLimit:
         self.app = app
         url = settings.broadcast_url
         storage_url = "async+" + url if url.startswith(("redis://", "rediss://")) else "async+memory://"
-        self.limiter = MovingWindowRateLimiter(storage_from_string(storage_url))
+        options = {"implementation": "redispy"} if storage_url.startswith("async+redis") else {}
+        self.limiter = MovingWindowRateLimiter(storage_from_string(storage_url, **options))
         self.signed_in = RateLimitItemPerMinute(settings.rate_limit_per_minute)
         self.anonymous = RateLimitItemPerMinute(settings.anonymous_rate_limit_per_minute)
 
@@ -241,7 +240,14 @@ class RateLimit:
             allowed = True
         if not allowed:
             response = JSONResponse(
-                {"errors": [{"message": "Too many requests; slow down.", "extensions": {"code": "RATE_LIMITED"}}]},
+                {
+                    "errors": [
+                        {
+                            "message": "Too many requests; slow down.",
+                            "extensions": {"code": "RATE_LIMITED"},
+                        }
+                    ]
+                },
                 status_code=429,
                 headers={"Retry-After": "60"},
             )

@@ -41,7 +41,6 @@ class User(Model):
 
 # A signed-in browser or app; the token itself is never stored, only its SHA-256.
 class Session(Model):
-
     id = fields.BigIntField(primary_key=True)
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="sessions", on_delete=fields.CASCADE
@@ -57,7 +56,6 @@ class Session(Model):
 
 # A scoped token for an integrator, shown once at creation and stored as its SHA-256.
 class ApiToken(Model):
-
     id = fields.BigIntField(primary_key=True)
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="api_tokens", on_delete=fields.CASCADE
@@ -65,7 +63,7 @@ class ApiToken(Model):
     name = fields.CharField(max_length=100)
     token_hash = fields.CharField(max_length=64, unique=True)
     # Stored as a JSON list of ApiScope values.
-    scopes: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
+    scopes: list[str] = fields.JSONField(default=list)
     created_at = fields.DatetimeField()
     expires_at = fields.DatetimeField(null=True)
     revoked_at = fields.DatetimeField(null=True)

@@ -25,7 +25,7 @@ class StoredEvent(Model):
     channel = fields.CharField(max_length=100)
     seq = fields.BigIntField()
     kind = fields.CharField(max_length=50)
-    payload: dict[str, object] = fields.JSONField()  # type: ignore[assignment]
+    payload: dict[str, object] = fields.JSONField()
     occurred_at = fields.DatetimeField()
 
     class Meta:

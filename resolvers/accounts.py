@@ -70,9 +70,7 @@ class SignedIn:
     user: User
 
 
-async def sign_up(
-    services: Services, email: str, password: str, display_name: str, role: Role
-) -> SignedIn:
+async def sign_up(services: Services, email: str, password: str, display_name: str, role: Role) -> SignedIn:
     """A new family or advocate account, signed in."""
     address, key = validation.email(email)
     check_password(password)
@@ -144,9 +142,7 @@ async def _open_session(services: Services, user: User, now: datetime) -> str:
 async def log_out(services: Services, viewer: Viewer | None) -> None:
     """End the session the viewer signed in with, at once."""
     v = require(viewer, session_only=True)
-    await Session.filter(id=v.session_id, revoked_at__isnull=True).update(
-        revoked_at=services.clock.now()
-    )
+    await Session.filter(id=v.session_id, revoked_at__isnull=True).update(revoked_at=services.clock.now())
 
 
 async def authenticate(services: Services, token: str | None) -> Viewer | None:
@@ -166,9 +162,7 @@ async def authenticate(services: Services, token: str | None) -> Viewer | None:
         return await _viewer_for(session.user, session_id=session.id)
     if token.startswith(API_TOKEN_PREFIX):
         api_token = (
-            await ApiToken.filter(token_hash=digest, revoked_at__isnull=True)
-            .select_related("user")
-            .first()
+            await ApiToken.filter(token_hash=digest, revoked_at__isnull=True).select_related("user").first()
         )
         if api_token is None or (api_token.expires_at is not None and api_token.expires_at <= now):
             return None
@@ -184,9 +178,7 @@ async def still_valid(services: Services, viewer: Viewer) -> bool:
     """Whether the credential behind a long-lived connection is still live."""
     now = services.clock.now()
     if viewer.session_id is not None:
-        return await Session.exists(
-            id=viewer.session_id, revoked_at__isnull=True, expires_at__gt=now
-        )
+        return await Session.exists(id=viewer.session_id, revoked_at__isnull=True, expires_at__gt=now)
     token = await ApiToken.get_or_none(id=viewer.api_token_id, revoked_at__isnull=True)
     return token is not None and (token.expires_at is None or token.expires_at > now)
 
@@ -257,9 +249,7 @@ async def revoke_api_token(services: Services, viewer: Viewer | None, token_id: 
     if token is None:
         raise NotFound("API token", "apiTokenId")
     if token.revoked_at is None:
-        await ApiToken.filter(id=token.id, revoked_at__isnull=True).update(
-            revoked_at=services.clock.now()
-        )
+        await ApiToken.filter(id=token.id, revoked_at__isnull=True).update(revoked_at=services.clock.now())
         await token.refresh_from_db()
     return token
 

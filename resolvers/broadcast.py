@@ -159,13 +159,9 @@ class RedisPubSubBackend(BroadcastBackend):
         try:
             while True:
                 await self._has_channels.wait()
-                message = await self._pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=1.0
-                )
+                message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if message is not None and message["type"] == "message":
-                    await self._queue.put(
-                        Event(message["channel"].decode(), message["data"].decode())
-                    )
+                    await self._queue.put(Event(message["channel"].decode(), message["data"].decode()))
                 if not self._channels and not self._pubsub.subscribed:
                     self._has_channels.clear()
         except asyncio.CancelledError:

@@ -129,7 +129,8 @@ class Outbox:
     async def emit(self, channel: str, kind: str, payload: dict[str, Any]) -> Envelope:
         """Store an event in the current transaction with the channel's next sequence number."""
         sql = _NEXT_SEQ_SQL[self.connection.capabilities.dialect]
-        _, rows = await self.connection.execute_query(sql, [channel])
+        # execute_query_dict: Tortoise's asyncpg execute_query drops the rows of an INSERT.
+        rows = await self.connection.execute_query_dict(sql, [channel])
         seq = int(rows[0]["last_seq"])
         await StoredEvent.create(
             channel=channel,
@@ -161,11 +162,7 @@ async def unit_of_work(services: Services) -> AsyncIterator[Outbox]:
 
 async def replay(channel: str, after_seq: int, limit: int = 1000) -> list[Envelope]:
     """Stored events of a channel after a sequence number, oldest first."""
-    rows = (
-        await StoredEvent.filter(channel=channel, seq__gt=after_seq)
-        .order_by("seq")
-        .limit(limit)
-    )
+    rows = await StoredEvent.filter(channel=channel, seq__gt=after_seq).order_by("seq").limit(limit)
     return [Envelope.from_stored(row) for row in rows]
 
 

@@ -68,9 +68,7 @@ async def update_child(
     now = services.clock.now()
     changes: dict[str, object] = {}
     if display_name is not None:
-        changes["display_name"] = validation.text(
-            "displayName", display_name, max_length=MAX_CHILD_NAME
-        )
+        changes["display_name"] = validation.text("displayName", display_name, max_length=MAX_CHILD_NAME)
     if date_of_birth is not None:
         changes["date_of_birth"] = validation.past_date(
             "dateOfBirth", date_of_birth, now.date(), max_years=MAX_CHILD_AGE_YEARS

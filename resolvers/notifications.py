@@ -63,9 +63,7 @@ async def mark_read(
         query = query.filter(id__in=notification_ids)
     changed = await query
     if changed:
-        await Notification.filter(id__in=[n.id for n in changed]).update(
-            read_at=services.clock.now()
-        )
+        await Notification.filter(id__in=[n.id for n in changed]).update(read_at=services.clock.now())
         for n in changed:
             await n.refresh_from_db()
     return changed

@@ -49,7 +49,12 @@ def check_first(first: int | None) -> int:
 
 
 async def paginate(
-    query: QuerySet[M], *, kind: str, first: int | None, after: str | None, newest_first: bool = True
+    query: QuerySet[M],
+    *,
+    kind: str,
+    first: int | None,
+    after: str | None,
+    newest_first: bool = True,
 ) -> Page[M]:
     """One page of `query` ordered by id, after the row `after` names."""
     limit = check_first(first)

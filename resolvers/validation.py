@@ -11,9 +11,7 @@ from resolvers.errors import InvalidInput
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-def text(
-    field: str, value: str, *, max_length: int, required: bool = True, multiline: bool = False
-) -> str:
+def text(field: str, value: str, *, max_length: int, required: bool = True, multiline: bool = False) -> str:
     """Trimmed text within `max_length` characters, with no control characters."""
     cleaned = value.strip()
     if required and not cleaned:

@@ -51,16 +51,22 @@ class Schema(strawberry.Schema):
         return None
 
 
+# The limiters are built once and shared: each builds a validation rule class, and a new class per
+# request would defeat strawberry's validation cache (strawberry #4635). Their hooks finish before
+# the operation's first await, so sharing is safe; ErrorPolicy keeps per-request state, so it is not.
+_depth_limiter = QueryDepthLimiter(max_depth=MAX_DEPTH)
+_alias_limiter = MaxAliasesLimiter(max_alias_count=MAX_ALIASES)
+
 schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
     config=StrawberryConfig(auto_camel_case=True),
     extensions=[
-        QueryDepthLimiter(max_depth=MAX_DEPTH),
-        MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-        MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        ErrorPolicy(_request_id),
+        lambda: _depth_limiter,
+        lambda: _alias_limiter,
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: ErrorPolicy(_request_id),
     ],
 )
 

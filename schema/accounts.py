@@ -10,12 +10,12 @@ from strawberry import relay
 
 from models import accounts as m
 from resolvers import accounts
+from schema.connections import decode_id, int_ids
 from schema.context import Info
 from schema.enums import ApiScope, Role
 from schema.errors import UserError, attempt
 from schema.families import Family
 from schema.permissions import IsSession
-from schema.connections import decode_id, int_ids
 
 
 @strawberry.type(description="A person with an account: a family member, an advocate or an admin.")
@@ -79,7 +79,7 @@ class ApiToken(relay.Node):
         return cls(
             id=token.id,
             name=token.name,
-            scopes=[m.ApiScope(s) for s in token.scopes],
+            scopes=[ApiScope(s) for s in token.scopes],
             created_at=token.created_at,
             expires_at=token.expires_at,
             revoked_at=token.revoked_at,
@@ -161,9 +161,7 @@ async def _auth_payload(
         return AuthPayload(token=None, viewer=None, user_errors=errs)
     # The rest of this response is read as the person who just signed in.
     info.context.viewer = await accounts.authenticate(info.context.services, signed_in.token)
-    return AuthPayload(
-        token=signed_in.token, viewer=User.from_model(signed_in.user), user_errors=[]
-    )
+    return AuthPayload(token=signed_in.token, viewer=User.from_model(signed_in.user), user_errors=[])
 
 
 @strawberry.type
@@ -176,9 +174,7 @@ class AccountQuery:
         user = await info.context.loaders.user.load(viewer.user_id)
         return User.from_model(user) if user else None
 
-    @strawberry.field(
-        description="The viewer's API tokens, newest first.", permission_classes=[IsSession]
-    )
+    @strawberry.field(description="The viewer's API tokens, newest first.", permission_classes=[IsSession])
     async def api_tokens(self, info: Info) -> list[ApiToken]:
         return [ApiToken.from_model(t) for t in await accounts.api_tokens(info.context.viewer)]
 
@@ -196,14 +192,10 @@ class AccountMutation:
 
     @strawberry.mutation(description="Sign in with an email and password.")
     async def log_in(self, info: Info, input: LogInInput) -> AuthPayload:
-        signed_in, errs = await attempt(
-            accounts.log_in(info.context.services, input.email, input.password)
-        )
+        signed_in, errs = await attempt(accounts.log_in(info.context.services, input.email, input.password))
         return await _auth_payload(info, signed_in, errs)
 
-    @strawberry.mutation(
-        description="End the current session at once.", permission_classes=[IsSession]
-    )
+    @strawberry.mutation(description="End the current session at once.", permission_classes=[IsSession])
     async def log_out(self, info: Info) -> LogOutPayload:
         _, errs = await attempt(accounts.log_out(info.context.services, info.context.viewer))
         return LogOutPayload(user_errors=errs)
@@ -211,15 +203,13 @@ class AccountMutation:
     @strawberry.mutation(
         description="Make a scoped API token for an integration.", permission_classes=[IsSession]
     )
-    async def create_api_token(
-        self, info: Info, input: CreateApiTokenInput
-    ) -> CreateApiTokenPayload:
+    async def create_api_token(self, info: Info, input: CreateApiTokenInput) -> CreateApiTokenPayload:
         created, errs = await attempt(
             accounts.create_api_token(
                 info.context.services,
                 info.context.viewer,
                 input.name,
-                [m.ApiScope(s) for s in input.scopes],
+                list(input.scopes),
                 input.expires_at,
             )
         )
@@ -233,9 +223,7 @@ class AccountMutation:
         description="Revoke one of the viewer's API tokens at once, closing its connections.",
         permission_classes=[IsSession],
     )
-    async def revoke_api_token(
-        self, info: Info, input: RevokeApiTokenInput
-    ) -> RevokeApiTokenPayload:
+    async def revoke_api_token(self, info: Info, input: RevokeApiTokenInput) -> RevokeApiTokenPayload:
         async def run() -> m.ApiToken:
             return await accounts.revoke_api_token(
                 info.context.services,

@@ -11,7 +11,7 @@ from tortoise.models import Model
 from resolvers.errors import NotFound
 from resolvers.pagination import Page
 
-N = TypeVar("N")
+N = TypeVar("N", bound=relay.Node)
 M = TypeVar("M", bound=Model)
 
 

@@ -10,11 +10,11 @@ from strawberry import relay
 
 from models import families as m
 from resolvers import families
+from schema.connections import decode_id, int_ids
 from schema.context import Info
 from schema.enums import EhcpStage
 from schema.errors import UserError, attempt
 from schema.permissions import IsFamily
-from schema.connections import decode_id, int_ids
 
 
 @strawberry.type(description="A child whose evidence the family keeps in its Vault.")
@@ -84,9 +84,7 @@ class Family(relay.Node):
     ) -> list[Family | None]:
         out: list[Family | None] = []
         for row_id in int_ids(node_ids):
-            family = (
-                None if row_id is None else await families.visible_family(info.context.viewer, row_id)
-            )
+            family = None if row_id is None else await families.visible_family(info.context.viewer, row_id)
             out.append(cls.from_model(family) if family else None)
         return out
 
@@ -141,9 +139,7 @@ class FamilyMutation:
         )
         return AddChildPayload(child=Child.from_model(child) if child else None, user_errors=errs)
 
-    @strawberry.mutation(
-        description="Change a child's details.", permission_classes=[IsFamily]
-    )
+    @strawberry.mutation(description="Change a child's details.", permission_classes=[IsFamily])
     async def update_child(self, info: Info, input: UpdateChildInput) -> UpdateChildPayload:
         async def run() -> m.Child:
             return await families.update_child(

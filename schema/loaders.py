@@ -13,7 +13,5 @@ class Loaders:
     def __init__(self) -> None:
         self.user: DataLoader[int, User | None] = DataLoader(loaders.users_by_id)
         self.family: DataLoader[int, Family | None] = DataLoader(loaders.families_by_id)
-        self.family_by_user: DataLoader[int, Family | None] = DataLoader(
-            loaders.families_by_user_id
-        )
+        self.family_by_user: DataLoader[int, Family | None] = DataLoader(loaders.families_by_user_id)
         self.children: DataLoader[int, list[Child]] = DataLoader(loaders.children_by_family_id)

@@ -13,11 +13,11 @@ from models.accounts import ApiScope as Scope
 from resolvers import notifications
 from resolvers.events import user_channel
 from resolvers.viewer import require
+from schema.connections import decode_id, int_ids, to_connection
 from schema.context import Info
 from schema.enums import NotificationKind
 from schema.errors import UserError, attempt
 from schema.permissions import IsSignedIn, needs
-from schema.connections import decode_id, int_ids, to_connection
 from schema.streams import stream
 
 

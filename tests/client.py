@@ -1,0 +1,117 @@
+"""A small GraphQL client for tests: HTTP via httpx, websockets via `websockets`, both protocols."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+
+TRANSPORT_WS = "graphql-transport-ws"
+LEGACY_WS = "graphql-ws"
+
+
+class GraphQLClient:
+    def __init__(self, http: httpx.AsyncClient, ws_url: str) -> None:
+        self.http = http
+        self.ws_url = ws_url
+
+    async def __call__(
+        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+    ) -> dict[str, Any]:
+        """POST a document; returns the whole response body (data and errors)."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        assert response.status_code in (200, 400), response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def data(
+        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+    ) -> dict[str, Any]:
+        """POST a document that must succeed without top-level errors; returns `data`."""
+        body = await self(query, variables, token)
+        assert not body.get("errors"), body["errors"]
+        data: dict[str, Any] = body["data"]
+        return data
+
+    @asynccontextmanager
+    async def socket(
+        self, token: str | None, protocol: str = TRANSPORT_WS, init_payload: Any = None
+    ) -> AsyncIterator[Socket]:
+        """An acknowledged websocket (or one the server closed: see `Socket.closed_code`)."""
+        async with connect(self.ws_url, subprotocols=[protocol]) as ws:  # type: ignore[list-item]
+            sock = Socket(ws, protocol)
+            payload = (
+                init_payload
+                if init_payload is not None
+                else ({"authorization": f"Bearer {token}"} if token else {})
+            )
+            await sock.send({"type": "connection_init", "payload": payload})
+            yield sock
+
+
+@dataclass
+class Socket:
+    ws: ClientConnection
+    protocol: str
+    _next_id: int = 0
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps(message))
+
+    async def receive(self, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109
+        """The next message that is not a keep-alive."""
+        while True:
+            raw = await asyncio.wait_for(self.ws.recv(), timeout)
+            message: dict[str, Any] = json.loads(raw)
+            if message.get("type") not in ("ka", "ping", "pong"):
+                return message
+
+    async def ack(self) -> None:
+        message = await self.receive()
+        assert message["type"] == "connection_ack", message
+
+    async def closed_code(self, timeout: float = 5.0) -> int | None:  # noqa: ASYNC109
+        """Wait for the server to close the socket; returns the close code."""
+        try:
+            while True:
+                await asyncio.wait_for(self.ws.recv(), timeout)
+        except Exception:
+            pass
+        return self.ws.close_code
+
+    async def subscribe(self, query: str, variables: dict[str, Any] | None = None) -> str:
+        self._next_id += 1
+        op_id = str(self._next_id)
+        kind = "subscribe" if self.protocol == TRANSPORT_WS else "start"
+        await self.send(
+            {"id": op_id, "type": kind, "payload": {"query": query, "variables": variables or {}}}
+        )
+        return op_id
+
+    async def next_event(self, op_id: str, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109
+        """The next result of a subscription: its `payload` (data and/or errors)."""
+        message = await self.receive(timeout)
+        assert message.get("id") == op_id, message
+        expected = "next" if self.protocol == TRANSPORT_WS else "data"
+        if message["type"] == "error":
+            return {"errors": message["payload"]}
+        assert message["type"] == expected, message
+        payload: dict[str, Any] = message["payload"]
+        return payload
+
+    async def expect_silence(self, timeout: float = 0.5) -> None:  # noqa: ASYNC109
+        """Nothing (but keep-alives) arrives within `timeout`."""
+        try:
+            message = await self.receive(timeout)
+        except TimeoutError:
+            return
+        raise AssertionError(f"unexpected message {message}")

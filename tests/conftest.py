@@ -1,0 +1,173 @@
+"""One app per test run, served by uvicorn on a free local port, on a database of its own.
+
+DATABASE_URL and BROADCAST_URL choose PostgreSQL and Redis, as for the server; by default the run
+uses a fresh SQLite file and the in-process broadcast. With CI=true a configured PostgreSQL or Redis
+that cannot be reached fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+from tortoise import Tortoise
+from tortoise.connection import get_connection
+from tortoise.context import get_current_context
+
+import server
+from resolvers.clock import Clock
+from tests.client import GraphQLClient
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlparse(url)
+    return urlunparse(parts._replace(path="/" + name))
+
+
+async def _admin_connect(url: str) -> asyncpg.Connection:
+    parts = urlparse(url)
+    return await asyncpg.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        user=parts.username or "postgres",
+        password=parts.password,
+        database=parts.path.lstrip("/") or "postgres",
+    )
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str | None:
+    """A Redis for tests that need one: BROADCAST_URL if it is Redis, else the local default."""
+    url = os.environ.get("BROADCAST_URL", "")
+    return url if url.startswith("redis") else os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    configured = os.environ.get("DATABASE_URL")
+    if configured and configured.startswith(("postgres://", "postgresql://")):
+        name = f"senvault_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        try:
+            admin = await _admin_connect(configured)
+        except OSError as exc:
+            raise RuntimeError(f"PostgreSQL at DATABASE_URL is not reachable: {exc}") from exc
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield _with_database(configured, name)
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
+    else:
+        with tempfile.TemporaryDirectory(prefix="senvault-test-") as tmp:
+            yield f"sqlite://{Path(tmp) / 'test.sqlite3'}"
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> server.Settings:
+    return server.Settings.from_env(
+        {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "BROADCAST_URL": os.environ.get("BROADCAST_URL", "memory://"),
+            "RATE_LIMIT_PER_MINUTE": "1000000",
+            "ANONYMOUS_RATE_LIMIT_PER_MINUTE": "1000000",
+            "BROADCAST_HEARTBEAT_SECONDS": "0.5",
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def clock() -> Clock:
+    return Clock()
+
+
+@dataclass
+class Live:
+    url: str
+    app: Any
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/graphql"
+
+
+@pytest.fixture(scope="session")
+async def live_server(settings: server.Settings, clock: Clock) -> AsyncIterator[Live]:
+    """The real app under uvicorn, in this event loop."""
+    await server.migrate(settings)
+    app = server.create_app(settings, clock)
+    port = _free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", ws_per_message_deflate=False
+    )
+    uv = uvicorn.Server(config)
+    task = asyncio.create_task(uv.serve())
+    while not uv.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("the server did not start")
+        await asyncio.sleep(0.02)
+    # The tests' own queries run in this task, not the server's: give them the ORM too.
+    if get_current_context() is None:
+        await Tortoise.init(config=server.tortoise_config(settings.database_url))
+    try:
+        yield Live(f"http://127.0.0.1:{port}", app)
+    finally:
+        uv.should_exit = True
+        await task
+        await Tortoise.close_connections()
+
+
+async def _truncate() -> None:
+    conn = get_connection("default")
+    tables = [m._meta.db_table for app_models in (Tortoise.apps or {}).values() for m in app_models.values()]
+    if conn.capabilities.dialect == "postgres":
+        await conn.execute_script(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+    else:
+        await conn.execute_script(
+            "PRAGMA foreign_keys = OFF;"
+            + "".join(f"DELETE FROM {t};" for t in tables)
+            + "PRAGMA foreign_keys = ON;"
+        )
+
+
+@pytest.fixture(autouse=True)
+async def clean_state(request: pytest.FixtureRequest, clock: Clock) -> None:
+    """Each test starts on empty tables with the clock at real time."""
+    if "live_server" in request.fixturenames or "gql" in request.fixturenames:
+        request.getfixturevalue("live_server")
+        await _truncate()
+    clock.offset = clock.offset * 0
+
+
+@pytest.fixture
+async def gql(live_server: Live) -> AsyncIterator[GraphQLClient]:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as http:
+        yield GraphQLClient(http, live_server.ws_url)
+
+
+def require_service(name: str, reason: str) -> None:
+    """Skip a test whose service is missing, except on CI, where that is a failure."""
+    if IN_CI:
+        pytest.fail(f"{name} is required on CI: {reason}")
+    pytest.skip(f"{name} not available: {reason}")

@@ -1,0 +1,113 @@
+"""The broadcast hub against a real Redis: first subscribers, several processes, a killed link."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from redis import asyncio as aioredis
+
+from resolvers.broadcast import BROADCAST_INTERRUPTED, SLOW_CONSUMER, Hub, SubscriptionEnded
+from resolvers.events import Envelope
+from tests.conftest import require_service
+
+
+def _event(channel: str, seq: int) -> Envelope:
+    return Envelope(channel, seq, "test", {"n": seq}, datetime.now(UTC))
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        await client.ping()
+    except OSError as exc:
+        await client.aclose()
+        require_service("Redis", str(exc))
+    yield client
+    await client.aclose()
+
+
+async def _hub(url: str) -> Hub:
+    hub = Hub(url, max_queue=10, heartbeat_interval=0.2, reconnect_max_delay=0.5)
+    await hub.connect()
+    return hub
+
+
+async def test_first_subscriber_of_a_fresh_process_receives_events(
+    redis: aioredis.Redis, redis_url: str
+) -> None:
+    # broadcaster's own Redis backend loses these: its listener starts before SUBSCRIBE completes.
+    for _ in range(10):
+        hub = await _hub(redis_url)
+        channel = f"test:{uuid.uuid4().hex}"
+        try:
+            async with hub.subscribe(channel) as sub:
+                await hub.publish(_event(channel, 1))
+                received = await asyncio.wait_for(sub.next(), 2)
+            assert received.seq == 1
+        finally:
+            await hub.disconnect()
+
+
+async def test_events_cross_between_processes_and_stay_on_their_channel(
+    redis: aioredis.Redis, redis_url: str
+) -> None:
+    a, b = await _hub(redis_url), await _hub(redis_url)
+    mine, theirs = f"test:{uuid.uuid4().hex}", f"test:{uuid.uuid4().hex}"
+    try:
+        async with b.subscribe(mine) as sub:
+            await a.publish(_event(theirs, 1))
+            for seq in (1, 2, 3):
+                await a.publish(_event(mine, seq))
+            got = [(await asyncio.wait_for(sub.next(), 2)).seq for _ in range(3)]
+            assert got == [1, 2, 3]
+            assert sub.queued == 0
+    finally:
+        await a.disconnect()
+        await b.disconnect()
+
+
+async def test_a_killed_connection_ends_subscriptions_and_recovers(
+    redis: aioredis.Redis, redis_url: str
+) -> None:
+    hub = await _hub(redis_url)
+    channel = f"test:{uuid.uuid4().hex}"
+    try:
+        async with hub.subscribe(channel) as sub:
+            await hub.publish(_event(channel, 1))
+            assert (await asyncio.wait_for(sub.next(), 2)).seq == 1
+            await redis.client_kill_filter(_type="pubsub")
+            with pytest.raises(SubscriptionEnded) as ended:
+                await asyncio.wait_for(sub.next(), 5)
+            assert ended.value.code == BROADCAST_INTERRUPTED
+        for _ in range(100):
+            if await hub.check():
+                break
+            await asyncio.sleep(0.05)
+        assert await hub.check()
+        async with hub.subscribe(channel) as sub:
+            await hub.publish(_event(channel, 2))
+            assert (await asyncio.wait_for(sub.next(), 2)).seq == 2
+    finally:
+        await hub.disconnect()
+
+
+async def test_a_subscriber_that_does_not_read_is_ended_not_buffered() -> None:
+    hub = await _hub("memory://")
+    channel = "test:slow"
+    try:
+        async with hub.subscribe(channel) as sub:
+            for seq in range(1, 50):
+                await hub.publish(_event(channel, seq))
+            await asyncio.sleep(0.05)
+            assert sub.queued <= hub.max_queue
+            with pytest.raises(SubscriptionEnded) as ended:
+                await sub.next()
+            assert ended.value.code == SLOW_CONSUMER
+            assert sub.queued == 0
+    finally:
+        await hub.disconnect()

@@ -1,0 +1,150 @@
+"""Websockets end to end: authentication, notificationReceived, replay, per-event authorisation."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.client import LEGACY_WS, TRANSPORT_WS, GraphQLClient
+from tests.factories import PASSWORD, Account, sign_up
+
+NOTIFICATIONS = """
+subscription($after: String) {
+  notificationReceived(after: $after) {
+    cursor occurredAt notification { id kind title }
+  }
+}
+"""
+LOG_IN = "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }"
+
+BOTH = pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+
+
+async def _log_in(gql: GraphQLClient, account: Account) -> str:
+    token: str = (await gql.data(LOG_IN, {"e": account.email, "p": PASSWORD}))["logIn"]["token"]
+    return token
+
+
+@BOTH
+async def test_socket_with_valid_token_is_acknowledged(gql: GraphQLClient, protocol: str) -> None:
+    account = await sign_up(gql)
+    async with gql.socket(account.token, protocol) as sock:
+        await sock.ack()
+
+
+@BOTH
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"authorization": "Bearer svs_unknown"},
+        {"authorization": "svs_no_scheme"},
+        {"authorization": 7},
+    ],
+)
+async def test_socket_without_a_valid_token_is_closed_with_4403(
+    gql: GraphQLClient, protocol: str, payload: dict[str, object]
+) -> None:
+    async with gql.socket(None, protocol, init_payload=payload) as sock:
+        assert await sock.closed_code() == 4403
+
+
+@BOTH
+async def test_notification_is_delivered_live(gql: GraphQLClient, protocol: str) -> None:
+    account = await sign_up(gql)
+    async with gql.socket(account.token, protocol) as sock:
+        await sock.ack()
+        op = await sock.subscribe(NOTIFICATIONS)
+        await sock.expect_silence(0.3)
+        await _log_in(gql, account)
+        event = (await sock.next_event(op))["data"]["notificationReceived"]
+    assert event["notification"]["kind"] == "NEW_SIGN_IN"
+    assert event["cursor"]
+
+
+async def test_nobody_receives_another_persons_notifications(gql: GraphQLClient) -> None:
+    me = await sign_up(gql)
+    someone = await sign_up(gql)
+    async with gql.socket(me.token) as sock:
+        await sock.ack()
+        await sock.subscribe(NOTIFICATIONS)
+        await sock.expect_silence(0.3)
+        await _log_in(gql, someone)
+        await sock.expect_silence(0.5)
+
+
+async def test_subscription_resumes_after_a_cursor_without_gap_or_duplicate(
+    gql: GraphQLClient,
+) -> None:
+    account = await sign_up(gql)
+    async with gql.socket(account.token) as sock:
+        await sock.ack()
+        op = await sock.subscribe(NOTIFICATIONS)
+        await sock.expect_silence(0.3)
+        await _log_in(gql, account)
+        first = (await sock.next_event(op))["data"]["notificationReceived"]
+    # Offline: two more sign-ins happen.
+    await _log_in(gql, account)
+    await _log_in(gql, account)
+    async with gql.socket(account.token) as sock:
+        await sock.ack()
+        op = await sock.subscribe(NOTIFICATIONS, {"after": first["cursor"]})
+        missed = [(await sock.next_event(op))["data"]["notificationReceived"] for _ in range(2)]
+        await sock.expect_silence(0.3)
+        await _log_in(gql, account)
+        live = (await sock.next_event(op))["data"]["notificationReceived"]
+    ids = [e["notification"]["id"] for e in [first, *missed, live]]
+    assert len(set(ids)) == 4
+    cursors = [e["cursor"] for e in [first, *missed, live]]
+    assert len(set(cursors)) == 4
+
+
+async def test_a_cursor_from_another_channel_is_refused(gql: GraphQLClient) -> None:
+    me = await sign_up(gql)
+    other = await sign_up(gql)
+    async with gql.socket(other.token) as sock:
+        await sock.ack()
+        op = await sock.subscribe(NOTIFICATIONS)
+        await sock.expect_silence(0.3)
+        await _log_in(gql, other)
+        foreign = (await sock.next_event(op))["data"]["notificationReceived"]["cursor"]
+    async with gql.socket(me.token) as sock:
+        await sock.ack()
+        op = await sock.subscribe(NOTIFICATIONS, {"after": foreign})
+        result = await sock.next_event(op)
+    assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_events_stop_once_the_session_is_logged_out(gql: GraphQLClient) -> None:
+    account = await sign_up(gql)
+    async with gql.socket(account.token) as sock:
+        await sock.ack()
+        op = await sock.subscribe(NOTIFICATIONS)
+        await sock.expect_silence(0.3)
+        await gql.data("mutation { logOut { userErrors { code } } }", token=account.token)
+        await _log_in(gql, account)
+        result = await sock.next_event(op)
+    assert "data" not in result or result.get("data") is None
+    assert result["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_api_token_needs_the_events_scope_to_subscribe(gql: GraphQLClient) -> None:
+    account = await sign_up(gql)
+    create = 'mutation($s: [ApiScope!]!) { createApiToken(input: {name: "CRM", scopes: $s}) { secret } }'
+    without = (await gql.data(create, {"s": ["NOTIFICATIONS_READ"]}, account.token))["createApiToken"][
+        "secret"
+    ]
+    with_scope = (await gql.data(create, {"s": ["NOTIFICATIONS_READ", "EVENTS_SUBSCRIBE"]}, account.token))[
+        "createApiToken"
+    ]["secret"]
+    async with gql.socket(without) as sock:
+        await sock.ack()
+        op = await sock.subscribe(NOTIFICATIONS)
+        result = await sock.next_event(op)
+        assert result["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    async with gql.socket(with_scope) as sock:
+        await sock.ack()
+        op = await sock.subscribe(NOTIFICATIONS)
+        await sock.expect_silence(0.3)
+        await _log_in(gql, account)
+        event = (await sock.next_event(op))["data"]["notificationReceived"]
+        assert event["notification"]["kind"] == "NEW_SIGN_IN"
