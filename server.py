@@ -65,6 +65,7 @@ class Settings:
     max_subscription_queue: int
     heartbeat_seconds: float
     session_ttl_days: int
+    sweep_seconds: float
     debug: bool
 
     @classmethod
@@ -79,6 +80,7 @@ class Settings:
             max_subscription_queue=config("MAX_SUBSCRIPTION_QUEUE", cast=int, default=1000),
             heartbeat_seconds=config("BROADCAST_HEARTBEAT_SECONDS", cast=float, default=5.0),
             session_ttl_days=config("SESSION_TTL_DAYS", cast=int, default=30),
+            sweep_seconds=config("SWEEP_SECONDS", cast=float, default=60.0),
             debug=config("DEBUG", cast=bool, default=False),
         )
 
@@ -279,6 +281,19 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
+async def _sweep(services: Services, every: float) -> None:
+    """Clock-driven changes (requests expiring): every process sweeps; conditional writes keep
+    each change to one process."""
+    from resolvers import support_requests
+
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await support_requests.expire_due(services)
+        except Exception:
+            log.exception("sweep failed; retrying at the next interval")
+
+
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
     """The ASGI app. Tests pass their own settings and a clock they can move."""
     settings = settings or Settings.from_env()
@@ -300,10 +315,15 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 heartbeat_interval=settings.heartbeat_seconds,
             )
             await hub.connect()
-            app.state.services = Services(clock=clock, hub=hub, policy=policy)
+            services = Services(clock=clock, hub=hub, policy=policy)
+            app.state.services = services
+            sweeper = asyncio.create_task(_sweep(services, settings.sweep_seconds), name="sweeper")
             try:
                 yield
             finally:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
                 await hub.disconnect()
 
     view = GraphQLView(

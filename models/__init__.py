@@ -3,6 +3,8 @@
 MODEL_MODULES = [
     "models.accounts",
     "models.families",
+    "models.advocates",
+    "models.support",
     "models.notifications",
     "models.events",
 ]

@@ -26,6 +26,7 @@ class Family(Model):
     user: fields.OneToOneRelation[User] = fields.OneToOneField(
         "models.User", related_name="family", on_delete=fields.CASCADE
     )
+    user_id: int
     created_at = fields.DatetimeField()
 
     class Meta:
@@ -37,6 +38,7 @@ class Child(Model):
     family: fields.ForeignKeyRelation[Family] = fields.ForeignKeyField(
         "models.Family", related_name="children", on_delete=fields.CASCADE
     )
+    family_id: int
     display_name = fields.CharField(max_length=100)
     date_of_birth = fields.DateField()
     ehcp_stage = fields.CharEnumField(EhcpStage, max_length=32)

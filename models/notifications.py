@@ -29,6 +29,7 @@ class Notification(Model):
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="notifications", on_delete=fields.CASCADE
     )
+    user_id: int
     kind = fields.CharEnumField(NotificationKind, max_length=40)
     title = fields.CharField(max_length=200)
     body = fields.TextField(default="")

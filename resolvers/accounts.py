@@ -15,9 +15,10 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from models.accounts import ApiScope, ApiToken, Role, Session, User
+from models.advocates import Advocate
 from models.families import Family
 from models.notifications import NotificationKind
-from resolvers import notifications, validation
+from resolvers import advocates, notifications, validation
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import unit_of_work
 from resolvers.services import Services
@@ -93,6 +94,8 @@ async def sign_up(services: Services, email: str, password: str, display_name: s
             )
             if role is Role.FAMILY:
                 await Family.create(user=user, created_at=now)
+            else:
+                await advocates.create_profile(user.id, name, now)
             token = await _open_session(services, user, now)
     except IntegrityError as exc:
         # Two sign-ups with one address raced past the check above; the unique key decided.
@@ -191,13 +194,18 @@ async def _viewer_for(
     scopes: frozenset[ApiScope] | None = None,
 ) -> Viewer:
     family_id: int | None = None
+    advocate_id: int | None = None
     if user.role is Role.FAMILY:
         family = await Family.get_or_none(user_id=user.id)
         family_id = family.id if family else None
+    elif user.role is Role.ADVOCATE:
+        advocate = await Advocate.get_or_none(user_id=user.id)
+        advocate_id = advocate.id if advocate else None
     return Viewer(
         user_id=user.id,
         role=user.role,
         family_id=family_id,
+        advocate_id=advocate_id,
         session_id=session_id,
         api_token_id=api_token_id,
         scopes=scopes,

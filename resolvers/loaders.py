@@ -19,12 +19,12 @@ async def families_by_id(ids: Sequence[int]) -> list[Family | None]:
 
 
 async def families_by_user_id(user_ids: Sequence[int]) -> list[Family | None]:
-    rows = {f.user_id: f for f in await Family.filter(user_id__in=list(user_ids))}  # type: ignore[attr-defined]
+    rows = {f.user_id: f for f in await Family.filter(user_id__in=list(user_ids))}
     return [rows.get(i) for i in user_ids]
 
 
 async def children_by_family_id(family_ids: Sequence[int]) -> list[list[Child]]:
     grouped: dict[int, list[Child]] = {i: [] for i in family_ids}
     for child in await Child.filter(family_id__in=list(family_ids)).order_by("id"):
-        grouped[child.family_id].append(child)  # type: ignore[attr-defined]
+        grouped[child.family_id].append(child)
     return [grouped[i] for i in family_ids]

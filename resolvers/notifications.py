@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from models.accounts import ApiScope
 from models.notifications import Notification, NotificationKind
 from resolvers.errors import InvalidInput
@@ -11,6 +13,13 @@ from resolvers.services import Services
 from resolvers.viewer import Viewer, require
 
 EVENT_KIND = "notification"
+
+
+def subject(type_name: str, row_id: int) -> str:
+    """The global ID a notification points at (Relay's base64 of "Type:id")."""
+    return base64.b64encode(f"{type_name}:{row_id}".encode()).decode()
+
+
 MAX_MARK_IDS = 100
 
 

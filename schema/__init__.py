@@ -12,9 +12,11 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from schema.accounts import AccountMutation, AccountQuery
+from schema.advocates import AdvocateMutation, AdvocateQuery
 from schema.errors import ErrorPolicy
 from schema.families import FamilyMutation
 from schema.notifications import NotificationMutation, NotificationQuery, NotificationSubscription
+from schema.support import SupportMutation, SupportQuery, SupportSubscription
 
 MAX_DEPTH = 12
 MAX_ALIASES = 30
@@ -22,19 +24,19 @@ MAX_TOKENS = 2000
 
 
 @strawberry.type(description="Everything that can be read.")
-class Query(AccountQuery, NotificationQuery):
+class Query(AccountQuery, AdvocateQuery, SupportQuery, NotificationQuery):
     node: relay.Node | None = relay.node(
         description="Any object by its global ID; null when it does not exist or is not yours."
     )
 
 
 @strawberry.type(description="Everything that can be changed.")
-class Mutation(AccountMutation, FamilyMutation, NotificationMutation):
+class Mutation(AccountMutation, FamilyMutation, AdvocateMutation, SupportMutation, NotificationMutation):
     pass
 
 
 @strawberry.type(description="Live events over websockets (graphql-transport-ws or graphql-ws).")
-class Subscription(NotificationSubscription):
+class Subscription(SupportSubscription, NotificationSubscription):
     pass
 
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
 
 from models import accounts as m
+from models.advocates import Advocate as AdvocateRow
 from resolvers import accounts
 from schema.connections import decode_id, int_ids
+
+if TYPE_CHECKING:
+    from schema.advocates import Advocate
 from schema.context import Info
 from schema.enums import ApiScope, Role
 from schema.errors import UserError, attempt
@@ -48,6 +52,16 @@ class User(relay.Node):
             return None
         family = await info.context.loaders.family.load(viewer.family_id)
         return Family.from_model(family) if family else None
+
+    @strawberry.field(description="The advocate profile, for an advocate account viewing itself.")
+    async def advocate(self, info: Info) -> Annotated[Advocate, strawberry.lazy("schema.advocates")] | None:
+        from schema.advocates import Advocate as AdvocateType
+
+        viewer = info.context.viewer
+        if viewer is None or viewer.user_id != self.id or viewer.advocate_id is None:
+            return None
+        row = await AdvocateRow.get_or_none(id=viewer.advocate_id)
+        return AdvocateType.from_model(row) if row else None
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

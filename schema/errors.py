@@ -49,7 +49,8 @@ def top_level_code(error: GraphQLError) -> str | None:
     if isinstance(original, _CODED):
         return original.code  # type: ignore[attr-defined, no-any-return]
     if isinstance(original, errors.UserError):
-        return original.code
+        # A bad argument to a query (which has no userErrors to carry it).
+        return "BAD_USER_INPUT"
     if original is None or isinstance(original, GraphQLError):
         # Parse and validation errors, bad variables, limits: the client's request is at fault.
         code = (error.extensions or {}).get("code")
@@ -85,6 +86,9 @@ class ErrorPolicy(MaskErrors):
                     )
                 )
             else:
+                extra: dict[str, object] = {}
+                if isinstance(error.original_error, errors.UserError):
+                    extra = {"reason": error.original_error.code, "field": error.original_error.field}
                 processed.append(
                     GraphQLError(
                         error.message,
@@ -92,7 +96,7 @@ class ErrorPolicy(MaskErrors):
                         source=error.source,
                         positions=error.positions,
                         path=error.path,
-                        extensions={**(error.extensions or {}), "code": code},
+                        extensions={**(error.extensions or {}), **extra, "code": code},
                     )
                 )
         return processed

@@ -64,7 +64,7 @@ class Family(relay.Node):
 
     @classmethod
     def from_model(cls, family: m.Family) -> Family:
-        return cls(id=family.id, user_id=family.user_id, created_at=family.created_at)  # type: ignore[attr-defined]
+        return cls(id=family.id, user_id=family.user_id, created_at=family.created_at)
 
     @strawberry.field(description="The family's name as shown to advocates.")
     async def display_name(self, info: Info) -> str:

@@ -92,6 +92,7 @@ def settings(database_url: str) -> server.Settings:
             "RATE_LIMIT_PER_MINUTE": "1000000",
             "ANONYMOUS_RATE_LIMIT_PER_MINUTE": "1000000",
             "BROADCAST_HEARTBEAT_SECONDS": "0.5",
+            "SWEEP_SECONDS": "0.1",
         }
     )
 

@@ -1,0 +1,226 @@
+"""Advocate profiles, verification by admins, and the directory families search."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from tortoise.expressions import F, Q
+
+from models.accounts import Role
+from models.advocates import (
+    LIST_DELIMITER,
+    Advocate,
+    AdvocateType,
+    Availability,
+    Specialism,
+    Verification,
+    pack,
+)
+from models.notifications import NotificationKind
+from resolvers import notifications, validation
+from resolvers.errors import InvalidInput, NotFound, UserError
+from resolvers.events import unit_of_work
+from resolvers.pagination import Page, paginate
+from resolvers.services import Services
+from resolvers.viewer import Viewer, require
+
+MAX_BIO = 5000
+MAX_AREAS = 50
+MAX_AREA_LENGTH = 100
+MAX_CAPACITY = 200
+MAX_NOTE = 1000
+MAX_SEARCH = 100
+# An area that means "works with families anywhere, remotely".
+REMOTE = "Remote"
+
+
+async def create_profile(user_id: int, display_name: str, now: datetime) -> Advocate:
+    """The empty profile every advocate account starts with (unverified, so not yet listed)."""
+    return await Advocate.create(user_id=user_id, display_name=display_name, created_at=now, updated_at=now)
+
+
+def can_see(viewer: Viewer | None, advocate: Advocate) -> bool:
+    """Verified profiles are public; others only to the advocate themselves and to admins."""
+    if advocate.verification is Verification.VERIFIED:
+        return True
+    if viewer is None:
+        return False
+    return viewer.advocate_id == advocate.id or (viewer.role is Role.ADMIN and not viewer.is_api_token)
+
+
+async def visible(viewer: Viewer | None, advocate_id: int) -> Advocate | None:
+    advocate = await Advocate.get_or_none(id=advocate_id)
+    return advocate if advocate is not None and can_see(viewer, advocate) else None
+
+
+async def own_profile(viewer: Viewer | None) -> Advocate | None:
+    if viewer is None or viewer.advocate_id is None:
+        return None
+    return await Advocate.get_or_none(id=viewer.advocate_id)
+
+
+def _areas(values: list[str]) -> list[str]:
+    if len(values) > MAX_AREAS:
+        raise InvalidInput("areas", f"List at most {MAX_AREAS} areas.", "TOO_LONG")
+    cleaned: list[str] = []
+    for value in values:
+        area = validation.text("areas", value, max_length=MAX_AREA_LENGTH)
+        if LIST_DELIMITER in area:
+            raise InvalidInput("areas", f"Area names cannot contain {LIST_DELIMITER!r}.")
+        if area.lower() not in {a.lower() for a in cleaned}:
+            cleaned.append(area)
+    return cleaned
+
+
+async def update_profile(
+    services: Services,
+    viewer: Viewer | None,
+    *,
+    display_name: str | None = None,
+    bio: str | None = None,
+    advocate_type: AdvocateType | None = None,
+    specialisms: list[Specialism] | None = None,
+    areas: list[str] | None = None,
+    capacity: int | None = None,
+    availability: Availability | None = None,
+    capacity_expected_on: date | None = None,
+    clear_capacity_expected_on: bool = False,
+) -> Advocate:
+    """Change any part of the viewer's own profile; what is left out stays as it is."""
+    v = require(viewer, roles=[Role.ADVOCATE], session_only=True)
+    assert v.advocate_id is not None
+    changes: dict[str, object] = {}
+    if display_name is not None:
+        changes["display_name"] = validation.text("displayName", display_name, max_length=100)
+    if bio is not None:
+        changes["bio"] = validation.text("bio", bio, max_length=MAX_BIO, required=False, multiline=True)
+    if advocate_type is not None:
+        changes["advocate_type"] = advocate_type
+    if specialisms is not None:
+        changes["specialisms"] = pack(sorted({s.value for s in specialisms}))
+    if areas is not None:
+        changes["areas"] = pack(_areas(areas))
+    if capacity is not None:
+        if not 0 <= capacity <= MAX_CAPACITY:
+            raise InvalidInput("capacity", f"Capacity is between 0 and {MAX_CAPACITY} cases.", "OUT_OF_RANGE")
+        changes["capacity"] = capacity
+    if availability is not None:
+        changes["availability"] = availability
+    now = services.clock.now()
+    if capacity_expected_on is not None:
+        if capacity_expected_on < now.date():
+            raise InvalidInput("capacityExpectedOn", "This date has passed.", "DATE_IN_PAST")
+        changes["capacity_expected_on"] = capacity_expected_on
+    elif clear_capacity_expected_on:
+        changes["capacity_expected_on"] = None
+    if changes:
+        changes["updated_at"] = now
+        await Advocate.filter(id=v.advocate_id).update(**changes)
+    return await Advocate.get(id=v.advocate_id)
+
+
+async def request_verification(services: Services, viewer: Viewer | None) -> Advocate:
+    """Ask an admin to verify the viewer's profile; it must say what they do and where."""
+    v = require(viewer, roles=[Role.ADVOCATE], session_only=True)
+    advocate = await Advocate.get(id=v.advocate_id)
+    if advocate.verification in (Verification.PENDING, Verification.VERIFIED):
+        raise UserError(
+            "INVALID_TRANSITION",
+            f"Verification is already {advocate.verification.value.lower()}.",
+        )
+    missing = [
+        name
+        for name, value in (
+            ("bio", advocate.bio),
+            ("specialisms", advocate.specialisms),
+            ("areas", advocate.areas),
+        )
+        if not value
+    ]
+    if missing:
+        raise UserError(
+            "PROFILE_INCOMPLETE",
+            "Add a bio, at least one specialism and at least one area before asking for verification.",
+            missing[0],
+        )
+    updated = await Advocate.filter(
+        id=advocate.id, verification__in=[Verification.UNVERIFIED, Verification.REJECTED]
+    ).update(verification=Verification.PENDING, updated_at=services.clock.now())
+    if not updated:
+        raise UserError("INVALID_TRANSITION", "Verification was already requested.")
+    return await Advocate.get(id=advocate.id)
+
+
+async def verify(
+    services: Services, viewer: Viewer | None, advocate_id: int, decision: Verification, note: str
+) -> Advocate:
+    """An admin's decision on a pending verification; the advocate is told."""
+    require(viewer, roles=[Role.ADMIN], session_only=True)
+    if decision not in (Verification.VERIFIED, Verification.REJECTED):
+        raise InvalidInput("decision", "Decide VERIFIED or REJECTED.")
+    clean_note = validation.text("note", note, max_length=MAX_NOTE, required=False, multiline=True)
+    advocate = await Advocate.get_or_none(id=advocate_id)
+    if advocate is None:
+        raise NotFound("Advocate", "advocateId")
+    now = services.clock.now()
+    async with unit_of_work(services) as outbox:
+        updated = await Advocate.filter(id=advocate_id, verification=Verification.PENDING).update(
+            verification=decision, verification_note=clean_note, verification_decided_at=now, updated_at=now
+        )
+        if not updated:
+            raise UserError("INVALID_TRANSITION", "This advocate has not asked for verification.")
+        await notifications.notify(
+            outbox,
+            advocate.user_id,
+            NotificationKind.VERIFICATION_DECIDED,
+            "Your profile is verified"
+            if decision is Verification.VERIFIED
+            else "Your verification was not approved",
+            clean_note,
+        )
+    return await Advocate.get(id=advocate_id)
+
+
+@dataclass(frozen=True)
+class DirectoryFilter:
+    advocate_type: AdvocateType | None = None
+    specialism: Specialism | None = None
+    area: str | None = None
+    accepting_only: bool = False
+    text: str | None = None
+
+
+async def directory(
+    viewer: Viewer | None, flt: DirectoryFilter, first: int | None, after: str | None
+) -> Page[Advocate]:
+    """Verified advocates matching the filter, in a stable order."""
+    query = Advocate.filter(verification=Verification.VERIFIED)
+    if flt.advocate_type is not None:
+        query = query.filter(advocate_type=flt.advocate_type)
+    if flt.specialism is not None:
+        query = query.filter(specialisms__contains=pack([flt.specialism.value]))
+    if flt.area is not None:
+        area = validation.text("area", flt.area, max_length=MAX_AREA_LENGTH)
+        query = query.filter(Q(areas__icontains=pack([area])) | Q(areas__icontains=pack([REMOTE])))
+    if flt.accepting_only:
+        query = query.filter(
+            availability__in=[Availability.ACCEPTING, Availability.LIMITED],
+            active_case_count__lt=F("capacity"),
+        )
+    if flt.text:
+        text = validation.text("text", flt.text, max_length=MAX_SEARCH)
+        query = query.filter(Q(display_name__icontains=text) | Q(bio__icontains=text))
+    return await paginate(query, kind="Advocate", first=first, after=after, newest_first=False)
+
+
+async def verification_queue(viewer: Viewer | None, first: int | None, after: str | None) -> Page[Advocate]:
+    """Advocates waiting for an admin's decision, oldest first."""
+    require(viewer, roles=[Role.ADMIN], session_only=True)
+    return await paginate(
+        Advocate.filter(verification=Verification.PENDING),
+        kind="Advocate",
+        first=first,
+        after=after,
+        newest_first=False,
+    )

@@ -1,0 +1,100 @@
+"""The message thread a request and its relationship share: read by both sides, closed when done."""
+
+from __future__ import annotations
+
+from models.accounts import ApiScope
+from models.notifications import NotificationKind
+from models.support import Message, SupportRelationship, SupportRequest, Thread
+from resolvers import notifications, support_requests, validation
+from resolvers.errors import InvalidInput, NotFound, UserError
+from resolvers.events import thread_channel, unit_of_work
+from resolvers.pagination import Page, paginate
+from resolvers.services import Services
+from resolvers.viewer import Viewer, require
+
+MAX_BODY = 5000
+EVENT_KIND = "message.added"
+
+
+def is_party(viewer: Viewer | None, thread: Thread) -> bool:
+    if viewer is None or not viewer.has_scope(ApiScope.REQUESTS_READ):
+        return False
+    return viewer.family_id == thread.family_id or viewer.advocate_id == thread.advocate_id
+
+
+async def visible_thread(
+    viewer: Viewer | None, *, request_id: int | None = None, relationship_id: int | None = None
+) -> Thread | None:
+    """The thread of a request or relationship the viewer is a party to."""
+    thread_id: int | None = None
+    if request_id is not None:
+        request = await SupportRequest.get_or_none(id=request_id)
+        thread_id = request.thread_id if request else None
+    elif relationship_id is not None:
+        relationship = await SupportRelationship.get_or_none(id=relationship_id)
+        thread_id = relationship.thread_id if relationship else None
+    if thread_id is None:
+        return None
+    thread = await Thread.get(id=thread_id)
+    return thread if is_party(viewer, thread) else None
+
+
+async def send(
+    services: Services,
+    viewer: Viewer | None,
+    *,
+    request_id: int | None,
+    relationship_id: int | None,
+    body: str,
+) -> Message:
+    """Post to a thread the viewer is a party to, while it is open."""
+    v = require(viewer, scope=ApiScope.REQUESTS_WRITE)
+    if (request_id is None) == (relationship_id is None):
+        raise InvalidInput("requestId", "Give either a requestId or a relationshipId.", "REQUIRED")
+    text = validation.text("body", body, max_length=MAX_BODY, multiline=True)
+    thread = await visible_thread(v, request_id=request_id, relationship_id=relationship_id)
+    if thread is None:
+        raise NotFound(
+            "Support request" if request_id is not None else "Support relationship",
+            "requestId" if request_id is not None else "relationshipId",
+        )
+    if thread.closed_at is not None:
+        raise UserError("THREAD_CLOSED", "This conversation has ended; it can be read but not added to.")
+    now = services.clock.now()
+    async with unit_of_work(services) as outbox:
+        # Re-checked inside the transaction: a close that committed meanwhile wins.
+        still_open = await Thread.filter(id=thread.id, closed_at__isnull=True).update(closed_at=None)
+        if not still_open:
+            raise UserError("THREAD_CLOSED", "This conversation has ended; it can be read but not added to.")
+        message = await Message.create(thread_id=thread.id, author_id=v.user_id, body=text, created_at=now)
+        if v.advocate_id is not None:
+            await SupportRelationship.filter(
+                thread_id=thread.id, first_advocate_message_at__isnull=True
+            ).update(first_advocate_message_at=now)
+        await thread.fetch_related("family", "advocate")
+        recipient = thread.advocate.user_id if v.family_id is not None else thread.family.user_id
+        await notifications.notify(
+            outbox,
+            recipient,
+            NotificationKind.MESSAGE_RECEIVED,
+            "New message",
+            text[:200],
+            notifications.subject("Message", message.id),
+        )
+        await outbox.emit(thread_channel(thread.id), EVENT_KIND, {"messageId": message.id})
+        request = await SupportRequest.filter(thread_id=thread.id).order_by("-id").first()
+        if request is not None:
+            await support_requests.announce_update(outbox, request)
+    return message
+
+
+async def list_for(thread: Thread, first: int | None, after: str | None) -> Page[Message]:
+    """A thread's messages, oldest first."""
+    return await paginate(
+        Message.filter(thread_id=thread.id), kind="Message", first=first, after=after, newest_first=False
+    )
+
+
+async def visible_message(viewer: Viewer | None, message_id: int) -> Message | None:
+    message = await Message.filter(id=message_id).select_related("thread").first()
+    return message if message is not None and is_party(viewer, message.thread) else None

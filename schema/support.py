@@ -1,0 +1,570 @@
+"""Support requests, relationships and their shared message thread."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry import relay
+from strawberry.permission import BasePermission
+
+from models import support as m
+from models.accounts import ApiScope as Scope
+from models.advocates import Advocate as AdvocateRow
+from models.families import Child as ChildRow
+from models.families import Family as FamilyRow
+from resolvers import messages, support_requests
+from resolvers.events import thread_channel, user_channel
+from resolvers.viewer import require
+from schema.accounts import User
+from schema.advocates import Advocate
+from schema.connections import decode_id, int_ids, to_connection
+from schema.context import Info
+from schema.enums import (
+    CloseReason,
+    DeclineReason,
+    EhcpStage,
+    RelationshipStatus,
+    RequestStatus,
+    SuggestionKind,
+    SupportType,
+)
+from schema.errors import UserError, attempt
+from schema.families import Child, Family
+from schema.permissions import IsAdvocate, IsFamily, IsSignedIn, needs
+from schema.streams import stream
+
+
+@strawberry.type(description="A message in the thread a request and its relationship share.")
+class Message(relay.Node):
+    id: relay.NodeID[int]
+    body: str = strawberry.field(description="The text.")
+    created_at: datetime = strawberry.field(description="When it was sent.")
+    author_id: strawberry.Private[int]
+
+    @classmethod
+    def from_model(cls, msg: m.Message) -> Message:
+        return cls(id=msg.id, body=msg.body, created_at=msg.created_at, author_id=msg.author_id)
+
+    @strawberry.field(description="Who wrote it.")
+    async def author(self, info: Info) -> User | None:
+        user = await info.context.loaders.user.load(self.author_id)
+        return User.from_model(user) if user else None
+
+    @strawberry.field(description="Whether the viewer wrote it.")
+    def from_viewer(self, info: Info) -> bool:
+        viewer = info.context.viewer
+        return viewer is not None and viewer.user_id == self.author_id
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Any, required: bool = False
+    ) -> list[Message | None]:
+        out: list[Message | None] = []
+        for row_id in int_ids(node_ids):
+            msg = None if row_id is None else await messages.visible_message(info.context.viewer, row_id)
+            out.append(cls.from_model(msg) if msg else None)
+        return out
+
+
+@strawberry.type(description="A page of messages, oldest first.")
+class MessageConnection(relay.Connection[Message]):
+    pass
+
+
+async def _thread_messages(
+    info: Info,
+    *,
+    request_id: int | None = None,
+    relationship_id: int | None = None,
+    first: int | None,
+    after: str | None,
+) -> MessageConnection:
+    thread = await messages.visible_thread(
+        info.context.viewer, request_id=request_id, relationship_id=relationship_id
+    )
+    if thread is None:
+        return MessageConnection(
+            edges=[],
+            page_info=relay.PageInfo(
+                has_next_page=False, has_previous_page=False, start_cursor=None, end_cursor=None
+            ),
+        )
+    page = await messages.list_for(thread, first, after)
+    return to_connection(MessageConnection, page, Message.from_model)  # type: ignore[return-value]
+
+
+@strawberry.type(description="Somewhere else a declined family might turn.")
+class SuggestedAlternative:
+    kind: SuggestionKind = strawberry.field(
+        description="Another advocate, IPSEA, SENDIASS, or another organisation."
+    )
+    name: str = strawberry.field(description="Who.")
+    note: str = strawberry.field(description="Why, or how to reach them.")
+    advocate_id: strawberry.Private[int | None]
+
+    @strawberry.field(description="The advocate suggested, when the suggestion is an advocate.")
+    async def advocate(self, info: Info) -> Advocate | None:
+        if self.advocate_id is None:
+            return None
+        found = await Advocate.resolve_nodes(info=info, node_ids=[str(self.advocate_id)])
+        return found[0]
+
+
+@strawberry.type(description="A family's request to one advocate for support with one child.")
+class SupportRequest(relay.Node):
+    id: relay.NodeID[int]
+    status: RequestStatus = strawberry.field(description="Where the request stands.")
+    message: str = strawberry.field(description="What the family wrote.")
+    support_types: list[SupportType] = strawberry.field(description="The kinds of support sought.")
+    child_display_name: str = strawberry.field(description="The child's name, as when sent.")
+    child_age_years: int = strawberry.field(description="The child's age when the request was sent.")
+    ehcp_stage: EhcpStage = strawberry.field(description="The EHCP stage when the request was sent.")
+    created_at: datetime = strawberry.field(description="When it was sent.")
+    respond_by: datetime = strawberry.field(description="When the advocate should answer by (SLA).")
+    expires_at: datetime = strawberry.field(description="When it expires if nobody answers.")
+    decline_reason: DeclineReason | None = strawberry.field(description="Why it was declined.")
+    decline_message: str | None = strawberry.field(description="The advocate's note when declining.")
+    _row: strawberry.Private[m.SupportRequest]
+
+    @classmethod
+    def from_model(cls, r: m.SupportRequest) -> SupportRequest:
+        return cls(
+            id=r.id,
+            status=r.status,
+            message=r.message,
+            support_types=[m.SupportType(t) for t in r.support_types],
+            child_display_name=r.child_display_name,
+            child_age_years=r.child_age_years,
+            ehcp_stage=r.ehcp_stage,
+            created_at=r.created_at,
+            respond_by=r.respond_by,
+            expires_at=r.expires_at,
+            decline_reason=r.decline_reason,
+            decline_message=r.decline_message or None,
+            _row=r,
+        )
+
+    @strawberry.field(description="The family that sent it.")
+    async def family(self, info: Info) -> Family | None:
+        row = await FamilyRow.get_or_none(id=self._row.family_id)
+        return Family.from_model(row) if row else None
+
+    @strawberry.field(description="The child it is about; only the family sees the child's record.")
+    async def child(self, info: Info) -> Child | None:
+        viewer = info.context.viewer
+        if viewer is None or viewer.family_id != self._row.family_id:
+            return None
+        row = await ChildRow.get_or_none(id=self._row.child_id)
+        return Child.from_model(row) if row else None
+
+    @strawberry.field(description="The advocate it was sent to.")
+    async def advocate(self, info: Info) -> Advocate | None:
+        row = await AdvocateRow.get_or_none(id=self._row.advocate_id)
+        return Advocate.from_model(row) if row else None
+
+    @strawberry.field(description="Where else the advocate suggested the family turn, on declining.")
+    def suggested_alternatives(self) -> list[SuggestedAlternative]:
+        return [
+            SuggestedAlternative(
+                kind=m.SuggestionKind(s["kind"]),
+                name=s.get("name", ""),
+                note=s.get("note", ""),
+                advocate_id=int(s["advocateId"]) if s.get("advocateId") else None,
+            )
+            for s in self._row.suggested_alternatives
+        ]
+
+    @strawberry.field(description="The relationship it became, once accepted.")
+    async def relationship(self, info: Info) -> SupportRelationship | None:
+        row = await support_requests.relationship_of(self._row)
+        return SupportRelationship.from_model(row) if row else None
+
+    @strawberry.field(description="The thread shared with the relationship, oldest first.")
+    async def messages(
+        self, info: Info, first: int | None = 50, after: str | None = None
+    ) -> MessageConnection:
+        return await _thread_messages(info, request_id=self.id, first=first, after=after)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Any, required: bool = False
+    ) -> list[SupportRequest | None]:
+        out: list[SupportRequest | None] = []
+        for row_id in int_ids(node_ids):
+            r = None if row_id is None else await support_requests.visible(info.context.viewer, row_id)
+            out.append(cls.from_model(r) if r else None)
+        return out
+
+
+@strawberry.type(description="An advocate supporting a family with one child (an advocate connection).")
+class SupportRelationship(relay.Node):
+    id: relay.NodeID[int]
+    status: RelationshipStatus = strawberry.field(description="ACTIVE or CLOSED.")
+    opened_at: datetime = strawberry.field(description="When the request was accepted.")
+    closed_at: datetime | None = strawberry.field(description="When it ended.")
+    close_reason: CloseReason | None = strawberry.field(description="Why it ended.")
+    close_note: str | None = strawberry.field(description="The note left when it ended.")
+    _row: strawberry.Private[m.SupportRelationship]
+
+    @classmethod
+    def from_model(cls, r: m.SupportRelationship) -> SupportRelationship:
+        return cls(
+            id=r.id,
+            status=r.status,
+            opened_at=r.opened_at,
+            closed_at=r.closed_at,
+            close_reason=r.close_reason,
+            close_note=r.close_note or None,
+            _row=r,
+        )
+
+    @strawberry.field(description="The family supported.")
+    async def family(self, info: Info) -> Family | None:
+        row = await FamilyRow.get_or_none(id=self._row.family_id)
+        return Family.from_model(row) if row else None
+
+    @strawberry.field(description="The advocate.")
+    async def advocate(self, info: Info) -> Advocate | None:
+        row = await AdvocateRow.get_or_none(id=self._row.advocate_id)
+        return Advocate.from_model(row) if row else None
+
+    @strawberry.field(description="The request it came from.")
+    async def request(self, info: Info) -> SupportRequest | None:
+        row = await m.SupportRequest.get_or_none(id=self._row.request_id)
+        return SupportRequest.from_model(row) if row else None
+
+    @strawberry.field(description="The thread, oldest first; read-only once closed.")
+    async def messages(
+        self, info: Info, first: int | None = 50, after: str | None = None
+    ) -> MessageConnection:
+        return await _thread_messages(info, relationship_id=self.id, first=first, after=after)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Any, required: bool = False
+    ) -> list[SupportRelationship | None]:
+        out: list[SupportRelationship | None] = []
+        viewer = info.context.viewer
+        for row_id in int_ids(node_ids):
+            r = None if row_id is None else await m.SupportRelationship.get_or_none(id=row_id)
+            seen = (
+                r is not None
+                and viewer is not None
+                and viewer.has_scope(Scope.REQUESTS_READ)
+                and (viewer.family_id == r.family_id or viewer.advocate_id == r.advocate_id)
+            )
+            out.append(cls.from_model(r) if r and seen else None)
+        return out
+
+
+@strawberry.type(description="A page of support requests, newest first.")
+class SupportRequestConnection(relay.Connection[SupportRequest]):
+    pass
+
+
+@strawberry.input(description="Which support requests to list.")
+class SupportRequestFilter:
+    status: list[RequestStatus] | None = strawberry.field(default=None, description="Any of these.")
+
+
+@strawberry.input(description="A request for support, to one advocate about one child.")
+class SendSupportRequestInput:
+    advocate_id: relay.GlobalID = strawberry.field(description="A verified advocate taking requests.")
+    child_id: relay.GlobalID = strawberry.field(description="One of your children.")
+    message: str = strawberry.field(description="Your situation, in 1–5,000 characters.")
+    support_types: list[SupportType] = strawberry.field(description="At least one.")
+
+
+@strawberry.input(description="A message to the family asking for more before deciding.")
+class RequestMoreInformationInput:
+    request_id: relay.GlobalID = strawberry.field(description="An open request to you.")
+    message: str = strawberry.field(description="Your questions, in 1–5,000 characters.")
+
+
+@strawberry.input(description="Accept a request, opening the relationship.")
+class AcceptSupportRequestInput:
+    request_id: relay.GlobalID = strawberry.field(description="An open request to you.")
+    message: str | None = strawberry.field(default=None, description="A first message to the family.")
+
+
+@strawberry.input(description="Another place to turn, when declining.")
+class SuggestedAlternativeInput:
+    kind: SuggestionKind = strawberry.field(description="What kind of alternative.")
+    advocate_id: relay.GlobalID | None = strawberry.field(
+        default=None, description="For ADVOCATE: a verified advocate."
+    )
+    name: str | None = strawberry.field(default=None, description="For organisations: its name.")
+    note: str | None = strawberry.field(default=None, description="Up to 500 characters.")
+
+
+@strawberry.input(description="Decline a request, with a reason and where else to turn.")
+class DeclineSupportRequestInput:
+    request_id: relay.GlobalID = strawberry.field(description="An open request to you.")
+    reason: DeclineReason = strawberry.field(description="Why.")
+    message: str | None = strawberry.field(default=None, description="A note to the family.")
+    suggested_alternatives: list[SuggestedAlternativeInput] = strawberry.field(
+        default_factory=list, description="Up to 5."
+    )
+
+
+@strawberry.input(description="Take back a request that has not been decided.")
+class WithdrawSupportRequestInput:
+    request_id: relay.GlobalID = strawberry.field(description="One of your open requests.")
+
+
+@strawberry.type(description="The result of a change to a support request.")
+class SupportRequestPayload:
+    support_request: SupportRequest | None = strawberry.field(description="The request as it is now.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing changed, if so.")
+
+
+@strawberry.input(description="A message in a request's or relationship's thread.")
+class SendMessageInput:
+    request_id: relay.GlobalID | None = strawberry.field(default=None, description="The request…")
+    relationship_id: relay.GlobalID | None = strawberry.field(
+        default=None, description="…or the relationship."
+    )
+    body: str = strawberry.field(description="1–5,000 characters.")
+
+
+@strawberry.type(description="The result of sendMessage.")
+class SendMessagePayload:
+    message: Message | None = strawberry.field(description="The message sent.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was sent, if so.")
+
+
+def _request_payload(row: m.SupportRequest | None, errs: list[UserError]) -> SupportRequestPayload:
+    return SupportRequestPayload(
+        support_request=SupportRequest.from_model(row) if row else None, user_errors=errs
+    )
+
+
+@strawberry.type
+class SupportQuery:
+    @strawberry.field(
+        description="A family's sent requests or an advocate's received ones, newest first.",
+        permission_classes=[IsSignedIn, needs(Scope.REQUESTS_READ)],
+    )
+    async def support_requests(
+        self,
+        info: Info,
+        filter: SupportRequestFilter | None = None,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> SupportRequestConnection:
+        status = filter.status if filter else None
+        page = await support_requests.list_for(info.context.viewer, status, first, after)
+        return to_connection(SupportRequestConnection, page, SupportRequest.from_model)  # type: ignore[return-value]
+
+
+@strawberry.type
+class SupportMutation:
+    @strawberry.mutation(
+        description="Send a support request to an advocate.",
+        permission_classes=[IsFamily, needs(Scope.REQUESTS_WRITE)],
+    )
+    async def send_support_request(self, info: Info, input: SendSupportRequestInput) -> SupportRequestPayload:
+        async def run() -> m.SupportRequest:
+            return await support_requests.send(
+                info.context.services,
+                info.context.viewer,
+                advocate_id=decode_id(input.advocate_id, "Advocate", "advocateId"),
+                child_id=decode_id(input.child_id, "Child", "childId"),
+                message=input.message,
+                support_types=list(input.support_types),
+            )
+
+        return _request_payload(*await attempt(run()))
+
+    @strawberry.mutation(
+        description="Ask the family for more information; no commitment.",
+        permission_classes=[IsAdvocate, needs(Scope.REQUESTS_WRITE)],
+    )
+    async def request_more_information(
+        self, info: Info, input: RequestMoreInformationInput
+    ) -> SupportRequestPayload:
+        async def run() -> m.SupportRequest:
+            return await support_requests.request_more_information(
+                info.context.services,
+                info.context.viewer,
+                decode_id(input.request_id, "SupportRequest", "requestId"),
+                input.message,
+            )
+
+        return _request_payload(*await attempt(run()))
+
+    @strawberry.mutation(
+        description="Accept a request: the relationship and its thread open, within capacity.",
+        permission_classes=[IsAdvocate, needs(Scope.REQUESTS_WRITE)],
+    )
+    async def accept_support_request(
+        self, info: Info, input: AcceptSupportRequestInput
+    ) -> SupportRequestPayload:
+        async def run() -> m.SupportRequest:
+            return await support_requests.accept(
+                info.context.services,
+                info.context.viewer,
+                decode_id(input.request_id, "SupportRequest", "requestId"),
+                input.message,
+            )
+
+        return _request_payload(*await attempt(run()))
+
+    @strawberry.mutation(
+        description="Decline a request with a reason and suggestions.",
+        permission_classes=[IsAdvocate, needs(Scope.REQUESTS_WRITE)],
+    )
+    async def decline_support_request(
+        self, info: Info, input: DeclineSupportRequestInput
+    ) -> SupportRequestPayload:
+        async def run() -> m.SupportRequest:
+            suggestions = [
+                support_requests.Suggestion(
+                    kind=s.kind,
+                    advocate_id=decode_id(s.advocate_id, "Advocate", "suggestedAlternatives")
+                    if s.advocate_id is not None
+                    else None,
+                    name=s.name,
+                    note=s.note,
+                )
+                for s in input.suggested_alternatives
+            ]
+            return await support_requests.decline(
+                info.context.services,
+                info.context.viewer,
+                decode_id(input.request_id, "SupportRequest", "requestId"),
+                reason=input.reason,
+                message=input.message,
+                suggestions=suggestions,
+            )
+
+        return _request_payload(*await attempt(run()))
+
+    @strawberry.mutation(
+        description="Withdraw one of your open requests.",
+        permission_classes=[IsFamily, needs(Scope.REQUESTS_WRITE)],
+    )
+    async def withdraw_support_request(
+        self, info: Info, input: WithdrawSupportRequestInput
+    ) -> SupportRequestPayload:
+        async def run() -> m.SupportRequest:
+            return await support_requests.withdraw(
+                info.context.services,
+                info.context.viewer,
+                decode_id(input.request_id, "SupportRequest", "requestId"),
+            )
+
+        return _request_payload(*await attempt(run()))
+
+    @strawberry.mutation(
+        description="Post to a request's or relationship's thread while it is open.",
+        permission_classes=[IsSignedIn, needs(Scope.REQUESTS_WRITE)],
+    )
+    async def send_message(self, info: Info, input: SendMessageInput) -> SendMessagePayload:
+        async def run() -> m.Message:
+            return await messages.send(
+                info.context.services,
+                info.context.viewer,
+                request_id=decode_id(input.request_id, "SupportRequest", "requestId")
+                if input.request_id is not None
+                else None,
+                relationship_id=decode_id(input.relationship_id, "SupportRelationship", "relationshipId")
+                if input.relationship_id is not None
+                else None,
+                body=input.body,
+            )
+
+        row, errs = await attempt(run())
+        return SendMessagePayload(message=Message.from_model(row) if row else None, user_errors=errs)
+
+
+@strawberry.type(description="A support request as it arrives or changes, live.")
+class SupportRequestEvent:
+    cursor: str = strawberry.field(description="Pass as `after` to resume from here.")
+    occurred_at: datetime = strawberry.field(description="When it happened.")
+    support_request: SupportRequest = strawberry.field(description="The request as it is now.")
+
+
+@strawberry.type(description="A message as it is posted, live.")
+class MessageAddedEvent:
+    cursor: str = strawberry.field(description="Pass as `after` to resume from here.")
+    occurred_at: datetime = strawberry.field(description="When it was posted.")
+    message: Message = strawberry.field(description="The message.")
+
+
+_LIVE_SCOPES: list[type[BasePermission]] = [needs(Scope.EVENTS_SUBSCRIBE), needs(Scope.REQUESTS_READ)]
+
+
+async def _request_events(
+    info: Info, after: str | None, kinds: set[str]
+) -> AsyncGenerator[SupportRequestEvent, None]:
+    viewer = require(info.context.viewer)
+    async for envelope in stream(info, viewer, user_channel(viewer.user_id), after, kinds):
+        row = await support_requests.visible(viewer, int(envelope.payload["requestId"]))
+        if row is not None:
+            yield SupportRequestEvent(
+                cursor=envelope.cursor,
+                occurred_at=envelope.occurred_at,
+                support_request=SupportRequest.from_model(row),
+            )
+
+
+@strawberry.type
+class SupportSubscription:
+    @strawberry.subscription(
+        description="Each new request sent to the signed-in advocate, live.",
+        permission_classes=[IsAdvocate, *_LIVE_SCOPES],
+    )
+    async def new_support_request(
+        self, info: Info, after: str | None = None
+    ) -> AsyncGenerator[SupportRequestEvent, None]:
+        async for event in _request_events(info, after, {support_requests.CREATED}):
+            yield event
+
+    @strawberry.subscription(
+        description="Each change to a request of the viewer's (either side), live.",
+        permission_classes=[IsSignedIn, *_LIVE_SCOPES],
+    )
+    async def support_request_updated(
+        self, info: Info, after: str | None = None
+    ) -> AsyncGenerator[SupportRequestEvent, None]:
+        async for event in _request_events(info, after, {support_requests.UPDATED}):
+            yield event
+
+    @strawberry.subscription(
+        description="Each new message in a request's or relationship's thread, live.",
+        permission_classes=[IsSignedIn, *_LIVE_SCOPES],
+    )
+    async def message_added(
+        self,
+        info: Info,
+        request_id: relay.GlobalID | None = None,
+        relationship_id: relay.GlobalID | None = None,
+        after: str | None = None,
+    ) -> AsyncGenerator[MessageAddedEvent, None]:
+        viewer = require(info.context.viewer)
+        thread = await messages.visible_thread(
+            viewer,
+            request_id=int(request_id.node_id)
+            if request_id and request_id.type_name == "SupportRequest"
+            else None,
+            relationship_id=int(relationship_id.node_id)
+            if relationship_id and relationship_id.type_name == "SupportRelationship"
+            else None,
+        )
+        if thread is None:
+            from graphql import GraphQLError
+
+            raise GraphQLError("Thread not found.", extensions={"code": "NOT_FOUND"})
+        async for envelope in stream(info, viewer, thread_channel(thread.id), after, {messages.EVENT_KIND}):
+            # Re-checked per event: a party who lost access stops receiving.
+            if not messages.is_party(viewer, thread):
+                return
+            msg = await messages.visible_message(viewer, int(envelope.payload["messageId"]))
+            if msg is not None:
+                yield MessageAddedEvent(
+                    cursor=envelope.cursor, occurred_at=envelope.occurred_at, message=Message.from_model(msg)
+                )
