@@ -5,25 +5,30 @@ from __future__ import annotations
 from models.accounts import ApiScope
 from models.notifications import NotificationKind
 from models.support import Message, SupportRelationship, SupportRequest, Thread
-from resolvers import notifications, support_requests, validation
+from resolvers import notifications, support_requests, threads, validation
 from resolvers.errors import InvalidInput, NotFound, UserError
-from resolvers.events import thread_channel, unit_of_work
+from resolvers.events import unit_of_work
 from resolvers.pagination import Page, paginate
 from resolvers.services import Services
 from resolvers.viewer import Viewer, require
 
 MAX_BODY = 5000
-EVENT_KIND = "message.added"
+EVENT_KIND = threads.MESSAGE_ADDED
 
 
-def is_party(viewer: Viewer | None, thread: Thread) -> bool:
-    if viewer is None or not viewer.has_scope(ApiScope.REQUESTS_READ):
+def is_party(viewer: Viewer | None, thread: Thread, scope: ApiScope = ApiScope.REQUESTS_READ) -> bool:
+    """The family and the advocate of the thread, when the caller's token carries `scope`."""
+    if viewer is None or not viewer.has_scope(scope):
         return False
     return viewer.family_id == thread.family_id or viewer.advocate_id == thread.advocate_id
 
 
 async def visible_thread(
-    viewer: Viewer | None, *, request_id: int | None = None, relationship_id: int | None = None
+    viewer: Viewer | None,
+    *,
+    request_id: int | None = None,
+    relationship_id: int | None = None,
+    scope: ApiScope = ApiScope.REQUESTS_READ,
 ) -> Thread | None:
     """The thread of a request or relationship the viewer is a party to."""
     thread_id: int | None = None
@@ -36,7 +41,7 @@ async def visible_thread(
     if thread_id is None:
         return None
     thread = await Thread.get(id=thread_id)
-    return thread if is_party(viewer, thread) else None
+    return thread if is_party(viewer, thread, scope) else None
 
 
 async def send(
@@ -52,7 +57,9 @@ async def send(
     if (request_id is None) == (relationship_id is None):
         raise InvalidInput("requestId", "Give either a requestId or a relationshipId.", "REQUIRED")
     text = validation.text("body", body, max_length=MAX_BODY, multiline=True)
-    thread = await visible_thread(v, request_id=request_id, relationship_id=relationship_id)
+    thread = await visible_thread(
+        v, request_id=request_id, relationship_id=relationship_id, scope=ApiScope.REQUESTS_WRITE
+    )
     if thread is None:
         raise NotFound(
             "Support request" if request_id is not None else "Support relationship",
@@ -66,7 +73,7 @@ async def send(
         still_open = await Thread.filter(id=thread.id, closed_at__isnull=True).update(closed_at=None)
         if not still_open:
             raise UserError("THREAD_CLOSED", "This conversation has ended; it can be read but not added to.")
-        message = await Message.create(thread_id=thread.id, author_id=v.user_id, body=text, created_at=now)
+        message = await threads.post(outbox, thread.id, v.user_id, text)
         if v.advocate_id is not None:
             await SupportRelationship.filter(
                 thread_id=thread.id, first_advocate_message_at__isnull=True
@@ -81,7 +88,6 @@ async def send(
             text[:200],
             notifications.subject("Message", message.id),
         )
-        await outbox.emit(thread_channel(thread.id), EVENT_KIND, {"messageId": message.id})
         request = await SupportRequest.filter(thread_id=thread.id).order_by("-id").first()
         if request is not None:
             await support_requests.announce_update(outbox, request)

@@ -19,7 +19,6 @@ from models.notifications import NotificationKind
 from models.support import (
     OPEN_STATUSES,
     DeclineReason,
-    Message,
     RelationshipStatus,
     RequestStatus,
     SuggestionKind,
@@ -28,7 +27,7 @@ from models.support import (
     SupportType,
     Thread,
 )
-from resolvers import notifications, validation
+from resolvers import notifications, threads, validation
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import Outbox, unit_of_work, user_channel
 from resolvers.pagination import Page, paginate
@@ -134,7 +133,7 @@ async def send(
                 expires_at=now + services.policy.request_expiry,
                 open_key=key,
             )
-            await Message.create(thread=thread, author_id=v.user_id, body=body, created_at=now)
+            await threads.post(outbox, thread.id, v.user_id, body)
             await notifications.notify(
                 outbox,
                 advocate.user_id,
@@ -185,7 +184,7 @@ async def request_more_information(
         if not moved:
             raise _not_open(await SupportRequest.get(id=request.id))
         await SupportRequest.filter(id=request.id, responded_at__isnull=True).update(responded_at=now)
-        await Message.create(thread_id=request.thread_id, author_id=v.user_id, body=body, created_at=now)
+        await threads.post(outbox, request.thread_id, v.user_id, body)
         family_user, _ = await _parties(request)
         await notifications.notify(
             outbox,
@@ -242,12 +241,7 @@ async def accept(
                 active_key=open_key(request.family_id, request.child_id, request.advocate_id),
             )
             if body:
-                await Message.create(
-                    thread_id=request.thread_id,
-                    author_id=v.user_id,
-                    body=body,
-                    created_at=now,
-                )
+                await threads.post(outbox, request.thread_id, v.user_id, body)
             family_user, _ = await _parties(request)
             await notifications.notify(
                 outbox,
@@ -328,7 +322,7 @@ async def decline(
             raise _not_open(await SupportRequest.get(id=request.id))
         await SupportRequest.filter(id=request.id, responded_at__isnull=True).update(responded_at=now)
         if body:
-            await Message.create(thread_id=request.thread_id, author_id=v.user_id, body=body, created_at=now)
+            await threads.post(outbox, request.thread_id, v.user_id, body)
         await Thread.filter(id=request.thread_id).update(closed_at=now)
         family_user, _ = await _parties(request)
         await notifications.notify(

@@ -1,0 +1,106 @@
+"""The advocate's dashboard and the family's app, live over websockets."""
+
+from __future__ import annotations
+
+import time
+
+from tests.client import LEGACY_WS, TRANSPORT_WS, GraphQLClient
+from tests.factories import add_child, advocate, send_request, sign_up
+from tests.test_support_requests import ACCEPT, SEND_MESSAGE
+
+NEW_REQUESTS = """
+subscription($after: String) {
+  newSupportRequest(after: $after) {
+    cursor occurredAt supportRequest { id status childAgeYears ehcpStage supportTypes message }
+  }
+}
+"""
+UPDATES = "subscription { supportRequestUpdated { cursor supportRequest { id status } } }"
+NOTIFICATIONS = "subscription { notificationReceived { notification { kind subjectId } } }"
+MESSAGES = "subscription($r: ID) { messageAdded(requestId: $r) { cursor message { body fromViewer } } }"
+
+
+async def test_advocate_sees_a_new_request_arrive_within_a_second(gql: GraphQLClient) -> None:
+    adv = await advocate(gql)
+    bystander = await advocate(gql)
+    family = await sign_up(gql)
+    child = await add_child(gql, family)
+    async with gql.socket(adv.token) as mine, gql.socket(bystander.token, LEGACY_WS) as theirs:
+        await mine.ack()
+        await theirs.ack()
+        op = await mine.subscribe(NEW_REQUESTS)
+        await theirs.subscribe(NEW_REQUESTS)
+        await mine.expect_silence(0.3)
+        started = time.monotonic()
+        sent = (await send_request(gql, family, adv.advocate_id, child))["supportRequest"]
+        event = (await mine.next_event(op, timeout=1.0))["data"]["newSupportRequest"]
+        assert time.monotonic() - started < 1.0
+        await theirs.expect_silence(0.5)
+    assert event["supportRequest"]["id"] == sent["id"]
+    assert event["supportRequest"]["status"] == "PENDING"
+    assert event["supportRequest"]["supportTypes"] == ["EHC_NEEDS_ASSESSMENT"]
+
+
+async def test_both_sides_see_each_status_change_and_are_notified(gql: GraphQLClient) -> None:
+    adv = await advocate(gql)
+    family = await sign_up(gql)
+    child = await add_child(gql, family)
+    request_id = (await send_request(gql, family, adv.advocate_id, child))["supportRequest"]["id"]
+    async with gql.socket(adv.token) as adv_sock, gql.socket(family.token) as fam_sock:
+        await adv_sock.ack()
+        await fam_sock.ack()
+        adv_op = await adv_sock.subscribe(UPDATES)
+        fam_op = await fam_sock.subscribe(UPDATES)
+        fam_note = await fam_sock.subscribe(NOTIFICATIONS)
+        await fam_sock.expect_silence(0.3)
+        await gql.data(ACCEPT, {"input": {"requestId": request_id}}, adv.token)
+        for sock, op in ((adv_sock, adv_op), (fam_sock, fam_op)):
+            update = (await sock.next_event(op))["data"]["supportRequestUpdated"]
+            assert update["supportRequest"] == {"id": request_id, "status": "ACCEPTED"}
+        note = (await fam_sock.next_event(fam_note))["data"]["notificationReceived"]["notification"]
+        assert note == {"kind": "SUPPORT_REQUEST_ACCEPTED", "subjectId": request_id}
+
+
+async def test_new_requests_missed_while_offline_are_replayed_in_order(gql: GraphQLClient) -> None:
+    adv = await advocate(gql)
+    family = await sign_up(gql)
+    children = [await add_child(gql, family, displayName=f"Child {i}") for i in range(3)]
+    async with gql.socket(adv.token) as sock:
+        await sock.ack()
+        op = await sock.subscribe(NEW_REQUESTS)
+        await sock.expect_silence(0.3)
+        first = (await send_request(gql, family, adv.advocate_id, children[0]))["supportRequest"]["id"]
+        cursor = (await sock.next_event(op))["data"]["newSupportRequest"]["cursor"]
+    missed = [
+        (await send_request(gql, family, adv.advocate_id, c))["supportRequest"]["id"] for c in children[1:]
+    ]
+    async with gql.socket(adv.token) as sock:
+        await sock.ack()
+        op = await sock.subscribe(NEW_REQUESTS, {"after": cursor})
+        replayed = [(await sock.next_event(op))["data"]["newSupportRequest"] for _ in missed]
+        await sock.expect_silence(0.3)
+    assert [e["supportRequest"]["id"] for e in replayed] == missed
+    assert first not in missed
+
+
+async def test_message_thread_is_live_for_both_sides(gql: GraphQLClient) -> None:
+    adv = await advocate(gql)
+    family = await sign_up(gql)
+    child = await add_child(gql, family)
+    request_id = (await send_request(gql, family, adv.advocate_id, child))["supportRequest"]["id"]
+    outsider = await sign_up(gql)
+    async with gql.socket(family.token, TRANSPORT_WS) as sock, gql.socket(outsider.token) as other:
+        await sock.ack()
+        await other.ack()
+        op = await sock.subscribe(MESSAGES, {"r": request_id})
+        refused = await other.subscribe(MESSAGES, {"r": request_id})
+        assert (await other.next_event(refused))["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+        await sock.expect_silence(0.3)
+        await gql.data(
+            ACCEPT, {"input": {"requestId": request_id, "message": "Hello, I'm Priya."}}, adv.token
+        )
+        event = (await sock.next_event(op))["data"]["messageAdded"]
+        assert event["message"] == {"body": "Hello, I'm Priya.", "fromViewer": False}
+        await gql.data(SEND_MESSAGE, {"input": {"requestId": request_id, "body": "Thank you!"}}, family.token)
+        event = (await sock.next_event(op))["data"]["messageAdded"]
+        assert event["message"] == {"body": "Thank you!", "fromViewer": True}
