@@ -164,7 +164,8 @@ OPERATIONS = [
     ),
     Operation(
         "requestMoreInformation",
-        'mutation($r: ID!) { requestMoreInformation(input: {requestId: $r, message: "Q?"}) { userErrors { code } } }',
+        'mutation($r: ID!) { requestMoreInformation(input: {requestId: $r, message: "Q?"})'
+        " { userErrors { code } } }",
         "REQUESTS_WRITE",
         {
             **_DENY_ANON,
@@ -197,7 +198,8 @@ OPERATIONS = [
     ),
     Operation(
         "declineSupportRequest",
-        "mutation($r: ID!) { declineSupportRequest(input: {requestId: $r, reason: OTHER}) { userErrors { code } } }",
+        "mutation($r: ID!) { declineSupportRequest(input: {requestId: $r, reason: OTHER})"
+        " { userErrors { code } } }",
         "REQUESTS_WRITE",
         {
             **_DENY_ANON,
