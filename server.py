@@ -14,6 +14,7 @@ import contextlib
 import getpass
 import logging
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,7 +36,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage
+from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionAckMessage, ConnectionInitMessage
 from tortoise import Tortoise
 from tortoise.connection import get_connection
 from tortoise.contrib.starlette import RegisterTortoise
@@ -132,12 +133,16 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         payload = message.get("payload")
         self.context.connection_params = payload if isinstance(payload, dict) else None
         try:
-            await self.view.on_ws_connect(self.context)
+            ack = await self.view.on_ws_connect(self.context)
         except ConnectionRejectionError:
             await self.send_message({"type": "connection_error", "payload": {"message": "Forbidden"}})
             await self.websocket.close(code=4403, reason="Forbidden")
             return
-        await self.send_message({"type": "connection_ack"})
+        ack_message: ConnectionAckMessage = {
+            "type": "connection_ack",
+            "payload": ack if isinstance(ack, dict) else {},
+        }
+        await self.send_message(ack_message)
         self.connection_acknowledged = True
         if self.keep_alive:
             self.keep_alive_task = asyncio.create_task(self.handle_keep_alive())
@@ -156,13 +161,15 @@ class GraphQLView(GraphQL[Context, None]):
             request.state.request_id = context.request_id
         return context
 
-    async def on_ws_connect(self, context: Context) -> None:
+    async def on_ws_connect(self, context: Context) -> dict[str, object]:
         params = context.connection_params or {}
         raw = params.get("authorization", params.get("Authorization"))
         viewer = await accounts.authenticate(context.services, _bearer(raw))
         if viewer is None:
             raise ConnectionRejectionError({"message": "Forbidden"})
         context.viewer = viewer
+        # Which server process holds the socket: for support, and for tests across workers.
+        return {"server": f"{socket.gethostname()}:{os.getpid()}"}
 
 
 # --- middleware -----------------------------------------------------------------------------
@@ -383,6 +390,19 @@ async def migrate(settings: Settings) -> list[str]:
     return pending
 
 
+@contextlib.asynccontextmanager
+async def _cli_services(settings: Settings) -> AsyncIterator[Services]:
+    """Services for a command-line task: the database, and the configured broadcast so that
+    anyone watching live sees what the task changes."""
+    async with _orm(settings):
+        hub = Hub(settings.broadcast_url, heartbeat_interval=settings.heartbeat_seconds)
+        await hub.connect()
+        try:
+            yield Services(Clock(), hub)
+        finally:
+            await hub.disconnect()
+
+
 async def _check_migrated(settings: Settings) -> list[str]:
     async with _orm(settings):
         return await pending_migrations(settings.database_url)
@@ -391,9 +411,9 @@ async def _check_migrated(settings: Settings) -> list[str]:
 async def _create_admin(settings: Settings, email: str, password: str, name: str) -> None:
     from resolvers.errors import UserError
 
-    async with _orm(settings):
+    async with _cli_services(settings) as services:
         try:
-            await accounts.create_admin(Services(Clock(), Hub("memory://")), email, password, name)
+            await accounts.create_admin(services, email, password, name)
         except UserError as exc:
             raise SystemExit(f"create-admin: {exc.message}") from None
 
@@ -428,10 +448,10 @@ def main(argv: list[str] | None = None) -> int:
         from resolvers.demo import seed
 
         async def run_seed() -> list[str]:
-            async with _orm(settings):
+            async with _cli_services(settings) as services:
                 if await pending_migrations(settings.database_url):
                     raise SystemExit("seed-demo: run `python server.py migrate` first.")
-                return await seed(Services(Clock(), Hub("memory://")))
+                return await seed(services)
 
         for line in asyncio.run(run_seed()):
             print(line)

@@ -5,48 +5,164 @@ from __future__ import annotations
 from datetime import date
 
 from models.accounts import Role, User
+from models.advocates import AdvocateType, Availability, Specialism, Verification
 from models.families import EhcpStage
-from resolvers import accounts, families
+from models.support import DeclineReason, SuggestionKind, SupportType
+from resolvers import accounts, advocates, families, support_requests
 from resolvers.services import Services
+from resolvers.viewer import Viewer
 
 DEMO_PASSWORD = "demo-password-123"
-
-DEMO_ACCOUNTS = [
-    ("family@demo.senvault.test", "Sam Taylor (demo family)", Role.FAMILY),
-    ("advocate@demo.senvault.test", "Priya Shah (demo advocate)", Role.ADVOCATE),
+FAMILY = ("family@demo.senvault.test", "Sam Taylor (demo family)")
+ADMIN = ("admin@demo.senvault.test", "Demo Admin")
+# email, name, type, specialisms, areas, availability, verified
+ADVOCATES = [
+    (
+        "advocate@demo.senvault.test",
+        "Priya Shah",
+        AdvocateType.INDEPENDENT,
+        [Specialism.EHC_NEEDS_ASSESSMENT, Specialism.TRIBUNAL],
+        ["Leeds", "Bradford"],
+        Availability.ACCEPTING,
+        True,
+    ),
+    (
+        "charity@demo.senvault.test",
+        "Northern SEND Charity (Tom Reid)",
+        AdvocateType.CHARITY,
+        [Specialism.ANNUAL_REVIEW, Specialism.DRAFT_PLAN],
+        ["Leeds", "Remote"],
+        Availability.ACCEPTING,
+        True,
+    ),
+    (
+        "sendiass@demo.senvault.test",
+        "Leeds SENDIASS (Amina Okafor)",
+        AdvocateType.SENDIASS,
+        [Specialism.EXCLUSIONS, Specialism.PLACEMENT],
+        ["Leeds"],
+        Availability.LIMITED,
+        True,
+    ),
+    (
+        "solicitor@demo.senvault.test",
+        "Hughes & Co (Gareth Hughes)",
+        AdvocateType.SOLICITOR,
+        [Specialism.TRIBUNAL],
+        ["Remote"],
+        Availability.ACCEPTING,
+        True,
+    ),
+    (
+        "newadvocate@demo.senvault.test",
+        "Jordan Lee (awaiting verification)",
+        AdvocateType.INDEPENDENT,
+        [Specialism.ANNUAL_REVIEW],
+        ["York"],
+        Availability.ACCEPTING,
+        False,
+    ),
 ]
-DEMO_ADMIN = ("admin@demo.senvault.test", "Demo Admin")
+
+
+async def _viewer(services: Services, email: str) -> Viewer:
+    signed_in = await accounts.log_in(services, email, DEMO_PASSWORD)
+    viewer = await accounts.authenticate(services, signed_in.token)
+    assert viewer is not None
+    return viewer
 
 
 async def seed(services: Services) -> list[str]:
-    """Create the demo accounts if they are missing; returns lines describing how to sign in."""
-    lines: list[str] = []
-    for email, name, role in DEMO_ACCOUNTS:
-        if await User.exists(email_key=email):
-            continue
-        signed_in = await accounts.sign_up(services, email, DEMO_PASSWORD, name, role)
-        if role is Role.FAMILY:
-            viewer = await accounts.authenticate(services, signed_in.token)
-            await families.add_child(
-                services,
-                viewer,
-                display_name="Alex",
-                date_of_birth=date(2016, 3, 14),
-                ehcp_stage=EhcpStage.ASSESSING,
-                local_authority="Leeds",
-            )
-            await families.add_child(
-                services,
-                viewer,
-                display_name="Jo",
-                date_of_birth=date(2019, 9, 2),
-                ehcp_stage=EhcpStage.NOT_REQUESTED,
-                local_authority="Leeds",
-            )
-    if not await User.exists(email_key=DEMO_ADMIN[0]):
-        await accounts.create_admin(services, DEMO_ADMIN[0], DEMO_PASSWORD, DEMO_ADMIN[1])
-    lines.append(f"Demo accounts (password for each: {DEMO_PASSWORD}):")
-    for email, name, role in DEMO_ACCOUNTS:
-        lines.append(f"  {role.value.lower():9} {email}  ({name})")
-    lines.append(f"  admin     {DEMO_ADMIN[0]}")
+    """Create the demo accounts and requests unless they exist; returns how to sign in."""
+    lines = [f"Demo accounts (password for each: {DEMO_PASSWORD}):"]
+    lines += [f"  family    {FAMILY[0]}"]
+    lines += [f"  advocate  {a[0]}  ({a[1]})" for a in ADVOCATES]
+    lines += [f"  admin     {ADMIN[0]}"]
+    if await User.exists(email_key=FAMILY[0]):
+        return ["Demo data is already there.", *lines]
+
+    await accounts.create_admin(services, ADMIN[0], DEMO_PASSWORD, ADMIN[1])
+    admin = await _viewer(services, ADMIN[0])
+    advocate_ids: list[int] = []
+    for email, name, kind, specialisms, areas, availability, verified in ADVOCATES:
+        await accounts.sign_up(services, email, DEMO_PASSWORD, name, Role.ADVOCATE)
+        viewer = await _viewer(services, email)
+        await advocates.update_profile(
+            services,
+            viewer,
+            bio=f"{name}: SEND advice and advocacy for families.",
+            advocate_type=kind,
+            specialisms=specialisms,
+            areas=areas,
+            capacity=5,
+        )
+        await advocates.request_verification(services, viewer)
+        if verified:
+            assert viewer.advocate_id is not None
+            await advocates.verify(services, admin, viewer.advocate_id, Verification.VERIFIED, "Checked.")
+        await advocates.update_profile(services, viewer, availability=availability)
+        assert viewer.advocate_id is not None
+        advocate_ids.append(viewer.advocate_id)
+
+    await accounts.sign_up(services, FAMILY[0], DEMO_PASSWORD, FAMILY[1], Role.FAMILY)
+    family = await _viewer(services, FAMILY[0])
+    alex = await families.add_child(
+        services,
+        family,
+        display_name="Alex",
+        date_of_birth=date(2016, 3, 14),
+        ehcp_stage=EhcpStage.ASSESSMENT_REFUSED,
+        local_authority="Leeds",
+    )
+    jo = await families.add_child(
+        services,
+        family,
+        display_name="Jo",
+        date_of_birth=date(2019, 9, 2),
+        ehcp_stage=EhcpStage.ANNUAL_REVIEW,
+        local_authority="Leeds",
+    )
+    priya, charity, sendiass, solicitor, _ = advocate_ids
+
+    async def send(advocate_id: int, child_id: int, message: str, kinds: list[SupportType]) -> int:
+        request = await support_requests.send(
+            services, family, advocate_id=advocate_id, child_id=child_id, message=message, support_types=kinds
+        )
+        return int(request.id)
+
+    # Pending: waiting on Priya.
+    await send(
+        priya,
+        alex.id,
+        "The council refused to assess Alex. We want to appeal and need help with the evidence.",
+        [SupportType.TRIBUNAL_APPEAL, SupportType.EHC_NEEDS_ASSESSMENT],
+    )
+    # Information requested by the charity.
+    asked = await send(charity, jo.id, "Jo's annual review is next month.", [SupportType.ANNUAL_REVIEW])
+    await support_requests.request_more_information(
+        services, await _viewer(services, ADVOCATES[1][0]), asked, "Which school is Jo at?"
+    )
+    # Accepted: SENDIASS is supporting Alex.
+    accepted = await send(
+        sendiass, alex.id, "Alex has had two exclusions this term.", [SupportType.EXCLUSION]
+    )
+    await support_requests.accept(
+        services,
+        await _viewer(services, ADVOCATES[2][0]),
+        accepted,
+        "Hello, I'm Amina. I've read your request and would like to understand where you are.",
+    )
+    # Declined by the solicitor, with alternatives.
+    declined = await send(solicitor, jo.id, "Do we need a solicitor?", [SupportType.ADVICE])
+    await support_requests.decline(
+        services,
+        await _viewer(services, ADVOCATES[3][0]),
+        declined,
+        reason=DeclineReason.OUTSIDE_EXPERTISE,
+        message="At this stage an advocate will serve you better than a solicitor.",
+        suggestions=[
+            support_requests.Suggestion(SuggestionKind.ADVOCATE, advocate_id=charity, note="Annual reviews"),
+            support_requests.Suggestion(SuggestionKind.IPSEA, note="Free legal advice line"),
+        ],
+    )
     return lines

@@ -6,7 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -63,6 +63,8 @@ class Socket:
     ws: ClientConnection
     protocol: str
     _next_id: int = 0
+    # Messages of other subscriptions that arrived while waiting for one: kept for their turn.
+    _pending: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     async def send(self, message: dict[str, Any]) -> None:
         await self.ws.send(json.dumps(message))
@@ -99,8 +101,16 @@ class Socket:
 
     async def next_event(self, op_id: str, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109
         """The next result of a subscription: its `payload` (data and/or errors)."""
-        message = await self.receive(timeout)
-        assert message.get("id") == op_id, message
+        queued = self._pending.get(op_id)
+        if queued:
+            message = queued.pop(0)
+        else:
+            async with asyncio.timeout(timeout):
+                while True:
+                    message = await self.receive(timeout)
+                    if message.get("id") == op_id:
+                        break
+                    self._pending.setdefault(str(message.get("id")), []).append(message)
         expected = "next" if self.protocol == TRANSPORT_WS else "data"
         if message["type"] == "error":
             return {"errors": message["payload"]}

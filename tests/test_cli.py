@@ -1,0 +1,59 @@
+"""The command line: migrate, serve's refusal of an unmigrated database, create-admin, seed-demo."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(args: list[str], database: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "server.py", *args],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": f"sqlite://{database}", "BROADCAST_URL": "memory://", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    return tmp_path / "cli.sqlite3"
+
+
+def test_serve_refuses_an_unmigrated_database(database: Path) -> None:
+    result = _run(["serve", "--port", "1"], database)
+    assert result.returncode == 2
+    assert "Run `python server.py migrate` first" in result.stderr
+
+
+def test_migrate_then_seed_demo_twice_then_create_admin(database: Path) -> None:
+    first = _run(["migrate"], database)
+    assert first.returncode == 0, first.stderr
+    assert "Applied 2 migration(s)." in first.stdout
+    assert "Database is up to date." in _run(["migrate"], database).stdout
+
+    seeded = _run(["seed-demo"], database)
+    assert seeded.returncode == 0, seeded.stderr
+    assert "family@demo.senvault.test" in seeded.stdout
+    again = _run(["seed-demo"], database)
+    assert "Demo data is already there." in again.stdout
+
+    made = _run(["create-admin", "--email", "ops@example.test"], database, SENVAULT_ADMIN_PASSWORD="x" * 12)
+    assert made.returncode == 0, made.stderr
+    duplicate = _run(
+        ["create-admin", "--email", "OPS@example.test"], database, SENVAULT_ADMIN_PASSWORD="y" * 12
+    )
+    assert duplicate.returncode != 0
+    assert "already exists" in duplicate.stderr
+    weak = _run(["create-admin", "--email", "weak@example.test"], database, SENVAULT_ADMIN_PASSWORD="short")
+    assert weak.returncode != 0
+    assert "at least 10 characters" in weak.stderr
