@@ -289,14 +289,15 @@ async def readyz(request: Request) -> Response:
 
 
 async def _sweep(services: Services, every: float) -> None:
-    """Clock-driven changes (requests expiring): every process sweeps; conditional writes keep
-    each change to one process."""
-    from resolvers import support_requests
+    """Clock-driven changes (requests and grants expiring): every process sweeps; conditional
+    writes keep each change to one process."""
+    from resolvers import grants, support_requests
 
     while True:
         await asyncio.sleep(every)
         try:
             await support_requests.expire_due(services)
+            await grants.expire_due(services)
         except Exception:
             log.exception("sweep failed; retrying at the next interval")
 

@@ -5,6 +5,7 @@ MODEL_MODULES = [
     "models.families",
     "models.advocates",
     "models.support",
+    "models.vault",
     "models.notifications",
     "models.events",
 ]

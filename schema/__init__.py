@@ -17,6 +17,7 @@ from schema.errors import ErrorPolicy
 from schema.families import FamilyMutation
 from schema.notifications import NotificationMutation, NotificationQuery, NotificationSubscription
 from schema.support import SupportMutation, SupportQuery, SupportSubscription
+from schema.vault import VaultMutation, VaultQuery, VaultSubscription
 
 MAX_DEPTH = 12
 MAX_ALIASES = 30
@@ -24,19 +25,21 @@ MAX_TOKENS = 2000
 
 
 @strawberry.type(description="Everything that can be read.")
-class Query(AccountQuery, AdvocateQuery, SupportQuery, NotificationQuery):
+class Query(AccountQuery, AdvocateQuery, SupportQuery, VaultQuery, NotificationQuery):
     node: relay.Node | None = relay.node(
         description="Any object by its global ID; null when it does not exist or is not yours."
     )
 
 
 @strawberry.type(description="Everything that can be changed.")
-class Mutation(AccountMutation, FamilyMutation, AdvocateMutation, SupportMutation, NotificationMutation):
+class Mutation(
+    AccountMutation, FamilyMutation, AdvocateMutation, SupportMutation, VaultMutation, NotificationMutation
+):
     pass
 
 
 @strawberry.type(description="Live events over websockets (graphql-transport-ws or graphql-ws).")
-class Subscription(SupportSubscription, NotificationSubscription):
+class Subscription(SupportSubscription, VaultSubscription, NotificationSubscription):
     pass
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -15,6 +15,9 @@ from schema.context import Info
 from schema.enums import AdvocateType, Availability, Specialism, Verification
 from schema.errors import UserError, attempt
 from schema.permissions import IsAdmin, IsAdvocate, IsSession
+
+if TYPE_CHECKING:
+    from schema.vault import Rating, ReviewConnection
 
 
 @strawberry.type(description="An advocate's public profile.")
@@ -66,6 +69,25 @@ class Advocate(relay.Node):
     @strawberry.field(description="When the profile last changed.")
     def updated_at(self) -> datetime:
         return self._row.updated_at
+
+    @strawberry.field(description="The average of the reviews families left, and how many.")
+    async def rating(self) -> Annotated[Rating, strawberry.lazy("schema.vault")]:
+        from resolvers import relationships
+        from schema.vault import Rating as RatingType
+
+        average, count = await relationships.rating(self.id)
+        return RatingType(average=average, count=count)
+
+    @strawberry.field(description="Reviews families left, newest first (hidden ones left out).")
+    async def reviews(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> Annotated[ReviewConnection, strawberry.lazy("schema.vault")]:
+        from resolvers import relationships
+        from schema.vault import Review as ReviewType
+        from schema.vault import ReviewConnection as Conn
+
+        page = await relationships.reviews_of(self.id, first, after)
+        return to_connection(Conn, page, ReviewType.from_model)  # type: ignore[return-value]
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -15,6 +15,9 @@ from schema.context import Info
 from schema.enums import EhcpStage
 from schema.errors import UserError, attempt
 from schema.permissions import IsFamily
+
+if TYPE_CHECKING:
+    from schema.vault import VaultAccessLogConnection, VaultGrant
 
 
 @strawberry.type(description="A child whose evidence the family keeps in its Vault.")
@@ -77,6 +80,21 @@ class Family(relay.Node):
         if viewer is None or viewer.family_id != self.id:
             return []
         return [Child.from_model(c) for c in await info.context.loaders.children.load(self.id)]
+
+    @strawberry.field(description="Who read what of the Vault, newest first; only the family sees it.")
+    async def vault_access_log(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> Annotated[VaultAccessLogConnection, strawberry.lazy("schema.vault")]:
+        from schema.vault import access_log_connection
+
+        return await access_log_connection(info, self.id, first, after)
+
+    @strawberry.field(description="Every grant the family has made, with its status; only to the family.")
+    async def vault_grants(self, info: Info) -> list[Annotated[VaultGrant, strawberry.lazy("schema.vault")]]:
+        from resolvers import grants
+        from schema.vault import VaultGrant as GrantType
+
+        return [GrantType.from_model(g) for g in await grants.for_family(info.context.viewer, self.id)]
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

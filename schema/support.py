@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -35,6 +35,11 @@ from schema.errors import UserError, attempt
 from schema.families import Child, Family
 from schema.permissions import IsAdvocate, IsFamily, IsSignedIn, needs
 from schema.streams import stream
+
+if TYPE_CHECKING:
+    from schema.vault import Review, VaultGrant
+
+THREAD_CLOSED = "thread.closed"
 
 
 @strawberry.type(description="A message in the thread a request and its relationship share.")
@@ -241,6 +246,38 @@ class SupportRelationship(relay.Node):
         self, info: Info, first: int | None = 50, after: str | None = None
     ) -> MessageConnection:
         return await _thread_messages(info, relationship_id=self.id, first=first, after=after)
+
+    @strawberry.field(description="The child supported; only the family sees the child's record.")
+    async def child(self, info: Info) -> Child | None:
+        viewer = info.context.viewer
+        if viewer is None or viewer.family_id != self._row.family_id:
+            return None
+        row = await ChildRow.get_or_none(id=self._row.child_id)
+        return Child.from_model(row) if row else None
+
+    @strawberry.field(description="Who ended it.")
+    async def closed_by(self, info: Info) -> User | None:
+        if self._row.closed_by_id is None:
+            return None
+        user = await info.context.loaders.user.load(self._row.closed_by_id)
+        return User.from_model(user) if user else None
+
+    @strawberry.field(description="The Vault grants made under it, newest first, with their status.")
+    async def vault_grants(self, info: Info) -> list[Annotated[VaultGrant, strawberry.lazy("schema.vault")]]:
+        from resolvers import grants
+        from schema.vault import VaultGrant as GrantType
+
+        return [
+            GrantType.from_model(g) for g in await grants.for_relationship(info.context.viewer, self._row)
+        ]
+
+    @strawberry.field(description="The family's review, once left.")
+    async def review(self, info: Info) -> Annotated[Review, strawberry.lazy("schema.vault")] | None:
+        from resolvers import relationships
+        from schema.vault import Review as ReviewType
+
+        row = await relationships.review_of(self._row)
+        return ReviewType.from_model(row) if row and row.hidden_at is None else None
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
@@ -559,9 +596,10 @@ class SupportSubscription:
             from graphql import GraphQLError
 
             raise GraphQLError("Thread not found.", extensions={"code": "NOT_FOUND"})
-        async for envelope in stream(info, viewer, thread_channel(thread.id), after, {messages.EVENT_KIND}):
-            # Re-checked per event: a party who lost access stops receiving.
-            if not messages.is_party(viewer, thread):
+        kinds = {messages.EVENT_KIND, THREAD_CLOSED}
+        async for envelope in stream(info, viewer, thread_channel(thread.id), after, kinds):
+            if envelope.kind == THREAD_CLOSED:
+                # The relationship ended: the thread is read-only, so the live feed ends too.
                 return
             msg = await messages.visible_message(viewer, int(envelope.payload["messageId"]))
             if msg is not None:

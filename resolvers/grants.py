@@ -1,0 +1,169 @@
+"""Vault grants: what a family shares with the advocate of an active relationship, until it ends."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tortoise.transactions import in_transaction
+
+from models.accounts import ApiScope, Role
+from models.families import Child
+from models.notifications import NotificationKind
+from models.support import RelationshipStatus, SupportRelationship
+from models.vault import AccessEndReason, GrantStatus, VaultGrant, VaultScope
+from resolvers import notifications
+from resolvers.errors import InvalidInput, NotFound, UserError
+from resolvers.events import Outbox, unit_of_work, user_channel
+from resolvers.services import Services
+from resolvers.viewer import Viewer, require
+
+ACCESS_REVOKED = "access.revoked"
+
+
+def status(grant: VaultGrant, now: datetime) -> GrantStatus:
+    if grant.revoked_at is not None:
+        return GrantStatus.EXPIRED if grant.end_reason is AccessEndReason.EXPIRED else GrantStatus.REVOKED
+    if grant.expires_at is not None and grant.expires_at <= now:
+        return GrantStatus.EXPIRED
+    return GrantStatus.ACTIVE
+
+
+def can_view(viewer: Viewer | None, grant: VaultGrant) -> bool:
+    """The family that made it and the advocate it was made for."""
+    if viewer is None:
+        return False
+    return viewer.family_id == grant.family_id or viewer.advocate_id == grant.advocate_id
+
+
+async def visible(viewer: Viewer | None, grant_id: int) -> VaultGrant | None:
+    grant = await VaultGrant.get_or_none(id=grant_id)
+    return grant if grant is not None and can_view(viewer, grant) else None
+
+
+async def grant(
+    services: Services,
+    viewer: Viewer | None,
+    *,
+    relationship_id: int,
+    scopes: list[VaultScope],
+    child_ids: list[int],
+    expires_at: datetime | None,
+) -> VaultGrant:
+    """Share parts of the Vault with the advocate of an active relationship."""
+    v = require(viewer, roles=[Role.FAMILY], scope=ApiScope.VAULT_WRITE)
+    relationship = await SupportRelationship.get_or_none(id=relationship_id, family_id=v.family_id)
+    if relationship is None:
+        raise NotFound("Support relationship", "relationshipId")
+    if relationship.status is not RelationshipStatus.ACTIVE:
+        raise UserError(
+            "RELATIONSHIP_CLOSED", "This relationship has ended; access can't be granted.", "relationshipId"
+        )
+    if not scopes:
+        raise InvalidInput("scopes", "Choose at least one part of the Vault to share.", "REQUIRED")
+    if not child_ids:
+        raise InvalidInput("childIds", "Choose at least one child.", "REQUIRED")
+    unique_children = sorted(set(child_ids))
+    if await Child.filter(id__in=unique_children, family_id=v.family_id).count() != len(unique_children):
+        raise NotFound("Child", "childIds")
+    now = services.clock.now()
+    if expires_at is not None:
+        if expires_at.tzinfo is None:
+            raise InvalidInput("expiresAt", "Give the expiry with a timezone offset.")
+        if expires_at <= now:
+            raise InvalidInput("expiresAt", "The expiry must be in the future.", "DATE_IN_PAST")
+    async with in_transaction():
+        # Lock the relationship: an end that runs now waits for this grant, then revokes it too.
+        still_active = (
+            await SupportRelationship.filter(id=relationship.id, status=RelationshipStatus.ACTIVE)
+            .select_for_update()
+            .first()
+        )
+        if still_active is None:
+            raise UserError(
+                "RELATIONSHIP_CLOSED",
+                "This relationship has ended; access can't be granted.",
+                "relationshipId",
+            )
+        return await VaultGrant.create(
+            relationship_id=relationship.id,
+            family_id=relationship.family_id,
+            advocate_id=relationship.advocate_id,
+            scopes=sorted({s.value for s in scopes}),
+            child_ids=unique_children,
+            created_at=now,
+            expires_at=expires_at,
+        )
+
+
+async def end_grants(
+    outbox: Outbox,
+    grants: list[VaultGrant],
+    reason: AccessEndReason,
+    by_user_id: int | None,
+) -> list[VaultGrant]:
+    """End live grants in the current transaction and tell their advocates after commit."""
+    ended: list[VaultGrant] = []
+    for g in grants:
+        changed = await VaultGrant.filter(id=g.id, revoked_at__isnull=True).update(
+            revoked_at=outbox.now, revoked_by_id=by_user_id, end_reason=reason, end_announced_at=outbox.now
+        )
+        if not changed:
+            continue
+        ended.append(g)
+        await g.fetch_related("advocate")
+        advocate_user = g.advocate.user_id
+        await outbox.emit(
+            user_channel(advocate_user), ACCESS_REVOKED, {"grantId": g.id, "reason": reason.value}
+        )
+        await notifications.notify(
+            outbox,
+            advocate_user,
+            NotificationKind.ACCESS_REVOKED,
+            "Vault access ended",
+            {
+                AccessEndReason.REVOKED_BY_FAMILY: "The family revoked your access to part of their Vault.",
+                AccessEndReason.RELATIONSHIP_ENDED: "The relationship ended, and your access with it.",
+                AccessEndReason.EXPIRED: "Your access to part of a family's Vault expired.",
+            }[reason],
+            notifications.subject("VaultGrant", g.id),
+        )
+    return ended
+
+
+async def revoke(services: Services, viewer: Viewer | None, grant_id: int) -> VaultGrant:
+    """The family ends a grant at once."""
+    v = require(viewer, roles=[Role.FAMILY], scope=ApiScope.VAULT_WRITE)
+    found = await VaultGrant.get_or_none(id=grant_id, family_id=v.family_id)
+    if found is None:
+        raise NotFound("Vault grant", "grantId")
+    if status(found, services.clock.now()) is not GrantStatus.ACTIVE:
+        raise UserError("INVALID_TRANSITION", "This grant has already ended.", "grantId")
+    async with unit_of_work(services) as outbox:
+        if not await end_grants(outbox, [found], AccessEndReason.REVOKED_BY_FAMILY, v.user_id):
+            raise UserError("INVALID_TRANSITION", "This grant has already ended.", "grantId")
+    return await VaultGrant.get(id=found.id)
+
+
+async def expire_due(services: Services) -> int:
+    """Tell advocates of grants that reached their expiry (reads already refuse them)."""
+    now = services.clock.now()
+    due = await VaultGrant.filter(revoked_at__isnull=True, expires_at__lte=now).limit(200)
+    if not due:
+        return 0
+    async with unit_of_work(services) as outbox:
+        ended = await end_grants(outbox, due, AccessEndReason.EXPIRED, None)
+    return len(ended)
+
+
+async def for_relationship(viewer: Viewer | None, relationship: SupportRelationship) -> list[VaultGrant]:
+    if viewer is None or (
+        viewer.family_id != relationship.family_id and viewer.advocate_id != relationship.advocate_id
+    ):
+        return []
+    return await VaultGrant.filter(relationship_id=relationship.id).order_by("-id")
+
+
+async def for_family(viewer: Viewer | None, family_id: int) -> list[VaultGrant]:
+    if viewer is None or viewer.family_id != family_id:
+        return []
+    return await VaultGrant.filter(family_id=family_id).order_by("-id")

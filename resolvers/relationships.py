@@ -1,0 +1,157 @@
+"""Support relationships: ending them (and every grant under them), and the family's review."""
+
+from __future__ import annotations
+
+from tortoise.expressions import F
+
+from models.accounts import ApiScope, Role
+from models.advocates import Advocate
+from models.notifications import NotificationKind
+from models.support import CloseReason, RelationshipStatus, SupportRelationship, SupportRequest, Thread
+from models.vault import AccessEndReason, Review, VaultGrant
+from resolvers import grants, notifications, support_requests, validation
+from resolvers.errors import InvalidInput, NotFound, UserError
+from resolvers.events import thread_channel, unit_of_work
+from resolvers.pagination import Page, paginate
+from resolvers.services import Services
+from resolvers.viewer import Viewer, require
+
+MAX_CLOSE_NOTE = 1000
+MAX_REVIEW = 2000
+THREAD_CLOSED = "thread.closed"
+
+
+def can_view(viewer: Viewer | None, relationship: SupportRelationship) -> bool:
+    if viewer is None or not viewer.has_scope(ApiScope.REQUESTS_READ):
+        return False
+    return viewer.family_id == relationship.family_id or viewer.advocate_id == relationship.advocate_id
+
+
+async def visible(viewer: Viewer | None, relationship_id: int) -> SupportRelationship | None:
+    r = await SupportRelationship.get_or_none(id=relationship_id)
+    return r if r is not None and can_view(viewer, r) else None
+
+
+async def list_for(
+    viewer: Viewer | None, status: list[RelationshipStatus] | None, first: int | None, after: str | None
+) -> Page[SupportRelationship]:
+    v = require(viewer, roles=[Role.FAMILY, Role.ADVOCATE], scope=ApiScope.REQUESTS_READ)
+    query = (
+        SupportRelationship.filter(family_id=v.family_id)
+        if v.role is Role.FAMILY
+        else SupportRelationship.filter(advocate_id=v.advocate_id)
+    )
+    if status:
+        query = query.filter(status__in=status)
+    return await paginate(query, kind="SupportRelationship", first=first, after=after)
+
+
+async def end(
+    services: Services, viewer: Viewer | None, relationship_id: int, reason: CloseReason, note: str
+) -> SupportRelationship:
+    """Close the relationship and revoke every grant under it, in one transaction; then tell the
+    advocate. The Vault and the message history stay as they are."""
+    v = require(viewer, roles=[Role.FAMILY, Role.ADVOCATE], scope=ApiScope.REQUESTS_WRITE)
+    relationship = await visible(v, relationship_id)
+    if relationship is None:
+        raise NotFound("Support relationship", "relationshipId")
+    clean_note = validation.text("note", note, max_length=MAX_CLOSE_NOTE, required=False, multiline=True)
+    if relationship.status is not RelationshipStatus.ACTIVE:
+        raise UserError("INVALID_TRANSITION", "This relationship has already ended.", "relationshipId")
+    async with unit_of_work(services) as outbox:
+        closed = await SupportRelationship.filter(
+            id=relationship.id, status=RelationshipStatus.ACTIVE
+        ).update(
+            status=RelationshipStatus.CLOSED,
+            closed_at=outbox.now,
+            closed_by_id=v.user_id,
+            close_reason=reason,
+            close_note=clean_note,
+            active_key=None,
+        )
+        if not closed:
+            raise UserError("INVALID_TRANSITION", "This relationship has already ended.", "relationshipId")
+        await Advocate.filter(id=relationship.advocate_id, active_case_count__gt=0).update(
+            active_case_count=F("active_case_count") - 1
+        )
+        await Thread.filter(id=relationship.thread_id).update(closed_at=outbox.now)
+        # Live readers of the thread (messageAdded) are ended: nothing more will be said there.
+        await outbox.emit(thread_channel(relationship.thread_id), THREAD_CLOSED, {})
+        live = await VaultGrant.filter(relationship_id=relationship.id, revoked_at__isnull=True)
+        await grants.end_grants(outbox, live, AccessEndReason.RELATIONSHIP_ENDED, v.user_id)
+        await relationship.fetch_related("family", "advocate")
+        other = relationship.advocate.user_id if v.family_id is not None else relationship.family.user_id
+        await notifications.notify(
+            outbox,
+            other,
+            NotificationKind.RELATIONSHIP_ENDED,
+            "A support relationship ended",
+            clean_note,
+            notifications.subject("SupportRelationship", relationship.id),
+        )
+        request = await SupportRequest.get(id=relationship.request_id)
+        await support_requests.announce_update(outbox, request)
+    return await SupportRelationship.get(id=relationship.id)
+
+
+async def leave_review(
+    services: Services, viewer: Viewer | None, relationship_id: int, rating: int, text: str
+) -> Review:
+    """The family's one review of a closed relationship, shown on the advocate's profile."""
+    v = require(viewer, roles=[Role.FAMILY], scope=ApiScope.REQUESTS_WRITE)
+    relationship = await SupportRelationship.get_or_none(id=relationship_id, family_id=v.family_id)
+    if relationship is None:
+        raise NotFound("Support relationship", "relationshipId")
+    if not 1 <= rating <= 5:
+        raise InvalidInput("rating", "Rate from 1 to 5.", "OUT_OF_RANGE")
+    body = validation.text("text", text, max_length=MAX_REVIEW, required=False, multiline=True)
+    if relationship.status is not RelationshipStatus.CLOSED:
+        raise UserError(
+            "RELATIONSHIP_ACTIVE", "You can review once the relationship has ended.", "relationshipId"
+        )
+    from tortoise.exceptions import IntegrityError
+
+    try:
+        return await Review.create(
+            relationship_id=relationship.id,
+            family_id=relationship.family_id,
+            advocate_id=relationship.advocate_id,
+            rating=rating,
+            text=body,
+            created_at=services.clock.now(),
+        )
+    except IntegrityError as exc:
+        raise UserError(
+            "ALREADY_REVIEWED", "You have already reviewed this relationship.", "relationshipId"
+        ) from exc
+
+
+async def hide_review(services: Services, viewer: Viewer | None, review_id: int) -> Review:
+    """An admin hides a review from the advocate's profile."""
+    require(viewer, roles=[Role.ADMIN], session_only=True)
+    review = await Review.get_or_none(id=review_id)
+    if review is None:
+        raise NotFound("Review", "reviewId")
+    await Review.filter(id=review.id, hidden_at__isnull=True).update(hidden_at=services.clock.now())
+    return await Review.get(id=review.id)
+
+
+async def rating(advocate_id: int) -> tuple[float | None, int]:
+    ratings = await Review.filter(advocate_id=advocate_id, hidden_at__isnull=True).values_list(
+        "rating", flat=True
+    )
+    values = [int(r) for r in ratings]  # type: ignore[call-overload]
+    return (round(sum(values) / len(values), 2) if values else None), len(values)
+
+
+async def reviews_of(advocate_id: int, first: int | None, after: str | None) -> Page[Review]:
+    return await paginate(
+        Review.filter(advocate_id=advocate_id, hidden_at__isnull=True),
+        kind="Review",
+        first=first,
+        after=after,
+    )
+
+
+async def review_of(relationship: SupportRelationship) -> Review | None:
+    return await Review.get_or_none(relationship_id=relationship.id)

@@ -1,0 +1,282 @@
+"""The Vault: the family keeps evidence, a timeline and the EHCP case per child; advocates read
+what a live grant shares, checked at the moment of every read and written to the access log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from tortoise.expressions import Q
+
+from models.accounts import ApiScope, Role
+from models.families import Child, EhcpStage, Family
+from models.vault import (
+    EhcpCase,
+    Evidence,
+    EvidenceCategory,
+    TimelineEntry,
+    VaultAccessLog,
+    VaultGrant,
+    VaultScope,
+)
+from resolvers import validation
+from resolvers.errors import NotFound
+from resolvers.pagination import Page, paginate
+from resolvers.services import Services
+from resolvers.viewer import Viewer, require
+
+MAX_TITLE = 200
+MAX_DESCRIPTION = 20_000
+MAX_NOTE = 5000
+DECISION_DUE = timedelta(weeks=6)
+FINAL_PLAN_DUE = timedelta(weeks=20)
+
+
+# --- who may read what ----------------------------------------------------------------------
+
+
+def live_grant_filter(now: datetime) -> Q:
+    return Q(revoked_at__isnull=True) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one viewer may read of one family's Vault, as of now."""
+
+    family_id: int
+    viewer: Viewer
+    owner: bool
+    # scope -> child ids -> the grant that allows it (advocates only)
+    grants: dict[VaultScope, dict[int, int]]
+
+    def child_ids(self, scope: VaultScope) -> set[int] | None:
+        """Children readable in `scope`; None means all (the family itself)."""
+        return None if self.owner else set(self.grants.get(scope, {}))
+
+
+async def access(services: Services, viewer: Viewer | None, family_id: int) -> Access | None:
+    """The viewer's live access to a family's Vault, or None when they have none at all.
+
+    Looked up afresh on every call: nothing is cached, so a revocation takes effect at the next read.
+    """
+    if viewer is None or not viewer.has_scope(ApiScope.VAULT_READ):
+        return None
+    if viewer.family_id == family_id:
+        return Access(family_id, viewer, True, {})
+    if viewer.role is not Role.ADVOCATE or viewer.advocate_id is None:
+        return None
+    grants = await VaultGrant.filter(
+        live_grant_filter(services.clock.now()),
+        family_id=family_id,
+        advocate_id=viewer.advocate_id,
+        relationship__status="ACTIVE",
+    )
+    if not grants:
+        return None
+    table: dict[VaultScope, dict[int, int]] = {}
+    for grant in grants:
+        for scope in grant.scopes:
+            for child_id in grant.child_ids:
+                table.setdefault(VaultScope(scope), {}).setdefault(child_id, grant.id)
+    return Access(family_id, viewer, False, table)
+
+
+async def _log(services: Services, acc: Access, scope: VaultScope, child_id: int | None, what: str) -> None:
+    if acc.owner:
+        return
+    grant_id = next(iter(acc.grants.get(scope, {}).values()), None)
+    if child_id is not None:
+        grant_id = acc.grants.get(scope, {}).get(child_id, grant_id)
+    await VaultAccessLog.create(
+        family_id=acc.family_id,
+        actor_id=acc.viewer.user_id,
+        grant_id=grant_id,
+        scope=scope,
+        child_id=child_id,
+        what=what[:200],
+        at=services.clock.now(),
+    )
+
+
+def _children_filter(acc: Access, scope: VaultScope, child_id: int | None) -> list[int] | None:
+    allowed = acc.child_ids(scope)
+    if child_id is not None:
+        if allowed is not None and child_id not in allowed:
+            return []
+        return [child_id]
+    return None if allowed is None else sorted(allowed)
+
+
+async def read_children(services: Services, acc: Access) -> list[Child]:
+    """The children the viewer may see anything of."""
+    if acc.owner:
+        return await Child.filter(family_id=acc.family_id).order_by("id")
+    ids = sorted({c for by_child in acc.grants.values() for c in by_child})
+    children = await Child.filter(family_id=acc.family_id, id__in=ids).order_by("id")
+    for child in children:
+        scope = next(s for s, by_child in acc.grants.items() if child.id in by_child)
+        await _log(services, acc, scope, child.id, f"child {child.display_name}")
+    return children
+
+
+async def read_evidence(
+    services: Services, acc: Access, child_id: int | None, first: int | None, after: str | None
+) -> Page[Evidence]:
+    ids = _children_filter(acc, VaultScope.EVIDENCE, child_id)
+    query = Evidence.filter(family_id=acc.family_id)
+    if ids is not None:
+        query = query.filter(child_id__in=ids)
+    page = await paginate(query, kind="Evidence", first=first, after=after)
+    for item in page.items:
+        await _log(services, acc, VaultScope.EVIDENCE, item.child_id, f"evidence: {item.title}")
+    return page
+
+
+async def read_timeline(
+    services: Services, acc: Access, child_id: int | None, first: int | None, after: str | None
+) -> Page[TimelineEntry]:
+    ids = _children_filter(acc, VaultScope.TIMELINE, child_id)
+    query = TimelineEntry.filter(family_id=acc.family_id)
+    if ids is not None:
+        query = query.filter(child_id__in=ids)
+    page = await paginate(query, kind="TimelineEntry", first=first, after=after)
+    for item in page.items:
+        await _log(services, acc, VaultScope.TIMELINE, item.child_id, f"timeline: {item.title}")
+    return page
+
+
+async def read_ehcp_cases(services: Services, acc: Access, child_id: int | None) -> list[EhcpCase]:
+    ids = _children_filter(acc, VaultScope.EHCP_CASE, child_id)
+    query = EhcpCase.filter(family_id=acc.family_id)
+    if ids is not None:
+        query = query.filter(child_id__in=ids)
+    cases = await query.order_by("child_id")
+    for case in cases:
+        await _log(services, acc, VaultScope.EHCP_CASE, case.child_id, "EHCP case")
+    return cases
+
+
+def statutory_dates(case: EhcpCase) -> tuple[date | None, date | None]:
+    """When the decision whether to assess (6 weeks) and the final plan (20 weeks) are due."""
+    if case.request_date is None:
+        return None, None
+    return case.request_date + DECISION_DUE, case.request_date + FINAL_PLAN_DUE
+
+
+async def access_log(
+    viewer: Viewer | None, family_id: int, first: int | None, after: str | None
+) -> Page[VaultAccessLog]:
+    """Who read what of the family's Vault, newest first; only the family sees it."""
+    v = require(viewer, roles=[Role.FAMILY], scope=ApiScope.VAULT_READ)
+    if v.family_id != family_id:
+        raise NotFound("Family", "familyId")
+    return await paginate(
+        VaultAccessLog.filter(family_id=family_id), kind="VaultAccessLog", first=first, after=after
+    )
+
+
+# --- the family's own changes ---------------------------------------------------------------
+
+
+async def _own_child(viewer: Viewer | None, child_id: int) -> tuple[Viewer, Child]:
+    v = require(viewer, roles=[Role.FAMILY], scope=ApiScope.VAULT_WRITE)
+    child = await Child.get_or_none(id=child_id, family_id=v.family_id)
+    if child is None:
+        raise NotFound("Child", "childId")
+    return v, child
+
+
+async def add_evidence(
+    services: Services,
+    viewer: Viewer | None,
+    *,
+    child_id: int,
+    title: str,
+    category: EvidenceCategory,
+    on: date,
+    description: str,
+) -> Evidence:
+    """A piece of evidence about one child."""
+    v, child = await _own_child(viewer, child_id)
+    now = services.clock.now()
+    return await Evidence.create(
+        family_id=child.family_id,
+        child_id=child.id,
+        title=validation.text("title", title, max_length=MAX_TITLE),
+        category=category,
+        date=validation.past_date("date", on, now.date()),
+        description=validation.text(
+            "description", description, max_length=MAX_DESCRIPTION, required=False, multiline=True
+        ),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def delete_evidence(services: Services, viewer: Viewer | None, evidence_id: int) -> Evidence:
+    v = require(viewer, roles=[Role.FAMILY], scope=ApiScope.VAULT_WRITE)
+    item = await Evidence.get_or_none(id=evidence_id, family_id=v.family_id)
+    if item is None:
+        raise NotFound("Evidence", "evidenceId")
+    await Evidence.filter(id=item.id).delete()
+    return item
+
+
+async def add_timeline_entry(
+    services: Services, viewer: Viewer | None, *, child_id: int, on: date, title: str, note: str
+) -> TimelineEntry:
+    """A dated entry in one child's timeline."""
+    v, child = await _own_child(viewer, child_id)
+    now = services.clock.now()
+    return await TimelineEntry.create(
+        family_id=child.family_id,
+        child_id=child.id,
+        date=validation.past_date("date", on, now.date() + timedelta(days=366)),
+        title=validation.text("title", title, max_length=MAX_TITLE),
+        note=validation.text("note", note, max_length=MAX_NOTE, required=False, multiline=True),
+        created_at=now,
+    )
+
+
+async def update_ehcp_case(
+    services: Services,
+    viewer: Viewer | None,
+    *,
+    child_id: int,
+    stage: EhcpStage | None,
+    local_authority: str | None,
+    request_date: date | None,
+) -> EhcpCase:
+    """Set a child's EHCP case details; the statutory dates follow from the request date."""
+    v, child = await _own_child(viewer, child_id)
+    now = services.clock.now()
+    changes: dict[str, object] = {"updated_at": now}
+    if stage is not None:
+        changes["stage"] = stage
+    if local_authority is not None:
+        changes["local_authority"] = validation.text(
+            "localAuthority", local_authority, max_length=100, required=False
+        )
+    if request_date is not None:
+        changes["request_date"] = validation.past_date("requestDate", request_date, now.date(), max_years=25)
+    case, created = await EhcpCase.get_or_create(
+        child_id=child.id,
+        defaults={
+            "family_id": child.family_id,
+            "stage": child.ehcp_stage,
+            "local_authority": child.local_authority,
+            "updated_at": now,
+        },
+    )
+    await EhcpCase.filter(id=case.id).update(**changes)
+    if stage is not None:
+        await Child.filter(id=child.id).update(ehcp_stage=stage, updated_at=now)
+    del created
+    return await EhcpCase.get(id=case.id)
+
+
+async def own_family(viewer: Viewer | None, family_id: int) -> Family:
+    v = require(viewer, roles=[Role.FAMILY])
+    if v.family_id != family_id:
+        raise NotFound("Family", "familyId")
+    return await Family.get(id=family_id)

@@ -1,0 +1,197 @@
+"""Who may read each part of a Vault, and who may change grants and relationships."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.client import GraphQLClient
+from tests.factories import add_child, admin, advocate, api_token, send_request, sign_up
+from tests.test_support_requests import ACCEPT
+from tests.test_vault import END, GRANT, REVOKE, _evidence, _grant
+
+FIELDS = {
+    "children": "children { displayName }",
+    "evidence": "evidence { edges { node { title } } }",
+    "timeline": "timeline { edges { node { title } } }",
+    "ehcpCases": "ehcpCases { stage }",
+}
+
+
+def _read(field: str) -> str:
+    return f"query($f: ID!) {{ vault(familyId: $f) {{ {FIELDS[field]} }} }}"
+
+
+def _seen(body: dict[str, Any], field: str) -> str:
+    """What a caller got: DATA, NOTHING (an empty list, nothing shared), or REFUSED."""
+    if body.get("errors"):
+        return "REFUSED:" + str(body["errors"][0]["extensions"]["code"])
+    vault = body["data"]["vault"]
+    if vault is None:
+        return "REFUSED:NULL"
+    value = vault[field]
+    items = value["edges"] if isinstance(value, dict) else value
+    return "DATA" if items else "NOTHING"
+
+
+async def test_vault_read_matrix(gql: GraphQLClient) -> None:
+    family = await sign_up(gql)
+    alex = await add_child(gql, family)
+    jo = await add_child(gql, family, displayName="Jo")
+    await _evidence(gql, family, alex)
+    await _evidence(gql, family, jo, "Jo's report")
+    for child in (alex, jo):
+        await gql.data(
+            'mutation($c: ID!) { addTimelineEntry(input: {childId: $c, date: "2025-01-01", title: "T"}) {'
+            " userErrors { code } } }",
+            {"c": child},
+            family.token,
+        )
+        await gql.data(
+            "mutation($c: ID!) { updateEhcpCase(input: {childId: $c, stage: ASSESSING})"
+            " { userErrors { code } } }",
+            {"c": child},
+            family.token,
+        )
+
+    async def supporting(scopes: list[str], children: list[str]) -> str:
+        adv = await advocate(gql)
+        request = await send_request(gql, family, adv.advocate_id, children[0])
+        rel = (await gql.data(ACCEPT, {"input": {"requestId": request["supportRequest"]["id"]}}, adv.token))[
+            "acceptSupportRequest"
+        ]["supportRequest"]["relationship"]["id"]
+        await _grant(gql, family, rel, children[0], scopes=scopes, childIds=children)
+        return adv.token
+
+    full = await supporting(["EVIDENCE", "TIMELINE", "EHCP_CASE"], [alex])
+    evidence_only = await supporting(["EVIDENCE"], [jo])
+    former_adv = await advocate(gql)
+    request = await send_request(gql, family, former_adv.advocate_id, jo)
+    rel = (
+        await gql.data(ACCEPT, {"input": {"requestId": request["supportRequest"]["id"]}}, former_adv.token)
+    )["acceptSupportRequest"]["supportRequest"]["relationship"]["id"]
+    await _grant(gql, family, rel, jo, scopes=["EVIDENCE", "TIMELINE", "EHCP_CASE"], childIds=[jo])
+    await gql.data(END, {"input": {"relationshipId": rel, "reason": "RESOLVED"}}, family.token)
+    callers = {
+        "anonymous": None,
+        "family": family.token,
+        "family_token_read": await api_token(gql, family, ["VAULT_READ"]),
+        "family_token_no_read": await api_token(gql, family, ["REQUESTS_READ"]),
+        "other_family": (await sign_up(gql)).token,
+        "advocate_full_grant_alex": full,
+        "advocate_evidence_only_jo": evidence_only,
+        "former_advocate": former_adv.token,
+        "other_advocate": (await advocate(gql)).token,
+        "admin": (await admin(gql)).token,
+    }
+    expected = {
+        "anonymous": dict.fromkeys(FIELDS, "REFUSED:UNAUTHENTICATED"),
+        "family": dict.fromkeys(FIELDS, "DATA"),
+        "family_token_read": dict.fromkeys(FIELDS, "DATA"),
+        "family_token_no_read": dict.fromkeys(FIELDS, "REFUSED:FORBIDDEN"),
+        "other_family": dict.fromkeys(FIELDS, "REFUSED:NULL"),
+        "advocate_full_grant_alex": dict.fromkeys(FIELDS, "DATA"),
+        "advocate_evidence_only_jo": {
+            "children": "DATA",
+            "evidence": "DATA",
+            "timeline": "NOTHING",
+            "ehcpCases": "NOTHING",
+        },
+        "former_advocate": dict.fromkeys(FIELDS, "REFUSED:NULL"),
+        "other_advocate": dict.fromkeys(FIELDS, "REFUSED:NULL"),
+        "admin": dict.fromkeys(FIELDS, "REFUSED:NULL"),
+    }
+    seen = {
+        caller: {
+            field: _seen(await gql(_read(field), {"f": family.family_id}, token), field) for field in FIELDS
+        }
+        for caller, token in callers.items()
+    }
+    assert seen == expected
+    # What the evidence-only advocate sees is Jo's, never Alex's.
+    body = await gql(_read("evidence"), {"f": family.family_id}, evidence_only)
+    assert [e["node"]["title"] for e in body["data"]["vault"]["evidence"]["edges"]] == ["Jo's report"]
+
+
+async def test_grant_revoke_and_end_matrix(gql: GraphQLClient) -> None:
+    family = await sign_up(gql)
+    child = await add_child(gql, family)
+    adv = await advocate(gql)
+    request = await send_request(gql, family, adv.advocate_id, child)
+    rel = (await gql.data(ACCEPT, {"input": {"requestId": request["supportRequest"]["id"]}}, adv.token))[
+        "acceptSupportRequest"
+    ]["supportRequest"]["relationship"]["id"]
+    others = {
+        "anonymous": None,
+        "other_family": (await sign_up(gql)).token,
+        "advocate": adv.token,
+        "other_advocate": (await advocate(gql)).token,
+        "admin": (await admin(gql)).token,
+        "family_token_no_write": await api_token(gql, family, ["VAULT_READ", "REQUESTS_READ"]),
+    }
+    grant_input = {"relationshipId": rel, "scopes": ["EVIDENCE"], "childIds": [child]}
+    expected_grant = {
+        "anonymous": "UNAUTHENTICATED",
+        "other_family": "NOT_FOUND",
+        "advocate": "FORBIDDEN",
+        "other_advocate": "FORBIDDEN",
+        "admin": "FORBIDDEN",
+        "family_token_no_write": "FORBIDDEN",
+    }
+    for caller, token in others.items():
+        body = await gql(GRANT, {"input": grant_input}, token)
+        code = (
+            body["errors"][0]["extensions"]["code"]
+            if body.get("errors")
+            else body["data"]["grantVaultAccess"]["userErrors"][0]["code"]
+        )
+        assert code == expected_grant[caller], caller
+    grant_id = (await _grant(gql, family, rel, child))["vaultGrant"]["id"]
+    for caller, token in others.items():
+        body = await gql(REVOKE, {"input": {"grantId": grant_id}}, token)
+        code = (
+            body["errors"][0]["extensions"]["code"]
+            if body.get("errors")
+            else body["data"]["revokeVaultAccess"]["userErrors"][0]["code"]
+        )
+        assert code == expected_grant[caller], caller
+    expected_end = {**expected_grant, "advocate": "OK", "admin": "FORBIDDEN", "other_advocate": "NOT_FOUND"}
+    expected_end["family_token_no_write"] = "FORBIDDEN"
+    for caller in [
+        "anonymous",
+        "other_family",
+        "other_advocate",
+        "admin",
+        "family_token_no_write",
+        "advocate",
+    ]:
+        body = await gql(END, {"input": {"relationshipId": rel, "reason": "OTHER"}}, others[caller])
+        if body.get("errors"):
+            code = body["errors"][0]["extensions"]["code"]
+        else:
+            errors = body["data"]["endSupportRelationship"]["userErrors"]
+            code = errors[0]["code"] if errors else "OK"
+        assert code == expected_end[caller], caller
+
+
+async def test_access_revoked_is_only_for_the_advocate_concerned(gql: GraphQLClient) -> None:
+    family = await sign_up(gql)
+    child = await add_child(gql, family)
+    adv = await advocate(gql)
+    other = await advocate(gql)
+    request = await send_request(gql, family, adv.advocate_id, child)
+    rel = (await gql.data(ACCEPT, {"input": {"requestId": request["supportRequest"]["id"]}}, adv.token))[
+        "acceptSupportRequest"
+    ]["supportRequest"]["relationship"]["id"]
+    await _grant(gql, family, rel, child)
+    query = "subscription { accessRevoked { reason } }"
+    async with gql.socket(family.token) as fam, gql.socket(other.token) as oth, gql.socket(adv.token) as mine:
+        for sock in (fam, oth, mine):
+            await sock.ack()
+        fam_op = await fam.subscribe(query)
+        assert (await fam.next_event(fam_op))["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+        await oth.subscribe(query)
+        op = await mine.subscribe(query)
+        await mine.expect_silence(0.3)
+        await gql.data(END, {"input": {"relationshipId": rel, "reason": "RESOLVED"}}, family.token)
+        assert (await mine.next_event(op))["data"]["accessRevoked"]["reason"] == "RELATIONSHIP_ENDED"
+        await oth.expect_silence(0.5)
