@@ -60,6 +60,7 @@ log = logging.getLogger("senvault")
 class Settings:
     database_url: str
     broadcast_url: str
+    broadcast_namespace: str
     max_body_bytes: int
     rate_limit_per_minute: int
     anonymous_rate_limit_per_minute: int
@@ -75,6 +76,7 @@ class Settings:
         return cls(
             database_url=config("DATABASE_URL", default="sqlite://senvault.sqlite3"),
             broadcast_url=config("BROADCAST_URL", default="memory://"),
+            broadcast_namespace=config("BROADCAST_NAMESPACE", default="senvault"),
             max_body_bytes=config("MAX_BODY_BYTES", cast=int, default=2 * 1024 * 1024),
             rate_limit_per_minute=config("RATE_LIMIT_PER_MINUTE", cast=int, default=600),
             anonymous_rate_limit_per_minute=config("ANONYMOUS_RATE_LIMIT_PER_MINUTE", cast=int, default=120),
@@ -321,6 +323,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 settings.broadcast_url,
                 max_queue=settings.max_subscription_queue,
                 heartbeat_interval=settings.heartbeat_seconds,
+                namespace=settings.broadcast_namespace,
             )
             await hub.connect()
             services = Services(clock=clock, hub=hub, policy=policy)
@@ -396,7 +399,11 @@ async def _cli_services(settings: Settings) -> AsyncIterator[Services]:
     """Services for a command-line task: the database, and the configured broadcast so that
     anyone watching live sees what the task changes."""
     async with _orm(settings):
-        hub = Hub(settings.broadcast_url, heartbeat_interval=settings.heartbeat_seconds)
+        hub = Hub(
+            settings.broadcast_url,
+            heartbeat_interval=settings.heartbeat_seconds,
+            namespace=settings.broadcast_namespace,
+        )
         await hub.connect()
         try:
             yield Services(Clock(), hub)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
@@ -101,8 +103,9 @@ class _ConnectionLost(Event):
 class RedisPubSubBackend(BroadcastBackend):
     """Redis pub/sub for broadcaster, subscribing before it listens and reporting a dead link."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, client_name: str | None = None) -> None:
         self._url = url
+        self._client_name = client_name
         self._conn: aioredis.Redis | None = None
         self._pubsub: Any = None
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -112,7 +115,12 @@ class RedisPubSubBackend(BroadcastBackend):
 
     async def connect(self) -> None:
         self._conn = aioredis.Redis.from_url(
-            self._url, socket_connect_timeout=5, socket_keepalive=True, health_check_interval=0
+            self._url,
+            socket_connect_timeout=5,
+            socket_keepalive=True,
+            health_check_interval=0,
+            # Named, so that `CLIENT LIST` on a shared Redis shows whose connection is whose.
+            client_name=self._client_name,
         )
         await self._conn.ping()
         self._pubsub = self._conn.pubsub()
@@ -180,12 +188,19 @@ class Hub:
         max_queue: int = 1000,
         heartbeat_interval: float = 5.0,
         reconnect_max_delay: float = 10.0,
+        namespace: str = "senvault",
     ) -> None:
         self.url = url
+        # Channels on the wire are prefixed, so deployments (and test runs) sharing one Redis
+        # never hear each other's events.
+        self._prefix = f"{namespace}:" if namespace else ""
         self.max_queue = max_queue
         self.heartbeat_interval = heartbeat_interval
         self.reconnect_max_delay = reconnect_max_delay
-        self._backend = self._make_backend(url)
+        self.client_name = (
+            f"{namespace or 'senvault'}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        )
+        self._backend = self._make_backend(url, self.client_name)
         self._subscribers: dict[str, set[Subscription]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._heartbeat_channel = f"hub:heartbeat:{uuid.uuid4().hex}"
@@ -194,12 +209,12 @@ class Hub:
         self.last_error: str | None = None
 
     @staticmethod
-    def _make_backend(url: str) -> BroadcastBackend:
+    def _make_backend(url: str, client_name: str) -> BroadcastBackend:
         scheme = urlparse(url).scheme
         if scheme == "memory":
             return MemoryBackend(url)
         if scheme in ("redis", "rediss"):
-            return RedisPubSubBackend(url)
+            return RedisPubSubBackend(url, client_name)
         raise ValueError(f"Unsupported BROADCAST_URL scheme {scheme!r}: use memory:// or redis://")
 
     @property
@@ -230,7 +245,7 @@ class Hub:
         await self._backend.disconnect()
 
     async def publish(self, envelope: Envelope) -> None:
-        await self._backend.publish(envelope.channel, envelope.encode())
+        await self._backend.publish(self._prefix + envelope.channel, envelope.encode())
 
     async def check(self) -> bool:
         """Whether live delivery works now: the link is up and answers a ping."""
@@ -258,7 +273,7 @@ class Hub:
         else:
             self._subscribers[channel] = {subscription}
             if self.healthy:
-                await self._backend.subscribe(channel)
+                await self._backend.subscribe(self._prefix + channel)
         try:
             yield subscription
         finally:
@@ -269,7 +284,7 @@ class Hub:
                     del self._subscribers[channel]
                     if self.healthy:
                         with contextlib.suppress(RedisError, OSError):
-                            await self._backend.unsubscribe(channel)
+                            await self._backend.unsubscribe(self._prefix + channel)
 
     def end_subscriptions(self, channel: str, failure: SubscriptionEnded) -> None:
         """End every local subscription to a channel now (e.g. access to what it reads ended)."""
@@ -298,7 +313,7 @@ class Hub:
             except (ValueError, KeyError, TypeError):
                 log.error("dropping malformed event on %s", event.channel)
                 continue
-            for subscription in list(self._subscribers.get(event.channel, ())):
+            for subscription in list(self._subscribers.get(envelope.channel, ())):
                 subscription.offer(envelope)
 
     async def _recover(self, error: BaseException, delay: float) -> None:
@@ -326,7 +341,7 @@ class Hub:
                 continue
             for channel in list(self._subscribers):
                 with contextlib.suppress(RedisError, OSError):
-                    await self._backend.subscribe(channel)
+                    await self._backend.subscribe(self._prefix + channel)
             self.healthy = True
             self.last_error = None
             log.info("broadcast connection restored")

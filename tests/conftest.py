@@ -89,6 +89,8 @@ def settings(database_url: str) -> server.Settings:
             **os.environ,
             "DATABASE_URL": database_url,
             "BROADCAST_URL": os.environ.get("BROADCAST_URL", "memory://"),
+            # Its own channels on a shared Redis, so concurrent test runs do not hear each other.
+            "BROADCAST_NAMESPACE": f"senvault-test-{uuid.uuid4().hex[:8]}",
             "RATE_LIMIT_PER_MINUTE": "1000000",
             "ANONYMOUS_RATE_LIMIT_PER_MINUTE": "1000000",
             "BROADCAST_HEARTBEAT_SECONDS": "0.5",

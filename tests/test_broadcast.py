@@ -37,6 +37,30 @@ async def _hub(url: str) -> Hub:
     return hub
 
 
+async def _kill_connections_of(redis: aioredis.Redis, hub: Hub) -> None:
+    """CLIENT KILL this hub's connections only: other test runs may share the Redis."""
+    killed = 0
+    for client in await redis.client_list():
+        if client.get("name") == hub.client_name:
+            killed += await redis.client_kill_filter(_id=client["id"])
+    assert killed
+
+
+async def test_hubs_in_other_namespaces_do_not_hear_each_other(redis: aioredis.Redis, redis_url: str) -> None:
+    mine = Hub(redis_url, heartbeat_interval=0.2, namespace=f"ns-{uuid.uuid4().hex}")
+    theirs = Hub(redis_url, heartbeat_interval=0.2, namespace=f"ns-{uuid.uuid4().hex}")
+    await mine.connect()
+    await theirs.connect()
+    try:
+        async with mine.subscribe("user:1") as sub:
+            await theirs.publish(_event("user:1", 7))
+            await mine.publish(_event("user:1", 8))
+            assert (await asyncio.wait_for(sub.next(), 2)).seq == 8
+    finally:
+        await mine.disconnect()
+        await theirs.disconnect()
+
+
 async def test_first_subscriber_of_a_fresh_process_receives_events(
     redis: aioredis.Redis, redis_url: str
 ) -> None:
@@ -80,7 +104,7 @@ async def test_a_killed_connection_ends_subscriptions_and_recovers(
         async with hub.subscribe(channel) as sub:
             await hub.publish(_event(channel, 1))
             assert (await asyncio.wait_for(sub.next(), 2)).seq == 1
-            await redis.client_kill_filter(_type="pubsub")
+            await _kill_connections_of(redis, hub)
             with pytest.raises(SubscriptionEnded) as ended:
                 await asyncio.wait_for(sub.next(), 5)
             assert ended.value.code == BROADCAST_INTERRUPTED

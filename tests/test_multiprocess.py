@@ -49,6 +49,7 @@ async def two_workers(
         **os.environ,
         "DATABASE_URL": settings.database_url,
         "BROADCAST_URL": redis_url,
+        "BROADCAST_NAMESPACE": settings.broadcast_namespace,
         "RATE_LIMIT_PER_MINUTE": "1000000",
         "ANONYMOUS_RATE_LIMIT_PER_MINUTE": "1000000",
     }
