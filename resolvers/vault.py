@@ -3,10 +3,14 @@ what a live grant shares, checked at the moment of every read and written to the
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from tortoise.connection import get_connection
 from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
 
 from models.accounts import ApiScope, Role
 from models.families import Child, EhcpStage, Family
@@ -54,6 +58,15 @@ class Access:
         return None if self.owner else set(self.grants.get(scope, {}))
 
 
+# Taken in the transaction of a read: an end or revocation (an UPDATE of these rows) waits until the
+# read has finished, and a read that comes after it re-checks the rows it waited for and finds them
+# ended. SQLite needs no lock: its transactions run one at a time.
+_SHARE_LIVE_GRANTS = (
+    "SELECT id FROM vault_grants WHERE id = ANY($1::bigint[]) AND revoked_at IS NULL "
+    "AND (expires_at IS NULL OR expires_at > $2) FOR SHARE"
+)
+
+
 async def access(services: Services, viewer: Viewer | None, family_id: int) -> Access | None:
     """The viewer's live access to a family's Vault, or None when they have none at all.
 
@@ -65,12 +78,18 @@ async def access(services: Services, viewer: Viewer | None, family_id: int) -> A
         return Access(family_id, viewer, True, {})
     if viewer.role is not Role.ADVOCATE or viewer.advocate_id is None:
         return None
+    now = services.clock.now()
     grants = await VaultGrant.filter(
-        live_grant_filter(services.clock.now()),
+        live_grant_filter(now),
         family_id=family_id,
         advocate_id=viewer.advocate_id,
         relationship__status="ACTIVE",
     )
+    connection = get_connection("default")
+    if grants and connection.capabilities.dialect == "postgres":
+        rows = await connection.execute_query_dict(_SHARE_LIVE_GRANTS, [[g.id for g in grants], now])
+        live = {int(r["id"]) for r in rows}
+        grants = [g for g in grants if g.id in live]
     if not grants:
         return None
     table: dict[VaultScope, dict[int, int]] = {}
@@ -81,20 +100,39 @@ async def access(services: Services, viewer: Viewer | None, family_id: int) -> A
     return Access(family_id, viewer, False, table)
 
 
-async def _log(services: Services, acc: Access, scope: VaultScope, child_id: int | None, what: str) -> None:
-    if acc.owner:
+@asynccontextmanager
+async def reading(services: Services, viewer: Viewer | None, family_id: int) -> AsyncIterator[Access]:
+    """One read of a family's Vault: access is checked, the data read and the read logged in one
+    transaction, so a read racing a revocation either finishes before it commits or fails."""
+    async with in_transaction():
+        acc = await access(services, viewer, family_id)
+        if acc is None:
+            raise NotFound("Vault", "familyId")
+        yield acc
+
+
+async def _log(
+    services: Services, acc: Access, scope: VaultScope, reads: list[tuple[int | None, str]]
+) -> None:
+    """Write an advocate's reads to the family's access log (the family's own reads are not)."""
+    if acc.owner or not reads:
         return
-    grant_id = next(iter(acc.grants.get(scope, {}).values()), None)
-    if child_id is not None:
-        grant_id = acc.grants.get(scope, {}).get(child_id, grant_id)
-    await VaultAccessLog.create(
-        family_id=acc.family_id,
-        actor_id=acc.viewer.user_id,
-        grant_id=grant_id,
-        scope=scope,
-        child_id=child_id,
-        what=what[:200],
-        at=services.clock.now(),
+    by_child = acc.grants.get(scope, {})
+    any_grant = next(iter(by_child.values()), None)
+    now = services.clock.now()
+    await VaultAccessLog.bulk_create(
+        [
+            VaultAccessLog(
+                family_id=acc.family_id,
+                actor_id=acc.viewer.user_id,
+                grant_id=by_child.get(child_id, any_grant) if child_id is not None else any_grant,
+                scope=scope,
+                child_id=child_id,
+                what=what[:200],
+                at=now,
+            )
+            for child_id, what in reads
+        ]
     )
 
 
@@ -107,53 +145,77 @@ def _children_filter(acc: Access, scope: VaultScope, child_id: int | None) -> li
     return None if allowed is None else sorted(allowed)
 
 
-async def read_children(services: Services, acc: Access) -> list[Child]:
+async def read_children(services: Services, viewer: Viewer | None, family_id: int) -> list[Child]:
     """The children the viewer may see anything of."""
-    if acc.owner:
-        return await Child.filter(family_id=acc.family_id).order_by("id")
-    ids = sorted({c for by_child in acc.grants.values() for c in by_child})
-    children = await Child.filter(family_id=acc.family_id, id__in=ids).order_by("id")
-    for child in children:
-        scope = next(s for s, by_child in acc.grants.items() if child.id in by_child)
-        await _log(services, acc, scope, child.id, f"child {child.display_name}")
-    return children
+    async with reading(services, viewer, family_id) as acc:
+        if acc.owner:
+            return await Child.filter(family_id=family_id).order_by("id")
+        ids = sorted({c for by_child in acc.grants.values() for c in by_child})
+        children = await Child.filter(family_id=family_id, id__in=ids).order_by("id")
+        # Each child's read is logged under the first part of the Vault shared about them.
+        reads: dict[VaultScope, list[tuple[int | None, str]]] = {}
+        for child in children:
+            scope = next(s for s in VaultScope if child.id in acc.grants.get(s, {}))
+            reads.setdefault(scope, []).append((child.id, f"child {child.display_name}"))
+        for scope, items in reads.items():
+            await _log(services, acc, scope, items)
+        return children
 
 
 async def read_evidence(
-    services: Services, acc: Access, child_id: int | None, first: int | None, after: str | None
+    services: Services,
+    viewer: Viewer | None,
+    family_id: int,
+    child_id: int | None,
+    first: int | None,
+    after: str | None,
 ) -> Page[Evidence]:
-    ids = _children_filter(acc, VaultScope.EVIDENCE, child_id)
-    query = Evidence.filter(family_id=acc.family_id)
-    if ids is not None:
-        query = query.filter(child_id__in=ids)
-    page = await paginate(query, kind="Evidence", first=first, after=after)
-    for item in page.items:
-        await _log(services, acc, VaultScope.EVIDENCE, item.child_id, f"evidence: {item.title}")
-    return page
+    """Evidence, newest first: all of it for the family, what a grant shares for an advocate."""
+    async with reading(services, viewer, family_id) as acc:
+        ids = _children_filter(acc, VaultScope.EVIDENCE, child_id)
+        query = Evidence.filter(family_id=family_id)
+        if ids is not None:
+            query = query.filter(child_id__in=ids)
+        page = await paginate(query, kind="Evidence", first=first, after=after)
+        await _log(
+            services, acc, VaultScope.EVIDENCE, [(e.child_id, f"evidence: {e.title}") for e in page.items]
+        )
+        return page
 
 
 async def read_timeline(
-    services: Services, acc: Access, child_id: int | None, first: int | None, after: str | None
+    services: Services,
+    viewer: Viewer | None,
+    family_id: int,
+    child_id: int | None,
+    first: int | None,
+    after: str | None,
 ) -> Page[TimelineEntry]:
-    ids = _children_filter(acc, VaultScope.TIMELINE, child_id)
-    query = TimelineEntry.filter(family_id=acc.family_id)
-    if ids is not None:
-        query = query.filter(child_id__in=ids)
-    page = await paginate(query, kind="TimelineEntry", first=first, after=after)
-    for item in page.items:
-        await _log(services, acc, VaultScope.TIMELINE, item.child_id, f"timeline: {item.title}")
-    return page
+    """Timeline entries, newest first, as `read_evidence`."""
+    async with reading(services, viewer, family_id) as acc:
+        ids = _children_filter(acc, VaultScope.TIMELINE, child_id)
+        query = TimelineEntry.filter(family_id=family_id)
+        if ids is not None:
+            query = query.filter(child_id__in=ids)
+        page = await paginate(query, kind="TimelineEntry", first=first, after=after)
+        await _log(
+            services, acc, VaultScope.TIMELINE, [(t.child_id, f"timeline: {t.title}") for t in page.items]
+        )
+        return page
 
 
-async def read_ehcp_cases(services: Services, acc: Access, child_id: int | None) -> list[EhcpCase]:
-    ids = _children_filter(acc, VaultScope.EHCP_CASE, child_id)
-    query = EhcpCase.filter(family_id=acc.family_id)
-    if ids is not None:
-        query = query.filter(child_id__in=ids)
-    cases = await query.order_by("child_id")
-    for case in cases:
-        await _log(services, acc, VaultScope.EHCP_CASE, case.child_id, "EHCP case")
-    return cases
+async def read_ehcp_cases(
+    services: Services, viewer: Viewer | None, family_id: int, child_id: int | None
+) -> list[EhcpCase]:
+    """EHCP cases per child, as `read_evidence`."""
+    async with reading(services, viewer, family_id) as acc:
+        ids = _children_filter(acc, VaultScope.EHCP_CASE, child_id)
+        query = EhcpCase.filter(family_id=family_id)
+        if ids is not None:
+            query = query.filter(child_id__in=ids)
+        cases = await query.order_by("child_id")
+        await _log(services, acc, VaultScope.EHCP_CASE, [(c.child_id, "EHCP case") for c in cases])
+        return cases
 
 
 def statutory_dates(case: EhcpCase) -> tuple[date | None, date | None]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -15,6 +15,7 @@ from models.accounts import ApiScope as Scope
 from models.families import Family as FamilyRow
 from models.support import SupportRelationship as RelationshipRow
 from resolvers import grants, relationships, vault
+from resolvers.errors import NotFound
 from resolvers.events import user_channel
 from resolvers.viewer import require
 from schema.accounts import User
@@ -35,6 +36,7 @@ EvidenceCategory = m.EvidenceCategory
 VaultScope = m.VaultScope
 GrantStatus = m.GrantStatus
 AccessEndReason = m.AccessEndReason
+T = TypeVar("T")
 
 
 @strawberry.type(description="A piece of evidence in the Vault.")
@@ -143,24 +145,28 @@ class TimelineEntryConnection(relay.Connection[TimelineEntry]):
     pass
 
 
-def _refused() -> GraphQLError:
-    return GraphQLError("Vault not found.", extensions={"code": "NOT_FOUND"})
+async def _read(action: Awaitable[T]) -> T:
+    """A Vault read; access that ended since the Vault was looked up is NOT_FOUND, not partial data."""
+    try:
+        return await action
+    except NotFound as exc:
+        if exc.field != "familyId":
+            raise
+        raise GraphQLError("Vault not found.", extensions={"code": "NOT_FOUND"}) from exc
+
+
+def _child(child_id: relay.GlobalID | None) -> int | None:
+    return None if child_id is None else decode_id(child_id, "Child", "childId")
 
 
 @strawberry.type(description="A family's Vault as the viewer may read it: each field is checked when read.")
 class Vault:
     family_id: strawberry.Private[int]
 
-    async def _access(self, info: Info) -> vault.Access:
-        acc = await vault.access(info.context.services, info.context.viewer, self.family_id)
-        if acc is None:
-            raise _refused()
-        return acc
-
     @strawberry.field(description="The children the viewer may see anything of.")
     async def children(self, info: Info) -> list[Child]:
-        acc = await self._access(info)
-        return [Child.from_model(c) for c in await vault.read_children(info.context.services, acc)]
+        rows = await _read(vault.read_children(info.context.services, info.context.viewer, self.family_id))
+        return [Child.from_model(c) for c in rows]
 
     @strawberry.field(description="Evidence, newest first; advocates see only what a grant shares.")
     async def evidence(
@@ -170,9 +176,11 @@ class Vault:
         first: int | None = 20,
         after: str | None = None,
     ) -> EvidenceConnection:
-        acc = await self._access(info)
-        child = int(child_id.node_id) if child_id is not None else None
-        page = await vault.read_evidence(info.context.services, acc, child, first, after)
+        page = await _read(
+            vault.read_evidence(
+                info.context.services, info.context.viewer, self.family_id, _child(child_id), first, after
+            )
+        )
         return to_connection(EvidenceConnection, page, Evidence.from_model)  # type: ignore[return-value]
 
     @strawberry.field(description="Timeline entries, newest first; advocates see only what a grant shares.")
@@ -183,18 +191,21 @@ class Vault:
         first: int | None = 20,
         after: str | None = None,
     ) -> TimelineEntryConnection:
-        acc = await self._access(info)
-        child = int(child_id.node_id) if child_id is not None else None
-        page = await vault.read_timeline(info.context.services, acc, child, first, after)
+        page = await _read(
+            vault.read_timeline(
+                info.context.services, info.context.viewer, self.family_id, _child(child_id), first, after
+            )
+        )
         return to_connection(TimelineEntryConnection, page, TimelineEntry.from_model)  # type: ignore[return-value]
 
     @strawberry.field(description="EHCP cases per child; advocates see only what a grant shares.")
     async def ehcp_cases(self, info: Info, child_id: relay.GlobalID | None = None) -> list[EhcpCase]:
-        acc = await self._access(info)
-        child = int(child_id.node_id) if child_id is not None else None
-        return [
-            EhcpCase.from_model(c) for c in await vault.read_ehcp_cases(info.context.services, acc, child)
-        ]
+        rows = await _read(
+            vault.read_ehcp_cases(
+                info.context.services, info.context.viewer, self.family_id, _child(child_id)
+            )
+        )
+        return [EhcpCase.from_model(c) for c in rows]
 
 
 @strawberry.type(description="What a family shares of its Vault with the advocate of a relationship.")

@@ -8,11 +8,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from strawberry import relay
 
-from models.support import Message, SupportRelationship
-from models.vault import Evidence, Review, VaultAccessLog, VaultGrant
+from models.support import CloseReason, Message, SupportRelationship
+from models.vault import Evidence, Review, VaultAccessLog, VaultGrant, VaultScope
+from resolvers import accounts, relationships, vault
 from resolvers.clock import Clock
+from resolvers.errors import NotFound
+from schema.connections import decode_id
 from tests.client import GraphQLClient
+from tests.conftest import Live
 from tests.factories import Account, AdvocateAccount, add_child, admin, advocate, send_request, sign_up
 from tests.test_support_requests import ACCEPT, SEND_MESSAGE
 
@@ -375,3 +380,37 @@ async def test_a_read_racing_the_end_never_returns_data_after_it(gql: GraphQLCli
     # And every read afterwards fails.
     assert (await gql.data(READ_EVIDENCE, {"f": family.family_id}, adv.token))["vault"] is None
     assert await Message.all().count() >= 1
+
+
+async def test_a_read_in_progress_finishes_before_the_end_commits(
+    gql: GraphQLClient, live_server: Live
+) -> None:
+    """Given a read holding its transaction, the end waits for it; the next read after the end fails."""
+    family, child, adv, _, relationship = await _supported(gql)
+    await _evidence(gql, family, child)
+    await _grant(gql, family, relationship, child)
+    services = live_server.app.state.services
+    reader = await accounts.authenticate(services, adv.token)
+    ender = await accounts.authenticate(services, family.token)
+    family_id = decode_id(relay.GlobalID.from_id(family.family_id or ""), "Family", "familyId")
+    relationship_id = decode_id(relay.GlobalID.from_id(relationship), "SupportRelationship", "x")
+
+    go = asyncio.Event()
+
+    async def end_when_told() -> SupportRelationship:
+        await go.wait()
+        return await relationships.end(services, ender, relationship_id, CloseReason.RESOLVED, "")
+
+    # Started outside the read: a task started inside would inherit the read's transaction.
+    ending = asyncio.create_task(end_when_told())
+    async with vault.reading(services, reader, family_id) as acc:
+        go.set()
+        done, _ = await asyncio.wait({ending}, timeout=0.5)
+        assert not done, "the end committed while a read of the Vault was still in progress"
+        shared = sorted(acc.child_ids(VaultScope.EVIDENCE) or [])
+        evidence = await Evidence.filter(family_id=family_id, child_id__in=shared)
+        assert [e.title for e in evidence] == ["EP report"]
+    closed = await asyncio.wait_for(ending, 10)
+    assert closed.status.value == "CLOSED"
+    with pytest.raises(NotFound):
+        await vault.read_evidence(services, reader, family_id, None, 10, None)
