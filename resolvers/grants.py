@@ -29,8 +29,8 @@ def status(grant: VaultGrant, now: datetime) -> GrantStatus:
 
 
 def can_view(viewer: Viewer | None, grant: VaultGrant) -> bool:
-    """The family that made it and the advocate it was made for."""
-    if viewer is None:
+    """The family that made it and the advocate it was made for (tokens need VAULT_READ)."""
+    if viewer is None or not viewer.has_scope(ApiScope.VAULT_READ):
         return False
     return viewer.family_id == grant.family_id or viewer.advocate_id == grant.advocate_id
 

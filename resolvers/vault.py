@@ -321,20 +321,21 @@ async def update_ehcp_case(
         )
     if request_date is not None:
         changes["request_date"] = validation.past_date("requestDate", request_date, now.date(), max_years=25)
-    case, created = await EhcpCase.get_or_create(
-        child_id=child.id,
-        defaults={
-            "family_id": child.family_id,
-            "stage": child.ehcp_stage,
-            "local_authority": child.local_authority,
-            "updated_at": now,
-        },
-    )
-    await EhcpCase.filter(id=case.id).update(**changes)
-    if stage is not None:
-        await Child.filter(id=child.id).update(ehcp_stage=stage, updated_at=now)
-    del created
-    return await EhcpCase.get(id=case.id)
+    # The case and the child's stage change together, or not at all.
+    async with in_transaction():
+        case, _ = await EhcpCase.get_or_create(
+            child_id=child.id,
+            defaults={
+                "family_id": child.family_id,
+                "stage": child.ehcp_stage,
+                "local_authority": child.local_authority,
+                "updated_at": now,
+            },
+        )
+        await EhcpCase.filter(id=case.id).update(**changes)
+        if stage is not None:
+            await Child.filter(id=child.id).update(ehcp_stage=stage, updated_at=now)
+        return await EhcpCase.get(id=case.id)
 
 
 async def own_family(viewer: Viewer | None, family_id: int) -> Family:

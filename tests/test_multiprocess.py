@@ -22,6 +22,8 @@ from tests.client import GraphQLClient, Socket
 from tests.conftest import require_service
 from tests.factories import add_child, advocate, send_request, sign_up
 from tests.test_live_requests import NEW_REQUESTS
+from tests.test_support_requests import ACCEPT
+from tests.test_vault import ACCESS_REVOKED, END, GRANT
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,3 +117,50 @@ async def test_a_new_request_reaches_the_advocate_on_either_process_within_a_sec
                     event = (await sock.next_event(op, timeout=1.0))["data"]["newSupportRequest"]
                     assert event["supportRequest"]["id"] == request_id
                 assert time.monotonic() - started < 1.5
+
+
+async def test_access_revoked_reaches_the_advocate_on_either_process_within_a_second(
+    two_workers: GraphQLClient,
+) -> None:
+    gql = two_workers
+    adv = await advocate(gql)
+    family = await sign_up(gql)
+    child = await add_child(gql, family)
+    request_id = (await send_request(gql, family, adv.advocate_id, child))["supportRequest"]["id"]
+    accepted = await gql.data(ACCEPT, {"input": {"requestId": request_id}}, adv.token)
+    relationship = accepted["acceptSupportRequest"]["supportRequest"]["relationship"]["id"]
+    grant = await gql.data(
+        GRANT,
+        {"input": {"relationshipId": relationship, "scopes": ["EVIDENCE"], "childIds": [child]}},
+        family.token,
+    )
+    grant_id = grant["grantVaultAccess"]["vaultGrant"]["id"]
+    async with AsyncExitStack() as stack:
+        sockets: list[tuple[Socket, str]] = []
+        processes: set[str] = set()
+        while len(processes) < 2:
+            assert len(sockets) < 40, "connections never reached both processes"
+            sock = await stack.enter_async_context(gql.socket(adv.token))
+            ack = await sock.receive()
+            assert ack["type"] == "connection_ack"
+            processes.add(ack["payload"]["server"])
+            sockets.append((sock, await sock.subscribe(ACCESS_REVOKED)))
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        ended = await gql.data(
+            END,
+            {
+                "input": {
+                    "relationshipId": relationship,
+                    "reason": "RESOLVED",
+                    "note": "Case resolved, EHCP finalised",
+                }
+            },
+            family.token,
+        )
+        assert ended["endSupportRelationship"]["userErrors"] == []
+        for sock, op in sockets:
+            event = (await sock.next_event(op, timeout=1.0))["data"]["accessRevoked"]
+            assert event["reason"] == "RELATIONSHIP_ENDED"
+            assert event["vaultGrant"]["id"] == grant_id
+        assert time.monotonic() - started < 1.5

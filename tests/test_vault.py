@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from strawberry import relay
 
+from models.families import Child
 from models.support import CloseReason, Message, SupportRelationship
-from models.vault import Evidence, Review, VaultAccessLog, VaultGrant, VaultScope
+from models.vault import EhcpCase, Evidence, Review, TimelineEntry, VaultAccessLog, VaultGrant, VaultScope
 from resolvers import accounts, relationships, vault
 from resolvers.clock import Clock
 from resolvers.errors import NotFound
@@ -414,3 +415,123 @@ async def test_a_read_in_progress_finishes_before_the_end_commits(
     assert closed.status.value == "CLOSED"
     with pytest.raises(NotFound):
         await vault.read_evidence(services, reader, family_id, None, 10, None)
+
+
+ADD_TIMELINE = """
+mutation($input: AddTimelineEntryInput!) {
+  addTimelineEntry(input: $input) { timelineEntry { id } userErrors { code field } }
+}
+"""
+UPDATE_CASE = """
+mutation($input: UpdateEhcpCaseInput!) {
+  updateEhcpCase(input: $input) { ehcpCase { stage localAuthority requestDate } userErrors { code field } }
+}
+"""
+
+
+def _codes(payload: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(e["code"], e["field"]) for e in payload["userErrors"]]
+
+
+async def test_bad_timeline_entries_and_case_updates_change_nothing(gql: GraphQLClient) -> None:
+    family = await sign_up(gql)
+    child = await add_child(gql, family)
+    other_child = await add_child(gql, await sign_up(gql))
+    far = (datetime.now(UTC) + timedelta(days=400)).date().isoformat()
+    good = {"childId": child, "date": "2025-01-01", "title": "Meeting"}
+    timeline_cases: list[tuple[dict[str, Any], tuple[str, str]]] = [
+        ({"title": "  "}, ("REQUIRED", "title")),
+        ({"title": "x" * 201}, ("TOO_LONG", "title")),
+        ({"note": "x" * 5001}, ("TOO_LONG", "note")),
+        ({"date": far}, ("DATE_IN_FUTURE", "date")),
+        ({"childId": other_child}, ("NOT_FOUND", "childId")),
+        ({"childId": family.family_id}, ("NOT_FOUND", "childId")),
+    ]
+    for overrides, expected in timeline_cases:
+        result = await gql.data(ADD_TIMELINE, {"input": {**good, **overrides}}, family.token)
+        assert _codes(result["addTimelineEntry"]) == [expected], overrides
+    wrong_type = await gql(ADD_TIMELINE, {"input": {**good, "date": "yesterday"}}, family.token)
+    assert wrong_type["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert await TimelineEntry.all().count() == 0
+
+    tomorrow = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    for overrides, expected in [
+        ({"localAuthority": "x" * 101}, ("TOO_LONG", "localAuthority")),
+        ({"requestDate": tomorrow}, ("DATE_IN_FUTURE", "requestDate")),
+        ({"childId": other_child}, ("NOT_FOUND", "childId")),
+    ]:
+        payload = {"childId": child, "stage": "TRIBUNAL", **overrides}
+        result = await gql.data(UPDATE_CASE, {"input": payload}, family.token)
+        assert _codes(result["updateEhcpCase"]) == [expected], overrides
+    assert await EhcpCase.all().count() == 0
+    child_row = await Child.get(id=decode_id(relay.GlobalID.from_id(child), "Child", "childId"))
+    assert child_row.ehcp_stage.value == "ASSESSING"
+
+
+async def test_bad_ends_and_reviews_change_nothing(gql: GraphQLClient) -> None:
+    family, _, adv, _, relationship = await _supported(gql)
+    too_long = await gql.data(
+        END,
+        {"input": {"relationshipId": relationship, "reason": "RESOLVED", "note": "x" * 1001}},
+        family.token,
+    )
+    assert _codes(too_long["endSupportRelationship"]) == [("TOO_LONG", "note")]
+    unknown = await gql(END, {"input": {"relationshipId": relationship, "reason": "BORED"}}, family.token)
+    assert unknown["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert (await SupportRelationship.get()).status.value == "ACTIVE"
+    await gql.data(END, {"input": {"relationshipId": relationship, "reason": "RESOLVED"}}, family.token)
+    again = await gql.data(END, {"input": {"relationshipId": relationship, "reason": "OTHER"}}, adv.token)
+    assert _codes(again["endSupportRelationship"]) == [("INVALID_TRANSITION", "relationshipId")]
+    closed = await SupportRelationship.get()
+    assert (closed.close_reason.value if closed.close_reason else None) == "RESOLVED"
+    long_review = await gql.data(
+        REVIEW, {"input": {"relationshipId": relationship, "rating": 3, "text": "x" * 2001}}, family.token
+    )
+    assert _codes(long_review["leaveReview"]) == [("TOO_LONG", "text")]
+    assert await Review.all().count() == 0
+
+
+async def test_racing_ends_and_reviews_each_have_one_winner(gql: GraphQLClient) -> None:
+    family, _, adv, _, relationship = await _supported(gql)
+    ends = await asyncio.gather(
+        *(
+            gql.data(
+                END,
+                {"input": {"relationshipId": relationship, "reason": "RESOLVED"}},
+                family.token if i % 2 else adv.token,
+            )
+            for i in range(8)
+        )
+    )
+    outcomes = sorted(
+        _codes(e["endSupportRelationship"])[0][0] if _codes(e["endSupportRelationship"]) else "OK"
+        for e in ends
+    )
+    assert outcomes == ["INVALID_TRANSITION"] * 7 + ["OK"]
+    profile = await gql.data(
+        "query($a: ID!) { advocate(id: $a) { activeCaseCount } }", {"a": adv.advocate_id}
+    )
+    assert profile["advocate"]["activeCaseCount"] == 0
+    reviews = await asyncio.gather(
+        *(
+            gql.data(REVIEW, {"input": {"relationshipId": relationship, "rating": 4}}, family.token)
+            for _ in range(6)
+        )
+    )
+    codes = sorted(_codes(r["leaveReview"])[0][0] if _codes(r["leaveReview"]) else "OK" for r in reviews)
+    assert codes == ["ALREADY_REVIEWED"] * 5 + ["OK"]
+    assert await Review.all().count() == 1
+
+
+async def test_a_grant_racing_the_end_is_refused_or_revoked(gql: GraphQLClient) -> None:
+    family, child, adv, _, relationship = await _supported(gql)
+    results = await asyncio.gather(
+        *(_grant(gql, family, relationship, child) for _ in range(5)),
+        gql.data(END, {"input": {"relationshipId": relationship, "reason": "RESOLVED"}}, family.token),
+        *(_grant(gql, family, relationship, child) for _ in range(5)),
+    )
+    for result in results[:5] + results[6:]:
+        assert _codes(result) in ([], [("RELATIONSHIP_CLOSED", "relationshipId")])
+    # Whatever was granted before the end is revoked with it: nothing is left live.
+    assert await VaultGrant.filter(revoked_at__isnull=True).count() == 0
+    assert (await gql.data(READ_EVIDENCE, {"f": family.family_id}, adv.token))["vault"] is None

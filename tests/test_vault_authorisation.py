@@ -195,3 +195,256 @@ async def test_access_revoked_is_only_for_the_advocate_concerned(gql: GraphQLCli
         await gql.data(END, {"input": {"relationshipId": rel, "reason": "RESOLVED"}}, family.token)
         assert (await mine.next_event(op))["data"]["accessRevoked"]["reason"] == "RELATIONSHIP_ENDED"
         await oth.expect_silence(0.5)
+
+
+def _outcome(body: dict[str, Any], field: str) -> str:
+    """OK, the first user error's code, or the top-level error's code."""
+    if body.get("errors"):
+        return str(body["errors"][0]["extensions"]["code"])
+    errors = body["data"][field]["userErrors"]
+    return str(errors[0]["code"]) if errors else "OK"
+
+
+ADD_TIMELINE = """
+mutation($input: AddTimelineEntryInput!) {
+  addTimelineEntry(input: $input) { timelineEntry { id } userErrors { code field } }
+}
+"""
+UPDATE_CASE = """
+mutation($input: UpdateEhcpCaseInput!) {
+  updateEhcpCase(input: $input) { ehcpCase { stage } userErrors { code field } }
+}
+"""
+DELETE_EVIDENCE = """
+mutation($input: DeleteEvidenceInput!) {
+  deleteEvidence(input: $input) { evidence { id } userErrors { code field } }
+}
+"""
+ADD_EVIDENCE = """
+mutation($input: AddEvidenceInput!) {
+  addEvidence(input: $input) { evidence { id } userErrors { code field } }
+}
+"""
+LEAVE_REVIEW = """
+mutation($input: LeaveReviewInput!) {
+  leaveReview(input: $input) { review { id } userErrors { code field } }
+}
+"""
+HIDE_REVIEW = """
+mutation($input: HideReviewInput!) {
+  hideReview(input: $input) { review { hidden } userErrors { code field } }
+}
+"""
+
+
+async def test_vault_record_mutations_matrix(gql: GraphQLClient) -> None:
+    """Only the family (or its token with VAULT_WRITE) changes its records; others are refused."""
+    family = await sign_up(gql)
+    child = await add_child(gql, family)
+    adv = await advocate(gql)
+    request = await send_request(gql, family, adv.advocate_id, child)
+    rel = (await gql.data(ACCEPT, {"input": {"requestId": request["supportRequest"]["id"]}}, adv.token))[
+        "acceptSupportRequest"
+    ]["supportRequest"]["relationship"]["id"]
+    await _grant(gql, family, rel, child, scopes=["EVIDENCE", "TIMELINE", "EHCP_CASE"])
+    callers = {
+        "anonymous": None,
+        "family": family.token,
+        "family_token_write": await api_token(gql, family, ["VAULT_WRITE"]),
+        "family_token_read_only": await api_token(gql, family, ["VAULT_READ"]),
+        "other_family": (await sign_up(gql)).token,
+        "advocate_with_grant": adv.token,
+        "other_advocate": (await advocate(gql)).token,
+        "admin": (await admin(gql)).token,
+    }
+    expected = {
+        "anonymous": "UNAUTHENTICATED",
+        "family": "OK",
+        "family_token_write": "OK",
+        "family_token_read_only": "FORBIDDEN",
+        "other_family": "NOT_FOUND",
+        "advocate_with_grant": "FORBIDDEN",
+        "other_advocate": "FORBIDDEN",
+        "admin": "FORBIDDEN",
+    }
+    evidence_input = {"childId": child, "title": "Report", "category": "MEDICAL", "date": "2025-01-01"}
+    timeline_input = {"childId": child, "date": "2025-01-01", "title": "Meeting"}
+    case_input = {"childId": child, "stage": "DRAFT_PLAN"}
+    for caller, token in callers.items():
+        seen = {
+            "addEvidence": _outcome(await gql(ADD_EVIDENCE, {"input": evidence_input}, token), "addEvidence"),
+            "addTimelineEntry": _outcome(
+                await gql(ADD_TIMELINE, {"input": timeline_input}, token), "addTimelineEntry"
+            ),
+            "updateEhcpCase": _outcome(
+                await gql(UPDATE_CASE, {"input": case_input}, token), "updateEhcpCase"
+            ),
+            "deleteEvidence": _outcome(
+                await gql(
+                    DELETE_EVIDENCE, {"input": {"evidenceId": await _evidence(gql, family, child)}}, token
+                ),
+                "deleteEvidence",
+            ),
+        }
+        assert seen == dict.fromkeys(seen, expected[caller]), caller
+
+
+async def test_review_matrix(gql: GraphQLClient) -> None:
+    """The relationship's family reviews; only a signed-in admin hides; everyone else is refused."""
+    family = await sign_up(gql)
+    child = await add_child(gql, family)
+    adv = await advocate(gql)
+    request = await send_request(gql, family, adv.advocate_id, child)
+    rel = (await gql.data(ACCEPT, {"input": {"requestId": request["supportRequest"]["id"]}}, adv.token))[
+        "acceptSupportRequest"
+    ]["supportRequest"]["relationship"]["id"]
+    await gql.data(END, {"input": {"relationshipId": rel, "reason": "RESOLVED"}}, family.token)
+    boss = await admin(gql)
+    callers = {
+        "anonymous": None,
+        "family_token_read_only": await api_token(gql, family, ["REQUESTS_READ"]),
+        "other_family": (await sign_up(gql)).token,
+        "advocate": adv.token,
+        "other_advocate": (await advocate(gql)).token,
+        "admin": boss.token,
+        "family_token_write": await api_token(gql, family, ["REQUESTS_WRITE"]),
+    }
+    expected_review = {
+        "anonymous": "UNAUTHENTICATED",
+        "family_token_read_only": "FORBIDDEN",
+        "other_family": "NOT_FOUND",
+        "advocate": "FORBIDDEN",
+        "other_advocate": "FORBIDDEN",
+        "admin": "FORBIDDEN",
+        "family_token_write": "OK",
+    }
+    review_input = {"relationshipId": rel, "rating": 4, "text": "Helpful"}
+    for caller, token in callers.items():
+        body = await gql(LEAVE_REVIEW, {"input": review_input}, token)
+        assert _outcome(body, "leaveReview") == expected_review[caller], caller
+    review_id = (
+        await gql.data(
+            "query($a: ID!) { advocate(id: $a) { reviews { edges { node { id } } } } }",
+            {"a": adv.advocate_id},
+        )
+    )["advocate"]["reviews"]["edges"][0]["node"]["id"]
+    expected_hide = {
+        **dict.fromkeys(callers, "FORBIDDEN"),
+        "anonymous": "UNAUTHENTICATED",
+        "admin": "OK",
+    }
+    expected_hide["family"] = "FORBIDDEN"
+    for caller, token in {**callers, "family": family.token}.items():
+        body = await gql(HIDE_REVIEW, {"input": {"reviewId": review_id}}, token)
+        assert _outcome(body, "hideReview") == expected_hide[caller], caller
+
+
+async def test_relationship_and_family_reads_matrix(gql: GraphQLClient) -> None:
+    """Relationships, grants and the access log: the two parties see theirs, nobody else anything."""
+    family = await sign_up(gql)
+    child = await add_child(gql, family)
+    adv = await advocate(gql)
+    request = await send_request(gql, family, adv.advocate_id, child)
+    rel = (await gql.data(ACCEPT, {"input": {"requestId": request["supportRequest"]["id"]}}, adv.token))[
+        "acceptSupportRequest"
+    ]["supportRequest"]["relationship"]["id"]
+    grant_id = (await _grant(gql, family, rel, child))["vaultGrant"]["id"]
+    await _evidence(gql, family, child)
+    await gql.data(_read("evidence"), {"f": family.family_id}, adv.token)  # one logged read
+    callers = {
+        "anonymous": None,
+        "family": family.token,
+        "family_token_read": await api_token(gql, family, ["REQUESTS_READ", "VAULT_READ"]),
+        "family_token_no_scope": await api_token(gql, family, ["NOTIFICATIONS_READ"]),
+        "other_family": (await sign_up(gql)).token,
+        "advocate": adv.token,
+        "other_advocate": (await advocate(gql)).token,
+        "admin": (await admin(gql)).token,
+    }
+    relationships_query = "query { supportRelationships { edges { node { id } } } }"
+    node_query = """
+    query($r: ID!, $g: ID!, $f: ID!) {
+      rel: node(id: $r) { id }
+      grant: node(id: $g) { id }
+      family: node(id: $f) {
+        ... on Family { vaultGrants { id } vaultAccessLog { edges { node { what } } } }
+      }
+    }
+    """
+
+    def listed(body: dict[str, Any]) -> str:
+        if body.get("errors"):
+            return str(body["errors"][0]["extensions"]["code"])
+        return "MINE" if body["data"]["supportRelationships"]["edges"] else "NONE"
+
+    def nodes(body: dict[str, Any]) -> str:
+        if body.get("errors"):
+            return str(body["errors"][0]["extensions"]["code"])
+        data = body["data"]
+        family_node = data["family"] or {}
+        return "/".join(
+            [
+                "rel" if data["rel"] else "-",
+                "grant" if data["grant"] else "-",
+                "log" if family_node.get("vaultAccessLog", {}).get("edges") else "-",
+            ]
+        )
+
+    expected = {
+        "anonymous": ("UNAUTHENTICATED", "-/-/-"),
+        "family": ("MINE", "rel/grant/log"),
+        "family_token_read": ("MINE", "rel/grant/log"),
+        "family_token_no_scope": ("FORBIDDEN", "FORBIDDEN"),
+        "other_family": ("NONE", "-/-/-"),
+        "advocate": ("MINE", "rel/grant/-"),
+        "other_advocate": ("NONE", "-/-/-"),
+        "admin": ("FORBIDDEN", "-/-/-"),
+    }
+    variables = {"r": rel, "g": grant_id, "f": family.family_id}
+    seen = {
+        caller: (
+            listed(await gql(relationships_query, token=token)),
+            nodes(await gql(node_query, variables, token)),
+        )
+        for caller, token in callers.items()
+    }
+    assert seen == expected
+    grant_alone = await gql(
+        "query($g: ID!) { node(id: $g) { id } }", {"g": grant_id}, callers["family_token_no_scope"]
+    )
+    assert grant_alone["data"]["node"] is None
+
+
+async def test_access_revoked_subscription_matrix(gql: GraphQLClient) -> None:
+    """Subscribing: the advocate (or its token with EVENTS_SUBSCRIBE) only; anonymous sockets close."""
+    family = await sign_up(gql)
+    child = await add_child(gql, family)
+    adv = await advocate(gql)
+    request = await send_request(gql, family, adv.advocate_id, child)
+    rel = (await gql.data(ACCEPT, {"input": {"requestId": request["supportRequest"]["id"]}}, adv.token))[
+        "acceptSupportRequest"
+    ]["supportRequest"]["relationship"]["id"]
+    await _grant(gql, family, rel, child)
+    query = "subscription { accessRevoked { reason } }"
+    refused = {
+        "family": family.token,
+        "family_token": await api_token(gql, family, ["EVENTS_SUBSCRIBE", "VAULT_READ"]),
+        "admin": (await admin(gql)).token,
+        "advocate_token_without_events": await api_token(gql, adv, ["VAULT_READ", "REQUESTS_READ"]),
+    }
+    for caller, token in refused.items():
+        async with gql.socket(token) as sock:
+            await sock.ack()
+            op = await sock.subscribe(query)
+            assert (await sock.next_event(op))["errors"][0]["extensions"]["code"] == "FORBIDDEN", caller
+    async with gql.socket(None) as anonymous:
+        assert await anonymous.closed_code() == 4403
+    adv_token = await api_token(gql, adv, ["EVENTS_SUBSCRIBE", "VAULT_READ"])
+    async with gql.socket(adv_token) as integrator, gql.socket(adv.token) as session:
+        await integrator.ack()
+        await session.ack()
+        ops = [(integrator, await integrator.subscribe(query)), (session, await session.subscribe(query))]
+        await session.expect_silence(0.3)
+        await gql.data(END, {"input": {"relationshipId": rel, "reason": "RESOLVED"}}, family.token)
+        for sock, op in ops:
+            assert (await sock.next_event(op))["data"]["accessRevoked"]["reason"] == "RELATIONSHIP_ENDED"
