@@ -7,8 +7,9 @@ from datetime import date
 from models.accounts import Role, User
 from models.advocates import AdvocateType, Availability, Specialism, Verification
 from models.families import EhcpStage
-from models.support import DeclineReason, SuggestionKind, SupportType
-from resolvers import accounts, advocates, families, support_requests
+from models.support import DeclineReason, SuggestionKind, SupportRelationship, SupportType
+from models.vault import EvidenceCategory, VaultScope
+from resolvers import accounts, advocates, families, grants, support_requests, vault
 from resolvers.services import Services
 from resolvers.viewer import Viewer
 
@@ -151,6 +152,40 @@ async def seed(services: Services) -> list[str]:
         await _viewer(services, ADVOCATES[2][0]),
         accepted,
         "Hello, I'm Amina. I've read your request and would like to understand where you are.",
+    )
+    # Alex's Vault, part of it shared with SENDIASS for the case.
+    for title, category, on in [
+        ("Educational psychologist's report", EvidenceCategory.EP_REPORT, date(2025, 11, 3)),
+        ("Letter refusing to assess", EvidenceCategory.CORRESPONDENCE, date(2026, 1, 20)),
+        ("School report, autumn term", EvidenceCategory.SCHOOL_REPORT, date(2025, 12, 15)),
+    ]:
+        await vault.add_evidence(
+            services, family, child_id=alex.id, title=title, category=category, on=on, description=""
+        )
+    await vault.add_timeline_entry(
+        services,
+        family,
+        child_id=alex.id,
+        on=date(2025, 12, 2),
+        title="Requested an EHC needs assessment",
+        note="",
+    )
+    await vault.update_ehcp_case(
+        services,
+        family,
+        child_id=alex.id,
+        stage=EhcpStage.ASSESSMENT_REFUSED,
+        local_authority="Leeds",
+        request_date=date(2025, 12, 2),
+    )
+    relationship = await SupportRelationship.get(request_id=accepted)
+    await grants.grant(
+        services,
+        family,
+        relationship_id=relationship.id,
+        scopes=[VaultScope.EVIDENCE, VaultScope.TIMELINE],
+        child_ids=[alex.id],
+        expires_at=None,
     )
     # Declined by the solicitor, with alternatives.
     declined = await send(solicitor, jo.id, "Do we need a solicitor?", [SupportType.ADVICE])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from models.advocates import Advocate, AdvocateType, Verification
 from models.support import RequestStatus, SupportRelationship, SupportRequest
+from models.vault import Evidence, VaultGrant
 from resolvers.demo import seed
 from tests.conftest import Live
 
@@ -24,4 +25,6 @@ async def test_demo_data_shows_the_whole_workflow(live_server: Live) -> None:
         [RequestStatus.PENDING, RequestStatus.INFO_REQUESTED, RequestStatus.ACCEPTED, RequestStatus.DECLINED]
     )
     assert await SupportRelationship.all().count() == 1
+    assert await Evidence.all().count() == 3
+    assert await VaultGrant.filter(revoked_at__isnull=True).count() == 1
     assert (await seed(live_server.app.state.services))[0] == "Demo data is already there."
