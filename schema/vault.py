@@ -247,7 +247,7 @@ class VaultGrant(relay.Node):
 
     @strawberry.field(description="The relationship it belongs to.")
     async def relationship(self, info: Info) -> SupportRelationship | None:
-        row = await RelationshipRow.get_or_none(id=self._row.relationship_id)
+        row = await relationships.visible(info.context.viewer, self._row.relationship_id)
         return SupportRelationship.from_model(row) if row else None
 
     @classmethod
