@@ -15,7 +15,7 @@ import os
 import socket
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlparse
@@ -48,12 +48,15 @@ ACCESS_ENDED = "ACCESS_ENDED"  # what this subscription reads is no longer the v
 class Subscription:
     """One subscriber's bounded queue. Overflow ends the subscription instead of growing memory."""
 
-    def __init__(self, channel: str, max_queue: int) -> None:
+    def __init__(self, channel: str, max_queue: int, on_overflow: Callable[[], None] | None = None) -> None:
         self.channel = channel
         self.max_queue = max_queue
         self._items: deque[Envelope] = deque()
         self._wake = asyncio.Event()
         self.failure: SubscriptionEnded | None = None
+        # Called once when the queue overflows: the reader is stuck (typically on a socket whose
+        # peer stopped reading) and will not see `failure` until something unblocks it.
+        self._on_overflow = on_overflow
 
     @property
     def queued(self) -> int:
@@ -65,6 +68,8 @@ class Subscription:
         if len(self._items) >= self.max_queue:
             self._items.clear()
             self.fail(SubscriptionEnded(SLOW_CONSUMER, "Too many undelivered events; reconnect."))
+            if self._on_overflow is not None:
+                self._on_overflow()
             return
         self._items.append(envelope)
         self._wake.set()
@@ -225,6 +230,10 @@ class Hub:
     def subscriber_count(self) -> int:
         return sum(len(s) for s in self._subscribers.values())
 
+    def subscriptions(self, channel: str) -> list[Subscription]:
+        """This process's live subscriptions to a channel (for health and tests)."""
+        return list(self._subscribers.get(channel, ()))
+
     async def connect(self) -> None:
         await self._backend.connect()
         if self.is_redis:
@@ -260,9 +269,11 @@ class Hub:
         return True
 
     @asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
+    async def subscribe(
+        self, channel: str, on_overflow: Callable[[], None] | None = None
+    ) -> AsyncIterator[Subscription]:
         """A bounded live feed of one channel, from the moment this returns."""
-        subscription = Subscription(channel, self.max_queue)
+        subscription = Subscription(channel, self.max_queue, on_overflow)
         if not self.healthy:
             subscription.fail(
                 SubscriptionEnded(BROADCAST_INTERRUPTED, "Live delivery is unavailable; retry.")
