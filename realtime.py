@@ -9,6 +9,8 @@ in README, "Close codes").
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from typing import Any
 
 from graphql import GraphQLError, GraphQLFormattedError
@@ -131,6 +133,17 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     and if the peer has not read up to the close frame within `close_timeout` the connection is
     aborted. `serve` and the tests run uvicorn with this class (`ws="realtime:WebSocketProtocol"`).
     """
+
+    # The kernel's send buffer of a websocket, in bytes. Left to autotuning it can grow to megabytes
+    # per socket behind a client that has stopped reading; events are small, so this is plenty.
+    send_buffer_bytes = 64 * 1024
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer_bytes)
+        super().connection_made(transport)
 
     async def send(self, message: Any) -> None:
         if self.handshake_complete and self.initial_response is None and not self.disconnected:
