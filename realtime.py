@@ -84,9 +84,28 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
 
 class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
-    """The legacy `graphql-ws` protocol, refusing a bad token with 4403 like the modern one."""
+    """The legacy `graphql-ws` protocol with the modern one's rules: a bad token is closed with 4403,
+    and a socket that does not send `connection_init` in time is closed with 4408."""
+
+    _init_received = False
+
+    async def handle(self) -> None:
+        timer = asyncio.create_task(self._init_timeout())
+        try:
+            await super().handle()
+        finally:
+            timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
+
+    async def _init_timeout(self) -> None:
+        await asyncio.sleep(self.view.connection_init_wait_timeout.total_seconds())
+        if not self._init_received:
+            with contextlib.suppress(Exception):
+                await self.websocket.close(code=4408, reason="Connection initialisation timeout")
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        self._init_received = True
         payload = message.get("payload")
         self.context.connection_params = payload if isinstance(payload, dict) else None
         try:

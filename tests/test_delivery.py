@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from starlette.routing import WebSocketRoute
 from strawberry.relay import GlobalID
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -25,7 +26,8 @@ from resolvers.services import Services
 from tests.client import LEGACY_WS, TRANSPORT_WS, GraphQLClient, Socket
 from tests.conftest import Live
 from tests.factories import PASSWORD, Account, add_child, advocate, send_request, sign_up
-from tests.test_support_requests import DECLINE, SEND_MESSAGE
+from tests.test_support_requests import ACCEPT, DECLINE, SEND_MESSAGE
+from tests.test_vault import END
 
 NOTIFICATIONS = """
 subscription($after: String) {
@@ -249,3 +251,57 @@ async def test_declining_a_request_completes_the_live_thread_at_once(gql: GraphQ
         )
         assert declined["declineSupportRequest"]["userErrors"] == []
         assert await sock.receive() == {"id": op, "type": "complete"}
+
+
+async def test_ending_a_relationship_completes_the_advocates_live_thread_at_once(gql: GraphQLClient) -> None:
+    adv = await advocate(gql)
+    family = await sign_up(gql)
+    request_id = (await send_request(gql, family, adv.advocate_id, await add_child(gql, family)))[
+        "supportRequest"
+    ]["id"]
+    accepted = await gql.data(ACCEPT, {"input": {"requestId": request_id}}, adv.token)
+    relationship_id = accepted["acceptSupportRequest"]["supportRequest"]["relationship"]["id"]
+    by_relationship = "subscription($r: ID) { messageAdded(relationshipId: $r) { message { body } } }"
+    async with gql.socket(adv.token) as sock:
+        await sock.ack()
+        op = await sock.subscribe(by_relationship, {"r": relationship_id})
+        await sock.expect_silence(0.3)
+        ended = await gql.data(
+            END, {"input": {"relationshipId": relationship_id, "reason": "RESOLVED"}}, family.token
+        )
+        assert ended["endSupportRelationship"]["userErrors"] == []
+        assert await sock.receive(timeout=2) == {"id": op, "type": "complete"}
+
+
+# --- protocol details -----------------------------------------------------------------------
+
+
+def _view(live_server: Live) -> Any:
+    return next(r.endpoint for r in live_server.app.routes if isinstance(r, WebSocketRoute))
+
+
+@BOTH
+async def test_a_socket_that_never_sends_connection_init_is_closed_with_4408(
+    gql: GraphQLClient, live_server: Live, protocol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_view(live_server), "connection_init_wait_timeout", timedelta(seconds=0.3))
+    async with connect(live_server.ws_url, subprotocols=[protocol]) as ws:  # type: ignore[list-item]
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+    assert ws.close_code == 4408
+
+
+async def test_keep_alives_on_both_protocols(
+    gql: GraphQLClient, live_server: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_view(live_server), "keep_alive_interval", 0.1)
+    account = await sign_up(gql)
+    async with gql.socket(account.token, LEGACY_WS) as legacy:
+        await legacy.ack()
+        # The legacy protocol's server-sent `ka` messages.
+        assert json.loads(await asyncio.wait_for(legacy.ws.recv(), 2)) == {"type": "ka"}
+    async with gql.socket(account.token, TRANSPORT_WS) as modern:
+        await modern.ack()
+        # graphql-transport-ws: the client pings, the server answers.
+        await modern.send({"type": "ping"})
+        assert json.loads(await asyncio.wait_for(modern.ws.recv(), 2)) == {"type": "pong"}

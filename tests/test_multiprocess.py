@@ -135,6 +135,9 @@ async def test_two_hundred_subscribers_over_two_processes_each_get_exactly_their
             start = events.encode_cursor(user_channel(int(GlobalID.from_id(family.user_id).node_id)), 0)
             ops.append(await sock.subscribe(NOTIFICATIONS, {"after": start}))
         assert len(servers) == 2, servers
+        # `serve` declines per-message compression (~300 KiB per socket), which the client offered.
+        assert sockets[0].ws.response is not None
+        assert "Sec-WebSocket-Extensions" not in sockets[0].ws.response.headers
         signing_in = {i: (2 if i % 10 == 0 else 1) for i in range(0, 200, 5)}
         await asyncio.gather(
             *(
