@@ -105,6 +105,9 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
                 await self.websocket.close(code=4408, reason="Connection initialisation timeout")
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        if self._init_received:
+            await self.websocket.close(code=4429, reason="Too many initialisation requests")
+            return
         self._init_received = True
         payload = message.get("payload")
         self.context.connection_params = payload if isinstance(payload, dict) else None

@@ -305,3 +305,14 @@ async def test_keep_alives_on_both_protocols(
         # graphql-transport-ws: the client pings, the server answers.
         await modern.send({"type": "ping"})
         assert json.loads(await asyncio.wait_for(modern.ws.recv(), 2)) == {"type": "pong"}
+
+
+@BOTH
+async def test_a_second_connection_init_closes_the_socket_with_4429(
+    gql: GraphQLClient, protocol: str
+) -> None:
+    account = await sign_up(gql)
+    async with gql.socket(account.token, protocol) as sock:
+        await sock.ack()
+        await sock.send({"type": "connection_init", "payload": {"authorization": f"Bearer {account.token}"}})
+        assert await sock.closed_code() == 4429
