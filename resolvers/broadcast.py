@@ -254,7 +254,12 @@ class Hub:
         await self._backend.disconnect()
 
     async def publish(self, envelope: Envelope) -> None:
-        await self._backend.publish(self._prefix + envelope.channel, envelope.encode())
+        # A Redis that accepts the connection but answers nothing must not hang the request that
+        # committed the change: give up, and let the heartbeat tell the subscribers.
+        await asyncio.wait_for(
+            self._backend.publish(self._prefix + envelope.channel, envelope.encode()),
+            timeout=max(self.heartbeat_interval, 1.0),
+        )
 
     async def check(self) -> bool:
         """Whether live delivery works now: the link is up and answers a ping."""
@@ -284,7 +289,14 @@ class Hub:
         else:
             self._subscribers[channel] = {subscription}
             if self.healthy:
-                await self._backend.subscribe(self._prefix + channel)
+                try:
+                    await asyncio.wait_for(self._backend.subscribe(self._prefix + channel), timeout=5)
+                except (RedisError, OSError, TimeoutError) as exc:
+                    # The link is failing; the heartbeat will notice. This subscriber retries.
+                    self.last_error = repr(exc)
+                    subscription.fail(
+                        SubscriptionEnded(BROADCAST_INTERRUPTED, "Live delivery is unavailable; retry.")
+                    )
         try:
             yield subscription
         finally:
@@ -344,9 +356,10 @@ class Hub:
             try:
                 # Stale subscriptions were all failed above: resubscribe only the heartbeat.
                 self._backend._channels = {self._heartbeat_channel}
-                await self._backend.connect()
-                await self._backend.subscribe(self._heartbeat_channel)
-            except (RedisError, OSError) as exc:
+                # Bounded: a hung server must not hold up the retries for ever.
+                await asyncio.wait_for(self._backend.connect(), timeout=5)
+                await asyncio.wait_for(self._backend.subscribe(self._heartbeat_channel), timeout=5)
+            except (RedisError, OSError, TimeoutError) as exc:
                 self.last_error = repr(exc)
                 delay = min(delay * 2, self.reconnect_max_delay)
                 continue

@@ -165,3 +165,43 @@ async def test_two_hundred_subscribers_over_two_processes_each_get_exactly_their
             e["node"]["id"] for e in mine if e["node"]["kind"] == "NEW_SIGN_IN"
         )
         assert len(received[i]) == signing_in.get(i, 0)
+
+
+async def _sockets_on_both_processes(gql: GraphQLClient, stack: AsyncExitStack, token: str) -> list[Socket]:
+    """Sockets of one credential, opened until both processes hold at least one; each subscribed."""
+    sockets: list[Socket] = []
+    processes: set[str] = set()
+    while len(processes) < 2:
+        assert len(sockets) < 40, "connections never reached both processes"
+        sock = await stack.enter_async_context(gql.socket(token))
+        ack = await sock.receive()
+        assert ack["type"] == "connection_ack"
+        processes.add(ack["payload"]["server"])
+        await sock.subscribe(NOTIFICATIONS)
+        sockets.append(sock)
+    return sockets
+
+
+async def test_logging_out_or_revoking_a_token_closes_its_sockets_on_every_process(
+    two_workers: GraphQLClient,
+) -> None:
+    gql = two_workers
+    family = await sign_up(gql)
+    create = (
+        'mutation($s: [ApiScope!]!) { createApiToken(input: {name: "CRM", scopes: $s})'
+        " { secret apiToken { id } } }"
+    )
+    made = (await gql.data(create, {"s": ["NOTIFICATIONS_READ", "EVENTS_SUBSCRIBE"]}, family.token))[
+        "createApiToken"
+    ]
+    async with AsyncExitStack() as stack:
+        by_token = await _sockets_on_both_processes(gql, stack, made["secret"])
+        by_session = await _sockets_on_both_processes(gql, stack, family.token)
+        await asyncio.sleep(0.3)
+        revoke = "mutation($id: ID!) { revokeApiToken(input: {apiTokenId: $id}) { userErrors { code } } }"
+        await gql.data(revoke, {"id": made["apiToken"]["id"]}, family.token)
+        assert [await s.closed_code(timeout=3) for s in by_token] == [4403] * len(by_token)
+        for sock in by_session:
+            await sock.expect_silence(0.1)  # the session's sockets are untouched
+        await gql.data("mutation { logOut { userErrors { code } } }", token=family.token)
+        assert [await s.closed_code(timeout=3) for s in by_session] == [4403] * len(by_session)
