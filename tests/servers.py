@@ -123,8 +123,10 @@ class PrivateRedis:
                     return
                 except (OSError, RedisError):
                     await asyncio.sleep(0.05)
-            self.stop()
             raise RuntimeError("redis-server did not start")
+        except BaseException:
+            self.stop()
+            raise
         finally:
             await client.aclose()
 
