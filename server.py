@@ -35,13 +35,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionAckMessage, ConnectionInitMessage
 from tortoise import Tortoise
 from tortoise.connection import get_connection
 from tortoise.contrib.starlette import RegisterTortoise
 from tortoise.migrations.executor import MigrationExecutor
 
+import realtime
 from models import MODEL_MODULES
 from resolvers import accounts
 from resolvers.broadcast import Hub
@@ -65,7 +64,9 @@ class Settings:
     rate_limit_per_minute: int
     anonymous_rate_limit_per_minute: int
     max_subscription_queue: int
+    max_subscriptions_per_socket: int
     heartbeat_seconds: float
+    event_retention_days: int
     session_ttl_days: int
     sweep_seconds: float
     debug: bool
@@ -81,7 +82,9 @@ class Settings:
             rate_limit_per_minute=config("RATE_LIMIT_PER_MINUTE", cast=int, default=600),
             anonymous_rate_limit_per_minute=config("ANONYMOUS_RATE_LIMIT_PER_MINUTE", cast=int, default=120),
             max_subscription_queue=config("MAX_SUBSCRIPTION_QUEUE", cast=int, default=1000),
+            max_subscriptions_per_socket=config("MAX_SUBSCRIPTIONS_PER_SOCKET", cast=int, default=20),
             heartbeat_seconds=config("BROADCAST_HEARTBEAT_SECONDS", cast=float, default=5.0),
+            event_retention_days=config("EVENT_RETENTION_DAYS", cast=int, default=30),
             session_ttl_days=config("SESSION_TTL_DAYS", cast=int, default=30),
             sweep_seconds=config("SWEEP_SECONDS", cast=float, default=60.0),
             debug=config("DEBUG", cast=bool, default=False),
@@ -128,30 +131,9 @@ def _bearer(value: object) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
-    """The legacy `graphql-ws` protocol, refusing a bad token with 4403 like the modern one."""
-
-    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
-        payload = message.get("payload")
-        self.context.connection_params = payload if isinstance(payload, dict) else None
-        try:
-            ack = await self.view.on_ws_connect(self.context)
-        except ConnectionRejectionError:
-            await self.send_message({"type": "connection_error", "payload": {"message": "Forbidden"}})
-            await self.websocket.close(code=4403, reason="Forbidden")
-            return
-        ack_message: ConnectionAckMessage = {
-            "type": "connection_ack",
-            "payload": ack if isinstance(ack, dict) else {},
-        }
-        await self.send_message(ack_message)
-        self.connection_acknowledged = True
-        if self.keep_alive:
-            self.keep_alive_task = asyncio.create_task(self.handle_keep_alive())
-
-
 class GraphQLView(GraphQL[Context, None]):
-    graphql_ws_handler_class = LegacyWSHandler
+    graphql_transport_ws_handler_class = realtime.TransportWSHandler
+    graphql_ws_handler_class = realtime.LegacyWSHandler
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         services: Services = request.app.state.services
@@ -170,6 +152,7 @@ class GraphQLView(GraphQL[Context, None]):
         if viewer is None:
             raise ConnectionRejectionError({"message": "Forbidden"})
         context.viewer = viewer
+        realtime.register(context, viewer)
         # Which server process holds the socket: for support, and for tests across workers.
         return {"server": f"{socket.gethostname()}:{os.getpid()}"}
 
@@ -293,13 +276,15 @@ async def readyz(request: Request) -> Response:
 async def _sweep(services: Services, every: float) -> None:
     """Clock-driven changes (requests and grants expiring): every process sweeps; conditional
     writes keep each change to one process."""
-    from resolvers import grants, support_requests
+    from resolvers import events, grants, support_requests
 
     while True:
         await asyncio.sleep(every)
         try:
             await support_requests.expire_due(services)
             await grants.expire_due(services)
+            await events.prune(services)
+            await services.connections.recheck(services)
         except Exception:
             log.exception("sweep failed; retrying at the next interval")
 
@@ -308,7 +293,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     """The ASGI app. Tests pass their own settings and a clock they can move."""
     settings = settings or Settings.from_env()
     clock = clock or Clock()
-    policy = Policy(session_ttl=timedelta(days=settings.session_ttl_days))
+    policy = Policy(
+        session_ttl=timedelta(days=settings.session_ttl_days),
+        event_retention=timedelta(days=settings.event_retention_days),
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -329,21 +317,26 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             services = Services(clock=clock, hub=hub, policy=policy)
             app.state.services = services
             sweeper = asyncio.create_task(_sweep(services, settings.sweep_seconds), name="sweeper")
+            listener = asyncio.create_task(services.connections.listen(services), name="credentials")
             try:
                 yield
             finally:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                for task in (sweeper, listener):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 await hub.disconnect()
 
     view = GraphQLView(
         schema,
         graphql_ide="graphiql",
         allow_queries_via_get=True,
+        # graphql-ws (legacy) `ka` messages; graphql-transport-ws sockets are kept alive by
+        # uvicorn's websocket pings (`ws_ping_interval`) and the client's own `ping` messages.
         keep_alive=True,
         keep_alive_interval=15,
         connection_init_wait_timeout=timedelta(seconds=10),
+        max_subscriptions_per_connection=settings.max_subscriptions_per_socket,
     )
     app = Starlette(
         debug=settings.debug,
@@ -485,7 +478,12 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        # Closing never waits on a client that stopped reading (see realtime.WebSocketProtocol).
+        ws="realtime:WebSocketProtocol",
+        # Compression costs ~300 KiB per idle socket; events are small JSON.
         ws_per_message_deflate=False,
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
         proxy_headers=True,
         log_level="info",
     )

@@ -18,7 +18,7 @@ from models.accounts import ApiScope, ApiToken, Role, Session, User
 from models.advocates import Advocate
 from models.families import Family
 from models.notifications import NotificationKind
-from resolvers import advocates, notifications, validation
+from resolvers import advocates, connections, notifications, validation
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import unit_of_work
 from resolvers.services import Services
@@ -146,6 +146,7 @@ async def log_out(services: Services, viewer: Viewer | None) -> None:
     """End the session the viewer signed in with, at once."""
     v = require(viewer, session_only=True)
     await Session.filter(id=v.session_id, revoked_at__isnull=True).update(revoked_at=services.clock.now())
+    await connections.announce_ended(services, session_id=v.session_id)
 
 
 async def authenticate(services: Services, token: str | None) -> Viewer | None:
@@ -259,6 +260,7 @@ async def revoke_api_token(services: Services, viewer: Viewer | None, token_id: 
     if token.revoked_at is None:
         await ApiToken.filter(id=token.id, revoked_at__isnull=True).update(revoked_at=services.clock.now())
         await token.refresh_from_db()
+        await connections.announce_ended(services, api_token_id=token.id)
     return token
 
 

@@ -15,7 +15,7 @@ import os
 import socket
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlparse
@@ -48,12 +48,15 @@ ACCESS_ENDED = "ACCESS_ENDED"  # what this subscription reads is no longer the v
 class Subscription:
     """One subscriber's bounded queue. Overflow ends the subscription instead of growing memory."""
 
-    def __init__(self, channel: str, max_queue: int) -> None:
+    def __init__(self, channel: str, max_queue: int, on_overflow: Callable[[], None] | None = None) -> None:
         self.channel = channel
         self.max_queue = max_queue
         self._items: deque[Envelope] = deque()
         self._wake = asyncio.Event()
         self.failure: SubscriptionEnded | None = None
+        # Called once when the queue overflows: the reader is stuck (typically on a socket whose
+        # peer stopped reading) and will not see `failure` until something unblocks it.
+        self._on_overflow = on_overflow
 
     @property
     def queued(self) -> int:
@@ -65,6 +68,8 @@ class Subscription:
         if len(self._items) >= self.max_queue:
             self._items.clear()
             self.fail(SubscriptionEnded(SLOW_CONSUMER, "Too many undelivered events; reconnect."))
+            if self._on_overflow is not None:
+                self._on_overflow()
             return
         self._items.append(envelope)
         self._wake.set()
@@ -225,6 +230,10 @@ class Hub:
     def subscriber_count(self) -> int:
         return sum(len(s) for s in self._subscribers.values())
 
+    def subscriptions(self, channel: str) -> list[Subscription]:
+        """This process's live subscriptions to a channel (for health and tests)."""
+        return list(self._subscribers.get(channel, ()))
+
     async def connect(self) -> None:
         await self._backend.connect()
         if self.is_redis:
@@ -245,7 +254,12 @@ class Hub:
         await self._backend.disconnect()
 
     async def publish(self, envelope: Envelope) -> None:
-        await self._backend.publish(self._prefix + envelope.channel, envelope.encode())
+        # A Redis that accepts the connection but answers nothing must not hang the request that
+        # committed the change: give up, and let the heartbeat tell the subscribers.
+        await asyncio.wait_for(
+            self._backend.publish(self._prefix + envelope.channel, envelope.encode()),
+            timeout=max(self.heartbeat_interval, 1.0),
+        )
 
     async def check(self) -> bool:
         """Whether live delivery works now: the link is up and answers a ping."""
@@ -260,9 +274,11 @@ class Hub:
         return True
 
     @asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
+    async def subscribe(
+        self, channel: str, on_overflow: Callable[[], None] | None = None
+    ) -> AsyncIterator[Subscription]:
         """A bounded live feed of one channel, from the moment this returns."""
-        subscription = Subscription(channel, self.max_queue)
+        subscription = Subscription(channel, self.max_queue, on_overflow)
         if not self.healthy:
             subscription.fail(
                 SubscriptionEnded(BROADCAST_INTERRUPTED, "Live delivery is unavailable; retry.")
@@ -273,7 +289,14 @@ class Hub:
         else:
             self._subscribers[channel] = {subscription}
             if self.healthy:
-                await self._backend.subscribe(self._prefix + channel)
+                try:
+                    await asyncio.wait_for(self._backend.subscribe(self._prefix + channel), timeout=5)
+                except (RedisError, OSError, TimeoutError) as exc:
+                    # The link is failing; the heartbeat will notice. This subscriber retries.
+                    self.last_error = repr(exc)
+                    subscription.fail(
+                        SubscriptionEnded(BROADCAST_INTERRUPTED, "Live delivery is unavailable; retry.")
+                    )
         try:
             yield subscription
         finally:
@@ -333,9 +356,10 @@ class Hub:
             try:
                 # Stale subscriptions were all failed above: resubscribe only the heartbeat.
                 self._backend._channels = {self._heartbeat_channel}
-                await self._backend.connect()
-                await self._backend.subscribe(self._heartbeat_channel)
-            except (RedisError, OSError) as exc:
+                # Bounded: a hung server must not hold up the retries for ever.
+                await asyncio.wait_for(self._backend.connect(), timeout=5)
+                await asyncio.wait_for(self._backend.subscribe(self._heartbeat_channel), timeout=5)
+            except (RedisError, OSError, TimeoutError) as exc:
                 self.last_error = repr(exc)
                 delay = min(delay * 2, self.reconnect_max_delay)
                 continue

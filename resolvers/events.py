@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from models.events import StoredEvent
+from models.events import ChannelCounter, StoredEvent
 from resolvers.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -160,13 +160,46 @@ async def unit_of_work(services: Services) -> AsyncIterator[Outbox]:
             log.exception("broadcast of %s:%s failed", envelope.channel, envelope.seq)
 
 
-async def replay(channel: str, after_seq: int, limit: int = 1000) -> list[Envelope]:
-    """Stored events of a channel after a sequence number, oldest first."""
-    rows = await StoredEvent.filter(channel=channel, seq__gt=after_seq).order_by("seq").limit(limit)
+async def head(channel: str) -> int:
+    """The sequence number of the channel's newest committed event (0 before its first).
+
+    Read from the counter row, which pruning never touches: sequences never restart, and every
+    number up to the head belongs to a committed event (a rolled-back emit rolls its number back).
+    """
+    counter = await ChannelCounter.get_or_none(channel=channel)
+    return int(counter.last_seq) if counter is not None else 0
+
+
+async def replay(channel: str, after_seq: int, limit: int = 1000, upto: int | None = None) -> list[Envelope]:
+    """Stored events of a channel after a sequence number (and up to `upto`), oldest first."""
+    query = StoredEvent.filter(channel=channel, seq__gt=after_seq)
+    if upto is not None:
+        query = query.filter(seq__lte=upto)
+    rows = await query.order_by("seq").limit(limit)
     return [Envelope.from_stored(row) for row in rows]
 
 
-async def last_seq(channel: str) -> int:
-    """The newest sequence number stored for a channel, 0 when it has none."""
-    row = await StoredEvent.filter(channel=channel).order_by("-seq").first()
-    return row.seq if row else 0
+async def prune(services: Services, batch: int = 1000, max_batches: int = 20) -> int:
+    """Delete events older than the retention, oldest first, in bounded batches; returns how many.
+
+    Rows are taken in id order, which within a channel is sequence order (ids are drawn while the
+    channel's counter row is locked), and deletion stops at the first event still retained: what
+    remains of each channel is an unbroken run up to its head, so a replay can tell a pruned gap.
+    """
+    cutoff = services.clock.now() - services.policy.event_retention
+    deleted = 0
+    for _ in range(max_batches):
+        rows = await StoredEvent.all().order_by("id").limit(batch).values_list("id", "occurred_at")
+        boundary: int | None = None
+        for row_id, occurred_at in rows:
+            if occurred_at >= cutoff:
+                break
+            boundary = row_id
+        if boundary is None:
+            break
+        deleted += await StoredEvent.filter(id__lte=boundary).delete()
+        if boundary != rows[-1][0]:
+            break
+    if deleted:
+        log.info("pruned %d events older than %s", deleted, cutoff.isoformat())
+    return deleted

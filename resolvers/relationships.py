@@ -7,18 +7,18 @@ from tortoise.expressions import F
 from models.accounts import ApiScope, Role
 from models.advocates import Advocate
 from models.notifications import NotificationKind
-from models.support import CloseReason, RelationshipStatus, SupportRelationship, SupportRequest, Thread
+from models.support import CloseReason, RelationshipStatus, SupportRelationship, SupportRequest
 from models.vault import AccessEndReason, Review, VaultGrant
-from resolvers import grants, notifications, support_requests, validation
+from resolvers import grants, notifications, support_requests, threads, validation
 from resolvers.errors import InvalidInput, NotFound, UserError
-from resolvers.events import thread_channel, unit_of_work
+from resolvers.events import unit_of_work
 from resolvers.pagination import Page, paginate
 from resolvers.services import Services
 from resolvers.viewer import Viewer, require
 
 MAX_CLOSE_NOTE = 1000
 MAX_REVIEW = 2000
-THREAD_CLOSED = "thread.closed"
+THREAD_CLOSED = threads.THREAD_CLOSED
 
 
 def can_view(viewer: Viewer | None, relationship: SupportRelationship) -> bool:
@@ -74,9 +74,8 @@ async def end(
         await Advocate.filter(id=relationship.advocate_id, active_case_count__gt=0).update(
             active_case_count=F("active_case_count") - 1
         )
-        await Thread.filter(id=relationship.thread_id).update(closed_at=outbox.now)
         # Live readers of the thread (messageAdded) are ended: nothing more will be said there.
-        await outbox.emit(thread_channel(relationship.thread_id), THREAD_CLOSED, {})
+        await threads.close(outbox, relationship.thread_id)
         live = await VaultGrant.filter(relationship_id=relationship.id, revoked_at__isnull=True)
         await grants.end_grants(outbox, live, AccessEndReason.RELATIONSHIP_ENDED, v.user_id)
         await relationship.fetch_related("family", "advocate")

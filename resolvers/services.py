@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from resolvers.broadcast import Hub
 from resolvers.clock import Clock
+from resolvers.connections import Connections
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,8 @@ class Policy:
     api_token_max_ttl: timedelta = timedelta(days=365)
     request_expiry: timedelta = timedelta(days=14)
     max_page_size: int = 100
+    # How long the event log keeps events for replay; an older cursor gets CURSOR_EXPIRED.
+    event_retention: timedelta = timedelta(days=30)
 
 
 @dataclass
@@ -24,3 +27,5 @@ class Services:
     clock: Clock
     hub: Hub
     policy: Policy = field(default_factory=Policy)
+    # This process's open websockets, so that ended credentials and slow consumers close them.
+    connections: Connections = field(default_factory=Connections)

@@ -323,7 +323,7 @@ async def decline(
         await SupportRequest.filter(id=request.id, responded_at__isnull=True).update(responded_at=now)
         if body:
             await threads.post(outbox, request.thread_id, v.user_id, body)
-        await Thread.filter(id=request.thread_id).update(closed_at=now)
+        await threads.close(outbox, request.thread_id)
         family_user, _ = await _parties(request)
         await notifications.notify(
             outbox,
@@ -352,7 +352,7 @@ async def withdraw(services: Services, viewer: Viewer | None, request_id: int) -
         )
         if not moved:
             raise _not_open(await SupportRequest.get(id=request.id))
-        await Thread.filter(id=request.thread_id).update(closed_at=now)
+        await threads.close(outbox, request.thread_id)
         _, advocate_user = await _parties(request)
         await notifications.notify(
             outbox,
@@ -378,7 +378,7 @@ async def expire_due(services: Services, batch: int = 200) -> int:
             ).update(status=RequestStatus.EXPIRED, open_key=None, decided_at=now)
             if not moved:
                 continue
-            await Thread.filter(id=request.thread_id).update(closed_at=now)
+            await threads.close(outbox, request.thread_id)
             family_user, advocate_user = await _parties(request)
             for user_id, title in (
                 (family_user, "Your support request expired without an answer"),

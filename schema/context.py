@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from resolvers.connections import Connection
 from resolvers.services import Services
 from resolvers.viewer import Viewer
 from schema.loaders import Loaders
@@ -26,6 +27,8 @@ class Context:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     # Set by strawberry on websockets from the `connection_init` payload.
     connection_params: dict[str, Any] | None = None
+    # On websockets, the socket as this process's registry knows it (set once acknowledged).
+    connection: Connection | None = None
 
     def fresh_loaders(self) -> Loaders:
         """New loaders for one subscription event: a socket's context lives all day."""

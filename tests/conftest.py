@@ -121,7 +121,12 @@ async def live_server(settings: server.Settings, clock: Clock) -> AsyncIterator[
     app = server.create_app(settings, clock)
     port = _free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", ws_per_message_deflate=False
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws="realtime:WebSocketProtocol",
+        ws_per_message_deflate=False,
     )
     uv = uvicorn.Server(config)
     task = asyncio.create_task(uv.serve())

@@ -13,6 +13,7 @@ from redis import asyncio as aioredis
 from resolvers.broadcast import BROADCAST_INTERRUPTED, SLOW_CONSUMER, Hub, SubscriptionEnded
 from resolvers.events import Envelope
 from tests.conftest import require_service
+from tests.servers import PrivateRedis
 
 
 def _event(channel: str, seq: int) -> Envelope:
@@ -135,3 +136,32 @@ async def test_a_subscriber_that_does_not_read_is_ended_not_buffered() -> None:
             assert sub.queued == 0
     finally:
         await hub.disconnect()
+
+
+async def test_an_unresponsive_redis_is_found_by_the_heartbeat() -> None:
+    """Given a Redis that accepts connections but answers nothing (a half-open link looks the same),
+    the heartbeat ends the subscriptions within a few intervals, and the hub recovers after."""
+    private = PrivateRedis()
+    await private.start()
+    admin = aioredis.Redis.from_url(private.url)
+    hub = await _hub(private.url)
+    channel = f"test:{uuid.uuid4().hex}"
+    try:
+        async with hub.subscribe(channel) as sub:
+            await admin.client_pause(2000, all=True)
+            with pytest.raises(SubscriptionEnded) as ended:
+                await asyncio.wait_for(sub.next(), 1.5)
+            assert ended.value.code == BROADCAST_INTERRUPTED
+            assert not await hub.check()
+        for _ in range(100):
+            if await hub.check():
+                break
+            await asyncio.sleep(0.05)
+        assert await hub.check()
+        async with hub.subscribe(channel) as sub:
+            await hub.publish(_event(channel, 1))
+            assert (await asyncio.wait_for(sub.next(), 2)).seq == 1
+    finally:
+        await hub.disconnect()
+        await admin.aclose()
+        private.stop()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
+from resolvers.clock import Clock
 from tests.client import LEGACY_WS, TRANSPORT_WS, GraphQLClient
 from tests.factories import PASSWORD, Account, sign_up
 
@@ -114,17 +117,55 @@ async def test_a_cursor_from_another_channel_is_refused(gql: GraphQLClient) -> N
     assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
-async def test_events_stop_once_the_session_is_logged_out(gql: GraphQLClient) -> None:
+@BOTH
+async def test_logging_out_closes_the_sessions_sockets_at_once(gql: GraphQLClient, protocol: str) -> None:
+    """Given a session with an idle subscription, when it logs out, its socket is closed with 4403."""
+    account = await sign_up(gql)
+    other_session = await _log_in(gql, account)
+    async with gql.socket(account.token, protocol) as sock, gql.socket(other_session, protocol) as kept:
+        await sock.ack()
+        await kept.ack()
+        await sock.subscribe(NOTIFICATIONS)
+        op = await kept.subscribe(NOTIFICATIONS)
+        await sock.expect_silence(0.3)
+        await gql.data("mutation { logOut { userErrors { code } } }", token=account.token)
+        # No event is needed to wake it: the socket closes now.
+        assert await sock.closed_code(timeout=2) == 4403
+        await _log_in(gql, account)
+        event = (await kept.next_event(op))["data"]["notificationReceived"]
+        assert event["notification"]["kind"] == "NEW_SIGN_IN"
+
+
+async def test_revoking_an_api_token_closes_its_sockets_at_once(gql: GraphQLClient) -> None:
+    account = await sign_up(gql)
+    create = (
+        'mutation($s: [ApiScope!]!) { createApiToken(input: {name: "CRM", scopes: $s})'
+        " { secret apiToken { id } } }"
+    )
+    made = (await gql.data(create, {"s": ["NOTIFICATIONS_READ", "EVENTS_SUBSCRIBE"]}, account.token))[
+        "createApiToken"
+    ]
+    async with gql.socket(made["secret"]) as sock:
+        await sock.ack()
+        await sock.subscribe(NOTIFICATIONS)
+        await sock.expect_silence(0.3)
+        revoke = "mutation($id: ID!) { revokeApiToken(input: {apiTokenId: $id}) { userErrors { code } } }"
+        assert (await gql.data(revoke, {"id": made["apiToken"]["id"]}, account.token))["revokeApiToken"][
+            "userErrors"
+        ] == []
+        assert await sock.closed_code(timeout=2) == 4403
+
+
+async def test_an_expired_session_loses_its_socket_at_the_next_sweep(
+    gql: GraphQLClient, clock: Clock
+) -> None:
     account = await sign_up(gql)
     async with gql.socket(account.token) as sock:
         await sock.ack()
-        op = await sock.subscribe(NOTIFICATIONS)
+        await sock.subscribe(NOTIFICATIONS)
         await sock.expect_silence(0.3)
-        await gql.data("mutation { logOut { userErrors { code } } }", token=account.token)
-        await _log_in(gql, account)
-        result = await sock.next_event(op)
-    assert "data" not in result or result.get("data") is None
-    assert result["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        clock.advance(timedelta(days=31))
+        assert await sock.closed_code(timeout=3) == 4403
 
 
 async def test_api_token_needs_the_events_scope_to_subscribe(gql: GraphQLClient) -> None:

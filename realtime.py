@@ -1,0 +1,195 @@
+"""The websocket side of the server: both GraphQL subprotocols with the same rules, and a uvicorn
+protocol whose close never waits on a peer that has stopped reading.
+
+Each acknowledged socket is registered in `services.connections` with the credential it was opened
+with, so that signing out, revoking an API token or falling behind closes it at once (close codes
+in README, "Close codes").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from typing import Any
+
+from graphql import GraphQLError, GraphQLFormattedError
+from starlette.websockets import WebSocket
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ErrorMessage as TransportError
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionAckMessage,
+    ConnectionInitMessage,
+    StartMessage,
+)
+from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage as LegacyError
+from uvicorn.protocols.utils import ClientDisconnected
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from resolvers.connections import Connection
+from resolvers.viewer import Viewer
+from schema.context import Context
+
+SUBSCRIPTION_LIMIT = "SUBSCRIPTION_LIMIT"
+
+
+def register(context: Context, viewer: Viewer) -> None:
+    """Enter an acknowledged socket in this process's registry."""
+    websocket = context.request
+    assert isinstance(websocket, WebSocket)
+
+    async def close(code: int, reason: str) -> None:
+        await websocket.close(code=code, reason=reason)
+
+    context.connection = Connection(viewer, close)
+    context.services.connections.add(context.connection)
+
+
+def unregister(context: Context) -> None:
+    if context.connection is not None:
+        context.services.connections.discard(context.connection)
+
+
+def _limit_error(limit: int | None) -> GraphQLFormattedError:
+    return GraphQLError(
+        f"At most {limit} subscriptions may run on one socket; complete one or open another socket.",
+        extensions={"code": SUBSCRIPTION_LIMIT},
+    ).formatted
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws: a coded error past the per-socket cap, and registry bookkeeping."""
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        limit = self.max_subscriptions_per_connection
+        if (
+            self.connection_acknowledged
+            and limit is not None
+            and message["id"] not in self.operations
+            and len(self.operations) >= limit
+        ):
+            refusal: TransportError = {"id": message["id"], "type": "error", "payload": [_limit_error(limit)]}
+            await self.send_message(refusal)
+            return
+        await super().handle_subscribe(message)
+
+    async def shutdown(self) -> None:
+        try:
+            await super().shutdown()
+        finally:
+            unregister(self.context)
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """The legacy `graphql-ws` protocol with the modern one's rules: a bad token is closed with 4403,
+    and a socket that does not send `connection_init` in time is closed with 4408."""
+
+    _init_received = False
+
+    async def handle(self) -> None:
+        timer = asyncio.create_task(self._init_timeout())
+        try:
+            await super().handle()
+        finally:
+            timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
+
+    async def _init_timeout(self) -> None:
+        await asyncio.sleep(self.view.connection_init_wait_timeout.total_seconds())
+        if not self._init_received:
+            with contextlib.suppress(Exception):
+                await self.websocket.close(code=4408, reason="Connection initialisation timeout")
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        if self._init_received:
+            await self.websocket.close(code=4429, reason="Too many initialisation requests")
+            return
+        self._init_received = True
+        payload = message.get("payload")
+        self.context.connection_params = payload if isinstance(payload, dict) else None
+        try:
+            ack = await self.view.on_ws_connect(self.context)
+        except ConnectionRejectionError:
+            await self.send_message({"type": "connection_error", "payload": {"message": "Forbidden"}})
+            await self.websocket.close(code=4403, reason="Forbidden")
+            return
+        ack_message: ConnectionAckMessage = {
+            "type": "connection_ack",
+            "payload": ack if isinstance(ack, dict) else {},
+        }
+        await self.send_message(ack_message)
+        self.connection_acknowledged = True
+        if self.keep_alive:
+            self.keep_alive_task = asyncio.create_task(self.handle_keep_alive())
+
+    async def handle_start(self, message: StartMessage) -> None:
+        limit = self.max_subscriptions_per_connection
+        if (
+            self.connection_acknowledged
+            and limit is not None
+            and message["id"] not in self.tasks
+            and len(self.tasks) >= limit
+        ):
+            refusal: LegacyError = {"type": "error", "id": message["id"], "payload": _limit_error(limit)}
+            await self.send_message(refusal)
+            return
+        await super().handle_start(message)
+
+    async def cleanup(self) -> None:
+        try:
+            await super().cleanup()
+        finally:
+            unregister(self.context)
+
+
+class WebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websockets protocol, except that closing never waits for the peer to read.
+
+    uvicorn's `send` waits until the transport's buffer has drained below its high-water mark, so
+    a close sent to a client that has stopped reading waits for ever, and so does the memory
+    behind it. Here the close frame is queued at once, the application is told the socket is gone,
+    and if the peer has not read up to the close frame within `close_timeout` the connection is
+    aborted. `serve` and the tests run uvicorn with this class (`ws="realtime:WebSocketProtocol"`).
+    """
+
+    # The kernel's send buffer of a websocket, in bytes. Left to autotuning it can grow to megabytes
+    # per socket behind a client that has stopped reading; events are small, so this is plenty.
+    send_buffer_bytes = 64 * 1024
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer_bytes)
+        super().connection_made(transport)
+
+    async def send(self, message: Any) -> None:
+        if self.handshake_complete and self.initial_response is None and not self.disconnected:
+            if message["type"] == "websocket.close" and not self.close_sent:
+                self._close_now(message.get("code", 1000), message.get("reason") or "")
+                return
+            if message["type"] == "websocket.send" and self.close_sent:
+                # A send that was waiting on the stalled peer when the close went out.
+                raise ClientDisconnected()
+        await super().send(message)
+
+    def _close_now(self, code: int, reason: str) -> None:
+        if self.transport.is_closing():
+            return
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.conn.send_close(code, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+        self.close_timer = self.loop.call_later(self.close_timeout, self._abort)
+
+    def _abort(self) -> None:
+        # The peer never read up to our close frame: drop the connection and its buffered bytes.
+        self.close_timer = None
+        self.transport.abort()

@@ -1,0 +1,173 @@
+"""This process's open websockets, by the credential each was opened with.
+
+A signed-out session or a revoked API token must lose its live sockets at once, on every server
+process: `announce_ended` publishes that after the change has committed, and each process's
+`Connections.listen` closes the matching sockets it holds. A process that was not listening (the
+broadcast was down) re-checks every socket's credential when it listens again, and the periodic
+sweep re-checks them too, which also closes sockets whose session has expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
+
+from tortoise.expressions import Q
+
+from models.accounts import ApiToken, Session
+from resolvers.broadcast import SubscriptionEnded
+from resolvers.events import Envelope
+from resolvers.viewer import Viewer
+
+if TYPE_CHECKING:
+    from resolvers.services import Services
+
+log = logging.getLogger("senvault.connections")
+
+# Close codes clients act on (README, "Close codes"). 4403 is what the spec gives a socket without a
+# valid token; a credential that ends while the socket is open is closed the same way.
+CLOSE_FORBIDDEN = 4403
+# The client did not read its events fast enough: reconnect and resubscribe with `after`.
+CLOSE_SLOW_CONSUMER = 4008
+
+CONTROL_CHANNEL = "control:credentials"
+CREDENTIAL_ENDED = "credential.ended"
+
+Closer = Callable[[int, str], Awaitable[None]]
+
+
+class Connection:
+    """One open websocket: who opened it and how to close it without waiting on the peer."""
+
+    def __init__(self, viewer: Viewer, closer: Closer) -> None:
+        self.viewer = viewer
+        self._closer = closer
+        self.close_code: int | None = None
+        self._closing: asyncio.Task[None] | None = None
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Close the socket with `code` from a task of its own; later calls change nothing."""
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        self._closing = asyncio.get_running_loop().create_task(self._close(code, reason))
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            await self._closer(code, reason)
+        except Exception:
+            # Already closed by the peer or the server: nothing left to do.
+            log.debug("closing a websocket that had already gone", exc_info=True)
+
+
+class Connections:
+    """The registry of this process's open websockets."""
+
+    def __init__(self) -> None:
+        self._open: set[Connection] = set()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def add(self, connection: Connection) -> None:
+        self._open.add(connection)
+
+    def discard(self, connection: Connection) -> None:
+        self._open.discard(connection)
+
+    def close_credential(self, *, session_id: int | None = None, api_token_id: int | None = None) -> int:
+        """Close every socket opened with this session or API token; returns how many."""
+        closed = 0
+        for connection in list(self._open):
+            v = connection.viewer
+            if (session_id is not None and v.session_id == session_id) or (
+                api_token_id is not None and v.api_token_id == api_token_id
+            ):
+                connection.close_soon(CLOSE_FORBIDDEN, "Signed out or token revoked")
+                closed += 1
+        return closed
+
+    async def recheck(self, services: Services) -> int:
+        """Close the sockets whose credential has ended (revoked, expired); returns how many."""
+        connections = [c for c in self._open if c.close_code is None]
+        if not connections:
+            return 0
+        now = services.clock.now()
+        live_sessions = await _live_ids(
+            Session, {c.viewer.session_id for c in connections}, Q(expires_at__gt=now)
+        )
+        live_tokens = await _live_ids(
+            ApiToken,
+            {c.viewer.api_token_id for c in connections},
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now),
+        )
+        closed = 0
+        for connection in connections:
+            v = connection.viewer
+            if v.session_id not in live_sessions and v.api_token_id not in live_tokens:
+                connection.close_soon(CLOSE_FORBIDDEN, "Signed out or token revoked")
+                closed += 1
+        return closed
+
+    async def listen(self, services: Services, max_delay: float = 10.0) -> None:
+        """Close sockets as credentials end anywhere; runs for the life of the process."""
+        delay = 0.5
+        while True:
+            try:
+                async with services.hub.subscribe(CONTROL_CHANNEL) as control:
+                    # Whatever ended while this process was not listening.
+                    await self.recheck(services)
+                    delay = 0.5
+                    async for envelope in control:
+                        self._apply(envelope)
+            except SubscriptionEnded:
+                pass
+            except Exception:
+                log.exception("credential listener failed; restarting")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+
+    def _apply(self, envelope: Envelope) -> None:
+        if envelope.kind != CREDENTIAL_ENDED:
+            return
+        session_id = envelope.payload.get("sessionId")
+        api_token_id = envelope.payload.get("apiTokenId")
+        self.close_credential(
+            session_id=int(session_id) if session_id is not None else None,
+            api_token_id=int(api_token_id) if api_token_id is not None else None,
+        )
+
+
+async def _live_ids(model: type[Session] | type[ApiToken], ids: Iterable[int | None], alive: Q) -> set[int]:
+    wanted = sorted(i for i in ids if i is not None)
+    found: set[int] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = await model.filter(alive, id__in=chunk, revoked_at__isnull=True).values_list("id", flat=True)
+        found.update(int(r) for r in rows)  # type: ignore[call-overload]
+    return found
+
+
+async def announce_ended(
+    services: Services, *, session_id: int | None = None, api_token_id: int | None = None
+) -> None:
+    """Tell every server process that a credential has ended, so they close its sockets now.
+
+    Called after the change has committed. If the broadcast is down, the other processes catch up
+    when they listen again (they re-check every socket), so a failure here is logged, not raised.
+    """
+    payload: dict[str, object] = {}
+    if session_id is not None:
+        payload["sessionId"] = session_id
+    if api_token_id is not None:
+        payload["apiTokenId"] = api_token_id
+    # This process closes its own sockets at once, whatever the broadcast's state.
+    services.connections.close_credential(session_id=session_id, api_token_id=api_token_id)
+    try:
+        await services.hub.publish(
+            Envelope(CONTROL_CHANNEL, 0, CREDENTIAL_ENDED, payload, services.clock.now())
+        )
+    except Exception:
+        log.warning("could not announce an ended credential; other processes will re-check", exc_info=True)
