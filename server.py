@@ -40,13 +40,12 @@ from tortoise.connection import get_connection
 from tortoise.contrib.starlette import RegisterTortoise
 from tortoise.migrations.executor import MigrationExecutor
 
-import realtime
 from models import MODEL_MODULES
 from resolvers import accounts
 from resolvers.broadcast import Hub
 from resolvers.clock import Clock
 from resolvers.services import Policy, Services
-from schema import schema
+from schema import schema, transport
 from schema.context import Context
 
 log = logging.getLogger("senvault")
@@ -132,8 +131,8 @@ def _bearer(value: object) -> str | None:
 
 
 class GraphQLView(GraphQL[Context, None]):
-    graphql_transport_ws_handler_class = realtime.TransportWSHandler
-    graphql_ws_handler_class = realtime.LegacyWSHandler
+    graphql_transport_ws_handler_class = transport.TransportWSHandler
+    graphql_ws_handler_class = transport.LegacyWSHandler
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         services: Services = request.app.state.services
@@ -152,7 +151,7 @@ class GraphQLView(GraphQL[Context, None]):
         if viewer is None:
             raise ConnectionRejectionError({"message": "Forbidden"})
         context.viewer = viewer
-        realtime.register(context, viewer)
+        transport.register(context, viewer)
         # Which server process holds the socket: for support, and for tests across workers.
         return {"server": f"{socket.gethostname()}:{os.getpid()}"}
 
@@ -478,8 +477,8 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        # Closing never waits on a client that stopped reading (see realtime.WebSocketProtocol).
-        ws="realtime:WebSocketProtocol",
+        # Closing never waits on a client that stopped reading (see transport.WebSocketProtocol).
+        ws="schema.transport:WebSocketProtocol",
         # Compression costs ~300 KiB per idle socket; events are small JSON.
         ws_per_message_deflate=False,
         ws_ping_interval=20.0,

@@ -125,7 +125,7 @@ async def live_server(settings: server.Settings, clock: Clock) -> AsyncIterator[
         host="127.0.0.1",
         port=port,
         log_level="warning",
-        ws="realtime:WebSocketProtocol",
+        ws="schema.transport:WebSocketProtocol",
         ws_per_message_deflate=False,
     )
     uv = uvicorn.Server(config)

@@ -153,7 +153,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     a close sent to a client that has stopped reading waits for ever, and so does the memory
     behind it. Here the close frame is queued at once, the application is told the socket is gone,
     and if the peer has not read up to the close frame within `close_timeout` the connection is
-    aborted. `serve` and the tests run uvicorn with this class (`ws="realtime:WebSocketProtocol"`).
+    aborted. `serve` and the tests run uvicorn with this class (`ws="schema.transport:WebSocketProtocol"`).
     """
 
     # The kernel's send buffer of a websocket, in bytes. Left to autotuning it can grow to megabytes
