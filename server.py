@@ -291,15 +291,16 @@ async def readyz(request: Request) -> Response:
 
 
 async def _sweep(services: Services, every: float) -> None:
-    """Clock-driven changes (requests and grants expiring): every process sweeps; conditional
-    writes keep each change to one process."""
-    from resolvers import grants, support_requests
+    """Clock-driven changes (requests and grants expiring, SLA clocks turning): every process
+    sweeps; conditional writes keep each change to one process."""
+    from resolvers import grants, support_requests, tickets
 
     while True:
         await asyncio.sleep(every)
         try:
             await support_requests.expire_due(services)
             await grants.expire_due(services)
+            await tickets.sweep(services)
         except Exception:
             log.exception("sweep failed; retrying at the next interval")
 
