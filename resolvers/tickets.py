@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from tortoise.expressions import Q
+from tortoise.expressions import Case, Q, When
 from tortoise.queryset import QuerySet
 
 from models.accounts import ApiScope, Role
@@ -463,21 +463,20 @@ async def queue(
             raise InvalidInput("after", "This cursor is not valid for this list.") from exc
         if after_due is not None and after_due.tzinfo is None:
             raise InvalidInput("after", "This cursor is not valid for this list.")
-    rows: list[Ticket] = []
-    # Two ordered reads instead of one ORDER BY with NULLS LAST, which SQLite and PostgreSQL spell
-    # differently: tickets with a running clock by (due, id), then the rest by id.
-    if after_id is None or after_due is not None:
-        timed = query.filter(next_sla_due_at__isnull=False)
-        if after_due is not None:
-            timed = timed.filter(
-                Q(next_sla_due_at__gt=after_due) | Q(next_sla_due_at=after_due, id__gt=after_id)
-            )
-        rows = list(await timed.order_by("next_sla_due_at", "id").limit(limit + 1))
-    if len(rows) <= limit:
-        untimed = query.filter(next_sla_due_at__isnull=True)
-        if after_id is not None and after_due is None:
-            untimed = untimed.filter(id__gt=after_id)
-        rows += list(await untimed.order_by("id").limit(limit + 1 - len(rows)))
+    if after_id is not None and after_due is None:
+        query = query.filter(next_sla_due_at__isnull=True, id__gt=after_id)
+    elif after_id is not None:
+        query = query.filter(
+            Q(next_sla_due_at__isnull=True)
+            | Q(next_sla_due_at__gt=after_due)
+            | Q(next_sla_due_at=after_due, id__gt=after_id)
+        )
+    # NULLS LAST, spelt portably: tickets with a running clock by (due, id), then the rest by id.
+    rows = list(
+        await query.annotate(untimed=Case(When(next_sla_due_at__isnull=True, then="1"), default="0"))
+        .order_by("untimed", "next_sla_due_at", "id")
+        .limit(limit + 1)
+    )
     has_next = len(rows) > limit
     rows = rows[:limit]
     return Page(
