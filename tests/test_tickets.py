@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import pytest
 
@@ -26,7 +27,7 @@ from resolvers.services import Services
 from resolvers.viewer import Viewer
 from tests.client import LEGACY_WS, GraphQLClient, Socket
 from tests.conftest import Live
-from tests.factories import Account, AdvocateAccount, add_child, advocate, send_request, sign_up
+from tests.factories import Account, AdvocateAccount, add_child, admin, advocate, send_request, sign_up
 from tests.test_support_requests import ACCEPT, ASK, DECLINE, SEND_MESSAGE, WITHDRAW
 from tests.test_vault import END
 
@@ -141,6 +142,16 @@ mutation($input: UpdateSlaTargetsInput!) {
 ADVOCATE_NOTIFICATIONS = "{ notifications { edges { node { kind title body subjectId } } } }"
 
 
+_admins: WeakKeyDictionary[GraphQLClient, Account] = WeakKeyDictionary()
+
+
+async def _advocate(gql: GraphQLClient, **profile: Any) -> AdvocateAccount:
+    """A verified advocate; one admin per test verifies them all (making admins is slow)."""
+    if gql not in _admins:
+        _admins[gql] = await admin(gql)
+    return await advocate(gql, admin_account=_admins[gql], **profile)
+
+
 @dataclass
 class Case:
     advocate: AdvocateAccount
@@ -154,7 +165,7 @@ async def _case(
     gql: GraphQLClient, adv: AdvocateAccount | None = None, family: Account | None = None
 ) -> Case:
     """A family's request to an advocate, and the ticket it made."""
-    adv = adv or await advocate(gql)
+    adv = adv or await _advocate(gql)
     family = family or await sign_up(gql)
     child = await add_child(gql, family)
     request_id = (await send_request(gql, family, adv.advocate_id, child))["supportRequest"]["id"]
@@ -204,7 +215,7 @@ async def _accept(gql: GraphQLClient, case: Case, message: str | None = None) ->
 async def test_a_ticket_follows_its_request_from_arrival_to_resolution_and_the_dashboard_hears_each_step(
     gql: GraphQLClient,
 ) -> None:
-    adv = await advocate(gql)
+    adv = await _advocate(gql)
     family = await sign_up(gql)
     child = await add_child(gql, family)
     async with gql.socket(adv.token) as sock:
@@ -495,7 +506,7 @@ async def test_the_state_is_derived_from_stored_times_whatever_the_sweep_has_rec
 async def test_changing_targets_applies_to_new_clocks_and_leaves_running_ones_alone(
     gql: GraphQLClient,
 ) -> None:
-    adv = await advocate(gql)
+    adv = await _advocate(gql)
     family = await sign_up(gql)
     before = await _case(gql, adv, family)
     changed = await gql.data(TARGETS, {"input": {"responseHours": 8, "firstMessageHours": 4}}, adv.token)
@@ -533,7 +544,7 @@ async def test_changing_targets_applies_to_new_clocks_and_leaves_running_ones_al
 async def test_sla_targets_out_of_range_are_refused(
     gql: GraphQLClient, field: str, value: int, code: str
 ) -> None:
-    adv = await advocate(gql)
+    adv = await _advocate(gql)
     # Valid values beside the bad one are not applied either.
     variables = {"responseHours": 10, "firstMessageHours": 12, field: value}
     result = (await gql.data(TARGETS, {"input": variables}, adv.token))["updateSlaTargets"]
@@ -545,7 +556,7 @@ async def test_sla_targets_out_of_range_are_refused(
 
 
 async def test_sla_targets_of_the_wrong_type_are_refused_by_the_schema(gql: GraphQLClient) -> None:
-    adv = await advocate(gql)
+    adv = await _advocate(gql)
     body = await gql(TARGETS, {"input": {"responseHours": "soon"}}, adv.token)
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert (await Advocate.get()).response_sla_hours == 48
@@ -564,7 +575,7 @@ async def _queue(
 async def test_the_queue_is_sorted_by_next_sla_due_with_no_clock_last(
     gql: GraphQLClient, clock: Clock
 ) -> None:
-    adv = await advocate(gql, capacity=10)
+    adv = await _advocate(gql, capacity=10)
     family = await sign_up(gql)
     first = await _case(gql, adv, family)  # due in 48 h
     clock.advance(timedelta(hours=1))
@@ -601,7 +612,7 @@ async def test_the_queue_is_sorted_by_next_sla_due_with_no_clock_last(
 
 
 async def test_queue_pages_hold_still_as_tickets_change_and_arrive(gql: GraphQLClient) -> None:
-    adv = await advocate(gql, capacity=10)
+    adv = await _advocate(gql, capacity=10)
     family = await sign_up(gql)
     cases = [await _case(gql, adv, family) for _ in range(5)]
     page1, info1 = await _queue(gql, adv, first=2)
@@ -626,14 +637,14 @@ async def test_queue_pages_hold_still_as_tickets_change_and_arrive(gql: GraphQLC
 
 @pytest.mark.parametrize("after", ["garbage", "VGlja2V0OjE", "WyJUaWNrZXRRdWV1ZSIsIm5vdC1hLWRhdGUiLCIxIl0"])
 async def test_a_bad_queue_cursor_is_a_client_error(gql: GraphQLClient, after: str) -> None:
-    adv = await advocate(gql)
+    adv = await _advocate(gql)
     body = await gql(QUEUE, {"after": after}, adv.token)
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert body["errors"][0]["extensions"]["field"] == "after"
 
 
 async def test_the_queue_filters_by_status_and_sla_state(gql: GraphQLClient, clock: Clock) -> None:
-    adv = await advocate(gql, capacity=10)
+    adv = await _advocate(gql, capacity=10)
     family = await sign_up(gql)
     old = await _case(gql, adv, family)
     clock.advance(timedelta(hours=40))  # old: AT_RISK (8 h of 48 left)
@@ -931,7 +942,7 @@ async def test_templates_are_kept_applied_and_deleted(gql: GraphQLClient) -> Non
 async def test_a_bad_template_is_refused(
     gql: GraphQLClient, template: dict[str, Any], field: str, code: str
 ) -> None:
-    adv = await advocate(gql)
+    adv = await _advocate(gql)
     result = (await gql.data(CREATE_TEMPLATE, {"input": template}, adv.token))["createChecklistTemplate"]
     assert result["checklistTemplate"] is None
     assert (result["userErrors"][0]["field"], result["userErrors"][0]["code"]) == (field, code)
@@ -1315,8 +1326,8 @@ async def test_the_dashboard_costs_the_same_sql_for_ten_tickets_as_for_two_hundr
     family_account = await sign_up(gql)
     family = await accounts.authenticate(services, family_account.token)
     assert family is not None
-    small = await advocate(gql, capacity=200)
-    large = await advocate(gql, capacity=200)
+    small = await _advocate(gql, capacity=200)
+    large = await _advocate(gql, capacity=200)
     await _fill_queue(services, small.token, family, 10)
     await _fill_queue(services, large.token, family, 200)
 
