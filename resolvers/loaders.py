@@ -20,6 +20,13 @@ async def families_by_id(ids: Sequence[int]) -> list[Family | None]:
     return [rows.get(i) for i in ids]
 
 
+async def family_names_by_id(ids: Sequence[int]) -> list[str]:
+    """Each family's name as shown to advocates (its account's display name), in one join."""
+    rows = await Family.filter(id__in=list(ids)).values_list("id", "user__display_name")
+    names = {int(family_id): str(name) for family_id, name in rows}
+    return [names.get(i, "") for i in ids]
+
+
 async def families_by_user_id(user_ids: Sequence[int]) -> list[Family | None]:
     rows = {f.user_id: f for f in await Family.filter(user_id__in=list(user_ids))}
     return [rows.get(i) for i in user_ids]

@@ -17,6 +17,7 @@ class Loaders:
     def __init__(self) -> None:
         self.user: DataLoader[int, User | None] = DataLoader(loaders.users_by_id)
         self.family: DataLoader[int, Family | None] = DataLoader(loaders.families_by_id)
+        self.family_name: DataLoader[int, str] = DataLoader(loaders.family_names_by_id)
         self.family_by_user: DataLoader[int, Family | None] = DataLoader(loaders.families_by_user_id)
         self.children: DataLoader[int, list[Child]] = DataLoader(loaders.children_by_family_id)
         self.advocate: DataLoader[int, Advocate | None] = DataLoader(loaders.advocates_by_id)

@@ -232,9 +232,7 @@ class Ticket(relay.Node):
 
     @strawberry.field(description="The family's name.")
     async def family_display_name(self, info: Info) -> str:
-        family = await info.context.loaders.family.load(self._row.family_id)
-        user = await info.context.loaders.user.load(family.user_id) if family else None
-        return user.display_name if user else ""
+        return await info.context.loaders.family_name.load(self._row.family_id)
 
     @strawberry.field(description="The child's name, as when the request was sent.")
     async def child_display_name(self, info: Info) -> str:
