@@ -842,6 +842,65 @@ async def test_someone_elses_checklist_items_are_not_found_and_stay_as_they_are(
     assert await _snapshot_items() == before
 
 
+async def test_a_removed_item_is_gone_for_every_change(gql: GraphQLClient) -> None:
+    case = await _case(gql)
+    item = (await _add(gql, case, "Soon gone"))["checklistItem"]["id"]
+    await _add(gql, case, "Stays")
+    await gql.data(REMOVE, {"input": {"itemId": item}}, case.advocate.token)
+    before = await _snapshot_items()
+    for query, name in (
+        (TICK, "tickChecklistItem"),
+        (UNTICK, "untickChecklistItem"),
+        (REMOVE, "removeChecklistItem"),
+    ):
+        result = (await gql.data(query, {"input": {"itemId": item}}, case.advocate.token))[name]
+        assert result["userErrors"][0]["code"] == "NOT_FOUND", name
+    result = (
+        await gql.data(
+            REORDER, {"input": {"ticketId": case.ticket_id, "itemIds": [item]}}, case.advocate.token
+        )
+    )["reorderChecklistItems"]
+    assert result["userErrors"][0]["code"] == "ITEMS_MISMATCH"
+    assert await _snapshot_items() == before
+
+
+MISSING_INPUT = [
+    ("addChecklistItem", "AddChecklistItemInput"),
+    ("tickChecklistItem", "TickChecklistItemInput"),
+    ("untickChecklistItem", "UntickChecklistItemInput"),
+    ("removeChecklistItem", "RemoveChecklistItemInput"),
+    ("reorderChecklistItems", "ReorderChecklistItemsInput"),
+    ("createChecklistTemplate", "CreateChecklistTemplateInput"),
+    ("deleteChecklistTemplate", "DeleteChecklistTemplateInput"),
+    ("applyChecklistTemplate", "ApplyChecklistTemplateInput"),
+    ("addTicketNote", "AddTicketNoteInput"),
+    ("deleteTicketNote", "DeleteTicketNoteInput"),
+    ("resolveTicket", "ResolveTicketInput"),
+]
+
+
+async def test_missing_or_mistyped_input_is_refused_before_anything_runs(gql: GraphQLClient) -> None:
+    case = await _case(gql)
+    await _add(gql, case, "Keep")
+    before = await _snapshot_items(), await TicketNote.all().count(), await ChecklistTemplate.all().count()
+    for name, input_type in MISSING_INPUT:
+        query = f"mutation($input: {input_type}!) {{ {name}(input: $input) {{ userErrors {{ code }} }} }}"
+        for variables in ({}, {"ticketId": 7, "itemId": 7, "templateId": 7, "noteId": 7, "name": 7}):
+            body = await gql(query, {"input": variables}, case.advocate.token)
+            assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", (name, variables)
+    # Well-formed IDs of the wrong kind are simply not found.
+    result = (
+        await gql.data(ADD_ITEM, {"input": {"ticketId": case.request_id, "text": "x"}}, case.advocate.token)
+    )["addChecklistItem"]
+    assert result["userErrors"][0] == {
+        "code": "NOT_FOUND",
+        "message": "Ticket not found.",
+        "field": "ticketId",
+    }
+    after = await _snapshot_items(), await TicketNote.all().count(), await ChecklistTemplate.all().count()
+    assert after == before
+
+
 async def test_reordering_must_name_exactly_the_tickets_items(gql: GraphQLClient) -> None:
     case = await _case(gql)
     other = await _case(gql, case.advocate)
@@ -924,6 +983,10 @@ async def test_templates_are_kept_applied_and_deleted(gql: GraphQLClient) -> Non
     ]
     assert deleted == {"checklistTemplate": {"id": template_id, "name": "Tribunal appeal"}, "userErrors": []}
     assert (await gql.data(TEMPLATES, token=adv.token))["checklistTemplates"] == []
+    gone = (await gql.data(DELETE_TEMPLATE, {"input": {"templateId": template_id}}, adv.token))[
+        "deleteChecklistTemplate"
+    ]
+    assert gone["userErrors"][0]["code"] == "NOT_FOUND"
     # The checklist it filled stays.
     assert await ChecklistItem.all().count() == 3
 
