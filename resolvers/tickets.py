@@ -391,6 +391,12 @@ async def ticket_of_request(viewer: Viewer | None, request_id: int) -> Ticket | 
     return ticket if ticket is not None and can_view(viewer, ticket) else None
 
 
+async def tickets_by_request(request_ids: Sequence[int]) -> list[Ticket | None]:
+    """Batch load; callers check `can_view` on what comes back."""
+    rows = {t.request_id: t for t in await Ticket.filter(request_id__in=list(request_ids))}
+    return [rows.get(i) for i in request_ids]
+
+
 async def visible_item(viewer: Viewer | None, item_id: int) -> ChecklistItem | None:
     item = await ChecklistItem.filter(id=item_id).select_related("ticket").first()
     return item if item is not None and can_view(viewer, item.ticket) else None

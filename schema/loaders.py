@@ -8,7 +8,7 @@ from models.accounts import User
 from models.advocates import Advocate
 from models.families import Child, Family
 from models.support import SupportRelationship, SupportRequest
-from models.tickets import ChecklistItem, SlaClock, TicketNote
+from models.tickets import ChecklistItem, SlaClock, Ticket, TicketNote
 from resolvers import loaders, tickets
 from resolvers.pagination import Page
 
@@ -28,6 +28,7 @@ class Loaders:
         self.relationship_by_request: DataLoader[int, SupportRelationship | None] = DataLoader(
             loaders.relationships_by_request_id
         )
+        self.ticket_by_request: DataLoader[int, Ticket | None] = DataLoader(tickets.tickets_by_request)
         self.sla_clocks: DataLoader[int, list[SlaClock]] = DataLoader(tickets.clocks_by_ticket)
         self.checklist: DataLoader[int, list[ChecklistItem]] = DataLoader(tickets.items_by_ticket)
         self.notes: DataLoader[tickets.NotesKey, Page[TicketNote]] = DataLoader(tickets.notes_pages)

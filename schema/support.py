@@ -202,8 +202,8 @@ class SupportRequest(relay.Node):
         viewer = info.context.viewer
         if viewer is None or viewer.advocate_id != self._row.advocate_id:
             return None
-        row = await tickets.ticket_of_request(viewer, self.id)
-        return TicketType.from_model(row) if row else None
+        row = await info.context.loaders.ticket_by_request.load(self.id)
+        return TicketType.from_model(row) if row and tickets.can_view(viewer, row) else None
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
