@@ -93,6 +93,14 @@ class Migration(migrations.Migration):
             options={'table': 'ticket_notes', 'app': 'models', 'indexes': [Index(fields=['ticket_id', 'id'])], 'pk_attr': 'id'},
             bases=['Model'],
         ),
+        ops.AddIndex(
+            model_name='Message',
+            index=Index(fields=['thread_id', 'id']),
+        ),
+        ops.AddIndex(
+            model_name='Message',
+            index=Index(fields=['thread_id', 'author_id', 'id']),
+        ),
         ops.AlterField(
             model_name='Notification',
             name='kind',
