@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -273,19 +273,25 @@ async def readyz(request: Request) -> Response:
 
 
 async def _sweep(services: Services, every: float) -> None:
-    """Clock-driven changes (requests and grants expiring): every process sweeps; conditional
-    writes keep each change to one process."""
-    from resolvers import events, grants, support_requests
+    """Clock-driven changes: requests and grants expiring, SLA clocks turning, old events pruned,
+    open sockets' credentials re-checked. Every process sweeps; conditional writes keep each
+    change to one process. Each step runs on its own, so one failing does not hold up the rest."""
+    from resolvers import events, grants, support_requests, tickets
 
+    steps: list[tuple[str, Callable[[Services], Awaitable[object]]]] = [
+        ("expire requests", support_requests.expire_due),
+        ("expire grants", grants.expire_due),
+        ("SLA clocks", tickets.sweep),
+        ("prune events", events.prune),
+        ("recheck sockets", services.connections.recheck),
+    ]
     while True:
         await asyncio.sleep(every)
-        try:
-            await support_requests.expire_due(services)
-            await grants.expire_due(services)
-            await events.prune(services)
-            await services.connections.recheck(services)
-        except Exception:
-            log.exception("sweep failed; retrying at the next interval")
+        for name, step in steps:
+            try:
+                await step(services)
+            except Exception:
+                log.exception("sweep step %r failed; retrying at the next interval", name)
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:

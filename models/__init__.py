@@ -6,6 +6,7 @@ MODEL_MODULES = [
     "models.advocates",
     "models.support",
     "models.vault",
+    "models.tickets",
     "models.notifications",
     "models.events",
 ]

@@ -120,6 +120,9 @@ class Message(Model):
 
     class Meta:
         table = "messages"
+        # A thread's messages in order, and each side's latest (the ticket queue reads these on
+        # every change to a request).
+        indexes = (("thread_id", "id"), ("thread_id", "author_id", "id"))
 
 
 class SupportRequest(Model):

@@ -8,8 +8,9 @@ from models.accounts import Role, User
 from models.advocates import AdvocateType, Availability, Specialism, Verification
 from models.families import EhcpStage
 from models.support import DeclineReason, SuggestionKind, SupportRelationship, SupportType
+from models.tickets import ChecklistItem
 from models.vault import EvidenceCategory, VaultScope
-from resolvers import accounts, advocates, families, grants, support_requests, vault
+from resolvers import accounts, advocates, families, grants, support_requests, tickets, vault
 from resolvers.services import Services
 from resolvers.viewer import Viewer
 
@@ -147,9 +148,10 @@ async def seed(services: Services) -> list[str]:
     accepted = await send(
         sendiass, alex.id, "Alex has had two exclusions this term.", [SupportType.EXCLUSION]
     )
+    amina = await _viewer(services, ADVOCATES[2][0])
     await support_requests.accept(
         services,
-        await _viewer(services, ADVOCATES[2][0]),
+        amina,
         accepted,
         "Hello, I'm Amina. I've read your request and would like to understand where you are.",
     )
@@ -186,6 +188,30 @@ async def seed(services: Services) -> list[str]:
         scopes=[VaultScope.EVIDENCE, VaultScope.TIMELINE],
         child_ids=[alex.id],
         expires_at=None,
+    )
+    # Amina's ticket for the case: a checklist from her template, one step done, a private note.
+    template = await tickets.create_template(
+        services,
+        amina,
+        "Exclusion case",
+        [
+            "Get both exclusion letters from the family",
+            "Ask the school for the behaviour log",
+            "Check the governors' meeting date",
+        ],
+    )
+    case = await tickets.ticket_of_request(amina, accepted)
+    assert case is not None
+    await tickets.apply_template(services, amina, case.id, template.id)
+    first_step = await ChecklistItem.filter(ticket_id=case.id).order_by("position").first()
+    assert first_step is not None
+    await tickets.set_done(services, amina, first_step.id, True)
+    await tickets.add_note(
+        services,
+        amina,
+        case.id,
+        "Both exclusions followed a change of teaching assistant. Parent is anxious about a permanent "
+        "exclusion; explain the governors' review at our first call.",
     )
     # Declined by the solicitor, with alternatives.
     declined = await send(solicitor, jo.id, "Do we need a solicitor?", [SupportType.ADVICE])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -36,6 +37,26 @@ def decode_cursor(kind: str, cursor: str) -> int:
         if prefix != kind:
             raise ValueError(raw)
         return int(row_id)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput("after", "This cursor is not valid for this list.") from exc
+
+
+def encode_keyset(kind: str, *parts: str) -> str:
+    """A cursor naming a position in an order over several columns (values as strings)."""
+    raw = json.dumps([kind, *parts], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_keyset(kind: str, cursor: str, size: int) -> list[str]:
+    """The `size` values inside a cursor of `kind`; anything else is INVALID."""
+    try:
+        raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()).decode()
+        data = json.loads(raw)
+        if not isinstance(data, list) or len(data) != size + 1 or data[0] != kind:
+            raise ValueError(raw)
+        if not all(isinstance(part, str) for part in data):
+            raise ValueError(raw)
+        return [str(part) for part in data[1:]]
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput("after", "This cursor is not valid for this list.") from exc
 

@@ -27,7 +27,7 @@ from models.support import (
     SupportType,
     Thread,
 )
-from resolvers import notifications, threads, validation
+from resolvers import notifications, threads, tickets, validation
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import Outbox, unit_of_work, user_channel
 from resolvers.pagination import Page, paginate
@@ -73,6 +73,8 @@ async def announce_update(outbox: Outbox, request: SupportRequest, kind: str = U
     """Tell both sides (or, for a new request, the advocate) that a request changed."""
     family_user, advocate_user = await _parties(request)
     payload = {"requestId": request.id}
+    # The advocate's ticket follows every change to the request, its relationship and its thread.
+    await tickets.request_changed(outbox, request.id)
     if kind == CREATED:
         await outbox.emit(user_channel(advocate_user), CREATED, payload)
         return

@@ -17,6 +17,7 @@ from schema.errors import ErrorPolicy
 from schema.families import FamilyMutation
 from schema.notifications import NotificationMutation, NotificationQuery, NotificationSubscription
 from schema.support import SupportMutation, SupportQuery, SupportSubscription
+from schema.tickets import TicketMutation, TicketQuery, TicketSubscription
 from schema.vault import VaultMutation, VaultQuery, VaultSubscription
 
 MAX_DEPTH = 12
@@ -25,7 +26,7 @@ MAX_TOKENS = 2000
 
 
 @strawberry.type(description="Everything that can be read.")
-class Query(AccountQuery, AdvocateQuery, SupportQuery, VaultQuery, NotificationQuery):
+class Query(AccountQuery, AdvocateQuery, SupportQuery, VaultQuery, NotificationQuery, TicketQuery):
     node: relay.Node | None = relay.node(
         description="Any object by its global ID; null when it does not exist or is not yours."
     )
@@ -33,13 +34,19 @@ class Query(AccountQuery, AdvocateQuery, SupportQuery, VaultQuery, NotificationQ
 
 @strawberry.type(description="Everything that can be changed.")
 class Mutation(
-    AccountMutation, FamilyMutation, AdvocateMutation, SupportMutation, VaultMutation, NotificationMutation
+    AccountMutation,
+    FamilyMutation,
+    AdvocateMutation,
+    SupportMutation,
+    VaultMutation,
+    NotificationMutation,
+    TicketMutation,
 ):
     pass
 
 
 @strawberry.type(description="Live events over websockets (graphql-transport-ws or graphql-ws).")
-class Subscription(SupportSubscription, VaultSubscription, NotificationSubscription):
+class Subscription(SupportSubscription, VaultSubscription, NotificationSubscription, TicketSubscription):
     pass
 
 

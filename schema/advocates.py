@@ -66,6 +66,13 @@ class Advocate(relay.Node):
         viewer = info.context.viewer
         return self._row.response_sla_hours if viewer and viewer.advocate_id == self.id else None
 
+    @strawberry.field(
+        description="Hours to write after accepting (the first-message SLA); only to the advocate."
+    )
+    def first_message_sla_hours(self, info: Info) -> int | None:
+        viewer = info.context.viewer
+        return self._row.first_message_sla_hours if viewer and viewer.advocate_id == self.id else None
+
     @strawberry.field(description="When the profile last changed.")
     def updated_at(self) -> datetime:
         return self._row.updated_at

@@ -20,6 +20,8 @@ from models.support import (
     SuggestionKind,
     SupportType,
 )
+from models.tickets import SlaClockKind, SlaState, TicketOutcome, TicketStatus
+from resolvers.tickets import TicketChange, TicketOrder
 
 strawberry.enum(Role, description="What kind of account a user has.")
 strawberry.enum(
@@ -43,6 +45,31 @@ strawberry.enum(DeclineReason, description="Why an advocate declined a request."
 strawberry.enum(SuggestionKind, description="Where else a declined family might turn.")
 strawberry.enum(RelationshipStatus, description="Whether a support relationship is still going.")
 strawberry.enum(CloseReason, description="Why a support relationship ended.")
+strawberry.enum(
+    TicketStatus,
+    description=(
+        "Where a ticket stands: NEW (request unanswered), WAITING_ON_FAMILY (you asked a question), "
+        "FAMILY_REPLIED (they answered), ACTIVE (you are supporting them), CLOSED (declined, withdrawn, "
+        "expired or ended; ready to resolve), RESOLVED (you recorded the outcome)."
+    ),
+)
+strawberry.enum(TicketOutcome, description="How a resolved case turned out.")
+strawberry.enum(
+    SlaClockKind,
+    description=(
+        "FIRST_RESPONSE: answer a new request (48 hours unless you changed it); FIRST_MESSAGE: write to "
+        "the family after accepting (24 hours unless you changed it)."
+    ),
+)
+strawberry.enum(
+    SlaState,
+    description=(
+        "ON_TRACK, AT_RISK (under a quarter of the time left) or BREACHED (past due) while a clock runs; "
+        "once stopped, MET (on time), BREACHED (late) or CANCELLED (the request or case ended first)."
+    ),
+)
+strawberry.enum(TicketChange, description="What changed on a ticket, in a ticketUpdated event.")
+strawberry.enum(TicketOrder, description="How the ticket queue is sorted.")
 
 __all__ = [
     "AdvocateType",
@@ -55,8 +82,14 @@ __all__ = [
     "RelationshipStatus",
     "RequestStatus",
     "Role",
+    "SlaClockKind",
+    "SlaState",
     "Specialism",
     "SuggestionKind",
     "SupportType",
+    "TicketChange",
+    "TicketOrder",
+    "TicketOutcome",
+    "TicketStatus",
     "Verification",
 ]

@@ -71,8 +71,7 @@ class Family(relay.Node):
 
     @strawberry.field(description="The family's name as shown to advocates.")
     async def display_name(self, info: Info) -> str:
-        user = await info.context.loaders.user.load(self.user_id)
-        return user.display_name if user else ""
+        return await info.context.loaders.family_name.load(self.id)
 
     @strawberry.field(description="The family's children. Only the family itself sees them here.")
     async def children(self, info: Info) -> list[Child]:

@@ -5,13 +5,30 @@ from __future__ import annotations
 from strawberry.dataloader import DataLoader
 
 from models.accounts import User
+from models.advocates import Advocate
 from models.families import Child, Family
-from resolvers import loaders
+from models.support import SupportRelationship, SupportRequest
+from models.tickets import ChecklistItem, SlaClock, Ticket, TicketNote
+from resolvers import loaders, tickets
+from resolvers.pagination import Page
 
 
 class Loaders:
     def __init__(self) -> None:
         self.user: DataLoader[int, User | None] = DataLoader(loaders.users_by_id)
         self.family: DataLoader[int, Family | None] = DataLoader(loaders.families_by_id)
+        self.family_name: DataLoader[int, str] = DataLoader(loaders.family_names_by_id)
         self.family_by_user: DataLoader[int, Family | None] = DataLoader(loaders.families_by_user_id)
         self.children: DataLoader[int, list[Child]] = DataLoader(loaders.children_by_family_id)
+        self.advocate: DataLoader[int, Advocate | None] = DataLoader(loaders.advocates_by_id)
+        self.request: DataLoader[int, SupportRequest | None] = DataLoader(loaders.requests_by_id)
+        self.relationship: DataLoader[int, SupportRelationship | None] = DataLoader(
+            loaders.relationships_by_id
+        )
+        self.relationship_by_request: DataLoader[int, SupportRelationship | None] = DataLoader(
+            loaders.relationships_by_request_id
+        )
+        self.ticket_by_request: DataLoader[int, Ticket | None] = DataLoader(tickets.tickets_by_request)
+        self.sla_clocks: DataLoader[int, list[SlaClock]] = DataLoader(tickets.clocks_by_ticket)
+        self.checklist: DataLoader[int, list[ChecklistItem]] = DataLoader(tickets.items_by_ticket)
+        self.notes: DataLoader[tickets.NotesKey, Page[TicketNote]] = DataLoader(tickets.notes_pages)

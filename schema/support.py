@@ -12,9 +12,7 @@ from strawberry.permission import BasePermission
 
 from models import support as m
 from models.accounts import ApiScope as Scope
-from models.advocates import Advocate as AdvocateRow
 from models.families import Child as ChildRow
-from models.families import Family as FamilyRow
 from resolvers import messages, support_requests
 from resolvers.events import thread_channel, user_channel
 from resolvers.viewer import require
@@ -37,6 +35,7 @@ from schema.permissions import IsAdvocate, IsFamily, IsSignedIn, needs
 from schema.streams import stream
 
 if TYPE_CHECKING:
+    from schema.tickets import Ticket
     from schema.vault import Review, VaultGrant
 
 THREAD_CLOSED = "thread.closed"
@@ -154,7 +153,7 @@ class SupportRequest(relay.Node):
 
     @strawberry.field(description="The family that sent it.")
     async def family(self, info: Info) -> Family | None:
-        row = await FamilyRow.get_or_none(id=self._row.family_id)
+        row = await info.context.loaders.family.load(self._row.family_id)
         return Family.from_model(row) if row else None
 
     @strawberry.field(description="The child it is about; only the family sees the child's record.")
@@ -167,7 +166,7 @@ class SupportRequest(relay.Node):
 
     @strawberry.field(description="The advocate it was sent to.")
     async def advocate(self, info: Info) -> Advocate | None:
-        row = await AdvocateRow.get_or_none(id=self._row.advocate_id)
+        row = await info.context.loaders.advocate.load(self._row.advocate_id)
         return Advocate.from_model(row) if row else None
 
     @strawberry.field(description="Where else the advocate suggested the family turn, on declining.")
@@ -184,7 +183,7 @@ class SupportRequest(relay.Node):
 
     @strawberry.field(description="The relationship it became, once accepted.")
     async def relationship(self, info: Info) -> SupportRelationship | None:
-        row = await support_requests.relationship_of(self._row)
+        row = await info.context.loaders.relationship_by_request.load(self._row.id)
         return SupportRelationship.from_model(row) if row else None
 
     @strawberry.field(description="The thread shared with the relationship, oldest first.")
@@ -192,6 +191,19 @@ class SupportRequest(relay.Node):
         self, info: Info, first: int | None = 50, after: str | None = None
     ) -> MessageConnection:
         return await _thread_messages(info, request_id=self.id, first=first, after=after)
+
+    @strawberry.field(
+        description="Your ticket for it, for the advocate it was sent to; null for anyone else."
+    )
+    async def ticket(self, info: Info) -> Annotated[Ticket, strawberry.lazy("schema.tickets")] | None:
+        from resolvers import tickets
+        from schema.tickets import Ticket as TicketType
+
+        viewer = info.context.viewer
+        if viewer is None or viewer.advocate_id != self._row.advocate_id:
+            return None
+        row = await info.context.loaders.ticket_by_request.load(self.id)
+        return TicketType.from_model(row) if row and tickets.can_view(viewer, row) else None
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
@@ -228,17 +240,17 @@ class SupportRelationship(relay.Node):
 
     @strawberry.field(description="The family supported.")
     async def family(self, info: Info) -> Family | None:
-        row = await FamilyRow.get_or_none(id=self._row.family_id)
+        row = await info.context.loaders.family.load(self._row.family_id)
         return Family.from_model(row) if row else None
 
     @strawberry.field(description="The advocate.")
     async def advocate(self, info: Info) -> Advocate | None:
-        row = await AdvocateRow.get_or_none(id=self._row.advocate_id)
+        row = await info.context.loaders.advocate.load(self._row.advocate_id)
         return Advocate.from_model(row) if row else None
 
     @strawberry.field(description="The request it came from.")
     async def request(self, info: Info) -> SupportRequest | None:
-        row = await m.SupportRequest.get_or_none(id=self._row.request_id)
+        row = await info.context.loaders.request.load(self._row.request_id)
         return SupportRequest.from_model(row) if row else None
 
     @strawberry.field(description="The thread, oldest first; read-only once closed.")

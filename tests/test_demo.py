@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from models.advocates import Advocate, AdvocateType, Verification
 from models.support import RequestStatus, SupportRelationship, SupportRequest
+from models.tickets import ChecklistItem, Ticket, TicketNote, TicketStatus
 from models.vault import Evidence, VaultGrant
 from resolvers.demo import seed
 from tests.conftest import Live
@@ -27,4 +28,13 @@ async def test_demo_data_shows_the_whole_workflow(live_server: Live) -> None:
     assert await SupportRelationship.all().count() == 1
     assert await Evidence.all().count() == 3
     assert await VaultGrant.filter(revoked_at__isnull=True).count() == 1
+    # Every request is a ticket; the accepted case has a checklist under way and a private note.
+    assert await Ticket.all().count() == 4
+    case = await Ticket.get(status=TicketStatus.ACTIVE)
+    assert [i.done for i in await ChecklistItem.filter(ticket_id=case.id).order_by("position")] == [
+        True,
+        False,
+        False,
+    ]
+    assert await TicketNote.filter(ticket_id=case.id).count() == 1
     assert (await seed(live_server.app.state.services))[0] == "Demo data is already there."
