@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TypeVar
 
 from tortoise.connection import get_connection
 from tortoise.expressions import Q
@@ -28,6 +29,8 @@ from resolvers.errors import NotFound
 from resolvers.pagination import Page, paginate
 from resolvers.services import Services
 from resolvers.viewer import Viewer, require
+
+R = TypeVar("R", Evidence, TimelineEntry)
 
 MAX_TITLE = 200
 MAX_DESCRIPTION = 20_000
@@ -162,6 +165,28 @@ async def read_children(services: Services, viewer: Viewer | None, family_id: in
         return children
 
 
+async def _read_records(
+    services: Services,
+    viewer: Viewer | None,
+    family_id: int,
+    scope: VaultScope,
+    model: type[R],
+    child_id: int | None,
+    first: int | None,
+    after: str | None,
+) -> Page[R]:
+    """One page of a per-child record type, newest first, limited to what the viewer may read."""
+    async with reading(services, viewer, family_id) as acc:
+        ids = _children_filter(acc, scope, child_id)
+        query = model.filter(family_id=family_id)
+        if ids is not None:
+            query = query.filter(child_id__in=ids)
+        page = await paginate(query, kind=model.__name__, first=first, after=after)
+        label = scope.value.lower()
+        await _log(services, acc, scope, [(r.child_id, f"{label}: {r.title}") for r in page.items])
+        return page
+
+
 async def read_evidence(
     services: Services,
     viewer: Viewer | None,
@@ -171,16 +196,9 @@ async def read_evidence(
     after: str | None,
 ) -> Page[Evidence]:
     """Evidence, newest first: all of it for the family, what a grant shares for an advocate."""
-    async with reading(services, viewer, family_id) as acc:
-        ids = _children_filter(acc, VaultScope.EVIDENCE, child_id)
-        query = Evidence.filter(family_id=family_id)
-        if ids is not None:
-            query = query.filter(child_id__in=ids)
-        page = await paginate(query, kind="Evidence", first=first, after=after)
-        await _log(
-            services, acc, VaultScope.EVIDENCE, [(e.child_id, f"evidence: {e.title}") for e in page.items]
-        )
-        return page
+    return await _read_records(
+        services, viewer, family_id, VaultScope.EVIDENCE, Evidence, child_id, first, after
+    )
 
 
 async def read_timeline(
@@ -192,16 +210,9 @@ async def read_timeline(
     after: str | None,
 ) -> Page[TimelineEntry]:
     """Timeline entries, newest first, as `read_evidence`."""
-    async with reading(services, viewer, family_id) as acc:
-        ids = _children_filter(acc, VaultScope.TIMELINE, child_id)
-        query = TimelineEntry.filter(family_id=family_id)
-        if ids is not None:
-            query = query.filter(child_id__in=ids)
-        page = await paginate(query, kind="TimelineEntry", first=first, after=after)
-        await _log(
-            services, acc, VaultScope.TIMELINE, [(t.child_id, f"timeline: {t.title}") for t in page.items]
-        )
-        return page
+    return await _read_records(
+        services, viewer, family_id, VaultScope.TIMELINE, TimelineEntry, child_id, first, after
+    )
 
 
 async def read_ehcp_cases(
