@@ -233,10 +233,7 @@ async def create_api_token(
         raise InvalidInput("scopes", "Choose at least one scope.", "REQUIRED")
     now = services.clock.now()
     if expires_at is not None:
-        if expires_at.tzinfo is None:
-            raise InvalidInput("expiresAt", "Give the expiry with a timezone offset.")
-        if expires_at <= now:
-            raise InvalidInput("expiresAt", "The expiry must be in the future.", "DATE_IN_PAST")
+        validation.future_instant("expiresAt", expires_at, now)
         if expires_at > now + services.policy.api_token_max_ttl:
             raise InvalidInput("expiresAt", "API tokens last at most a year.", "OUT_OF_RANGE")
     secret = API_TOKEN_PREFIX + secrets.token_urlsafe(32)

@@ -11,7 +11,7 @@ from models.families import Child
 from models.notifications import NotificationKind
 from models.support import RelationshipStatus, SupportRelationship
 from models.vault import AccessEndReason, GrantStatus, VaultGrant, VaultScope
-from resolvers import notifications
+from resolvers import notifications, validation
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import Outbox, unit_of_work, user_channel
 from resolvers.services import Services
@@ -67,10 +67,7 @@ async def grant(
         raise NotFound("Child", "childIds")
     now = services.clock.now()
     if expires_at is not None:
-        if expires_at.tzinfo is None:
-            raise InvalidInput("expiresAt", "Give the expiry with a timezone offset.")
-        if expires_at <= now:
-            raise InvalidInput("expiresAt", "The expiry must be in the future.", "DATE_IN_PAST")
+        validation.future_instant("expiresAt", expires_at, now)
     async with in_transaction():
         # Lock the relationship: an end that runs now waits for this grant, then revokes it too.
         still_active = (

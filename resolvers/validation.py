@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 
 from resolvers.errors import InvalidInput
 
@@ -38,4 +38,13 @@ def past_date(field: str, value: date, today: date, *, max_years: int | None = N
         raise InvalidInput(field, "This date is in the future.", "DATE_IN_FUTURE")
     if max_years is not None and value < today.replace(year=today.year - max_years, day=1):
         raise InvalidInput(field, f"This date is more than {max_years} years ago.", "OUT_OF_RANGE")
+    return value
+
+
+def future_instant(field: str, value: datetime, now: datetime) -> datetime:
+    """A timezone-aware instant after `now` (an expiry)."""
+    if value.tzinfo is None:
+        raise InvalidInput(field, "Give the expiry with a timezone offset.")
+    if value <= now:
+        raise InvalidInput(field, "The expiry must be in the future.", "DATE_IN_PAST")
     return value

@@ -41,6 +41,15 @@ if TYPE_CHECKING:
 THREAD_CLOSED = "thread.closed"
 
 
+async def _family_child(info: Info, family_id: int, child_id: int) -> Child | None:
+    """The child's record, for its own family only: advocates see what was sent, or what a grant shares."""
+    viewer = info.context.viewer
+    if viewer is None or viewer.family_id != family_id:
+        return None
+    row = await ChildRow.get_or_none(id=child_id)
+    return Child.from_model(row) if row else None
+
+
 @strawberry.type(description="A message in the thread a request and its relationship share.")
 class Message(relay.Node):
     id: relay.NodeID[int]
@@ -158,11 +167,7 @@ class SupportRequest(relay.Node):
 
     @strawberry.field(description="The child it is about; only the family sees the child's record.")
     async def child(self, info: Info) -> Child | None:
-        viewer = info.context.viewer
-        if viewer is None or viewer.family_id != self._row.family_id:
-            return None
-        row = await ChildRow.get_or_none(id=self._row.child_id)
-        return Child.from_model(row) if row else None
+        return await _family_child(info, self._row.family_id, self._row.child_id)
 
     @strawberry.field(description="The advocate it was sent to.")
     async def advocate(self, info: Info) -> Advocate | None:
@@ -261,11 +266,7 @@ class SupportRelationship(relay.Node):
 
     @strawberry.field(description="The child supported; only the family sees the child's record.")
     async def child(self, info: Info) -> Child | None:
-        viewer = info.context.viewer
-        if viewer is None or viewer.family_id != self._row.family_id:
-            return None
-        row = await ChildRow.get_or_none(id=self._row.child_id)
-        return Child.from_model(row) if row else None
+        return await _family_child(info, self._row.family_id, self._row.child_id)
 
     @strawberry.field(description="Who ended it.")
     async def closed_by(self, info: Info) -> User | None:
