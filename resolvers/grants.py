@@ -153,14 +153,14 @@ async def expire_due(services: Services) -> int:
 
 
 async def for_relationship(viewer: Viewer | None, relationship: SupportRelationship) -> list[VaultGrant]:
-    if viewer is None or (
-        viewer.family_id != relationship.family_id and viewer.advocate_id != relationship.advocate_id
-    ):
-        return []
-    return await VaultGrant.filter(relationship_id=relationship.id).order_by("-id")
+    """The grants made under a relationship, for whoever may see grants (`can_view`)."""
+    rows = await VaultGrant.filter(relationship_id=relationship.id).order_by("-id")
+    return [g for g in rows if can_view(viewer, g)]
 
 
 async def for_family(viewer: Viewer | None, family_id: int) -> list[VaultGrant]:
+    """Every grant a family has made, for the family itself (`can_view`)."""
     if viewer is None or viewer.family_id != family_id:
         return []
-    return await VaultGrant.filter(family_id=family_id).order_by("-id")
+    rows = await VaultGrant.filter(family_id=family_id).order_by("-id")
+    return [g for g in rows if can_view(viewer, g)]

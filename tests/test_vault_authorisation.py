@@ -448,3 +448,33 @@ async def test_access_revoked_subscription_matrix(gql: GraphQLClient) -> None:
         await gql.data(END, {"input": {"relationshipId": rel, "reason": "RESOLVED"}}, family.token)
         for sock, op in ops:
             assert (await sock.next_event(op))["data"]["accessRevoked"]["reason"] == "RELATIONSHIP_ENDED"
+
+
+async def test_grants_listed_under_a_relationship_need_the_vault_read_scope(gql: GraphQLClient) -> None:
+    """A token that may read requests but not the Vault sees the relationship, not its grants."""
+    family = await sign_up(gql)
+    child = await add_child(gql, family)
+    adv = await advocate(gql)
+    request = await send_request(gql, family, adv.advocate_id, child)
+    rel = (await gql.data(ACCEPT, {"input": {"requestId": request["supportRequest"]["id"]}}, adv.token))[
+        "acceptSupportRequest"
+    ]["supportRequest"]["relationship"]["id"]
+    await _grant(gql, family, rel, child)
+    query = "query($r: ID!) { node(id: $r) { ... on SupportRelationship { id vaultGrants { id } } } }"
+    seen = {
+        caller: (await gql.data(query, {"r": rel}, token))["node"]
+        for caller, token in {
+            "family": family.token,
+            "advocate": adv.token,
+            "family_requests_only": await api_token(gql, family, ["REQUESTS_READ"]),
+            "advocate_requests_only": await api_token(gql, adv, ["REQUESTS_READ"]),
+            "family_requests_and_vault": await api_token(gql, family, ["REQUESTS_READ", "VAULT_READ"]),
+        }.items()
+    }
+    assert {caller: len(node["vaultGrants"]) for caller, node in seen.items()} == {
+        "family": 1,
+        "advocate": 1,
+        "family_requests_only": 0,
+        "advocate_requests_only": 0,
+        "family_requests_and_vault": 1,
+    }
