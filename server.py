@@ -153,7 +153,7 @@ class GraphQLView(GraphQL[Context, None]):
         context.viewer = viewer
         transport.register(context, viewer)
         # Which server process holds the socket: for support, and for tests across workers.
-        return {"server": f"{socket.gethostname()}:{os.getpid()}"}
+        return {"server": server_identity()}
 
 
 # --- middleware -----------------------------------------------------------------------------
@@ -252,8 +252,14 @@ class RateLimit:
 # --- the app --------------------------------------------------------------------------------
 
 
+def server_identity() -> str:
+    """This server process, as `host:pid`: in `/healthz`, `/readyz` and the websocket `connection_ack`, so an
+    operator (or a test) can tell which of several worker processes answered."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    return JSONResponse({"status": "ok", "server": server_identity()})
 
 
 async def readyz(request: Request) -> Response:
@@ -269,7 +275,9 @@ async def readyz(request: Request) -> Response:
     else:
         checks["broadcast"] = f"unavailable: {services.hub.last_error or 'not connected'}"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"ready": ready, "checks": checks, "server": server_identity()}, status_code=200 if ready else 503
+    )
 
 
 async def _sweep(services: Services, every: float) -> None:

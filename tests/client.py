@@ -17,9 +17,11 @@ LEGACY_WS = "graphql-ws"
 
 
 class GraphQLClient:
-    def __init__(self, http: httpx.AsyncClient, ws_url: str) -> None:
+    def __init__(self, http: httpx.AsyncClient, ws_url: str, app: Any = None) -> None:
         self.http = http
         self.ws_url = ws_url
+        # The served Starlette app when it runs in this process (its clock and services), else None.
+        self.app = app
 
     async def __call__(
         self, query: str, variables: dict[str, Any] | None = None, token: str | None = None

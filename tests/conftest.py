@@ -171,7 +171,7 @@ async def clean_state(request: pytest.FixtureRequest, clock: Clock) -> None:
 @pytest.fixture
 async def gql(live_server: Live) -> AsyncIterator[GraphQLClient]:
     async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as http:
-        yield GraphQLClient(http, live_server.ws_url)
+        yield GraphQLClient(http, live_server.ws_url, live_server.app)
 
 
 def require_service(name: str, reason: str) -> None:

@@ -1,11 +1,27 @@
-"""Small factories that go through the public API, as a client would."""
+"""Small factories for the worlds tests need.
+
+Accounts are written straight to the database with one shared argon2 hash of `PASSWORD` (so
+`logIn` still works): hashing a password per sign-up made account creation most of the suite's
+time. Tests of sign-up itself use `sign_up_via_api`. Everything else goes through the public API,
+as a client would.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from strawberry.relay import GlobalID
+from tortoise.transactions import in_transaction
+
+from models.accounts import Role, Session, User
+from models.families import Family
+from resolvers import accounts, advocates, events
+from resolvers.clock import Clock
+from resolvers.services import Policy
 from tests.client import GraphQLClient
 
 PASSWORD = "correct horse battery"
@@ -39,7 +55,70 @@ class Account:
     family_id: str | None = None
 
 
+_password_hash: asyncio.Future[str] | None = None
+
+
+async def password_hash() -> str:
+    """One argon2 hash of `PASSWORD` for every account a factory makes."""
+    global _password_hash
+    if _password_hash is None:
+        _password_hash = asyncio.ensure_future(accounts.hash_password(PASSWORD))
+    return await _password_hash
+
+
+def _clock_and_policy(gql: GraphQLClient) -> tuple[Clock, Policy]:
+    """The served app's clock (tests move it) and policy; a real clock for a server in another process."""
+    services = gql.app.state.services if gql.app is not None else None
+    return (services.clock, services.policy) if services is not None else (Clock(), Policy())
+
+
+async def account_in_database(
+    gql: GraphQLClient, role: Role, email: str | None = None, display_name: str | None = None
+) -> tuple[Account, int]:
+    """A signed-in account as `signUp` (or `create-admin` and `logIn`) leaves it; returns it and the
+    database id of its family or advocate profile (0 for an admin)."""
+    n = next(_counter)
+    email = email or f"{role.value.lower()}{n}@example.test"
+    name = display_name or f"Person {n}"
+    clock, policy = _clock_and_policy(gql)
+    now = clock.now()
+    digest = await password_hash()
+    token = accounts.SESSION_PREFIX + secrets.token_urlsafe(32)
+    async with in_transaction():
+        user = await User.create(
+            email=email,
+            email_key=email.lower(),
+            password_hash=digest,
+            display_name=name,
+            role=role,
+            created_at=now,
+        )
+        profile_id = 0
+        if role is Role.FAMILY:
+            profile_id = (await Family.create(user=user, created_at=now)).id
+        elif role is Role.ADVOCATE:
+            profile_id = (await advocates.create_profile(user.id, name, now)).id
+        await Session.create(
+            user=user,
+            token_hash=accounts.hash_token(token),
+            created_at=now,
+            expires_at=now + policy.session_ttl,
+        )
+    family_id = str(GlobalID("Family", str(profile_id))) if role is Role.FAMILY else None
+    return Account(token, str(GlobalID("User", str(user.id))), email, family_id), profile_id
+
+
 async def sign_up(gql: GraphQLClient, role: str = "FAMILY", **overrides: Any) -> Account:
+    """A signed-in family (or advocate) account, made in the database."""
+    account, _ = await account_in_database(
+        gql, Role(role), overrides.pop("email", None), overrides.pop("displayName", None)
+    )
+    assert not overrides, f"sign_up does not set {sorted(overrides)}"
+    return account
+
+
+async def sign_up_via_api(gql: GraphQLClient, role: str = "FAMILY", **overrides: Any) -> Account:
+    """A new account through `signUp`, for tests of signing up itself."""
     n = next(_counter)
     email = overrides.pop("email", f"person{n}@example.test")
     payload = {
@@ -98,21 +177,9 @@ mutation($input: SendSupportRequestInput!) {
 
 
 async def admin(gql: GraphQLClient) -> Account:
-    """An admin, made as the command line makes one, then signed in over the API."""
-    from resolvers import accounts
-    from resolvers.broadcast import Hub
-    from resolvers.clock import Clock
-    from resolvers.services import Services
-
-    n = next(_counter)
-    email = f"admin{n}@example.test"
-    await accounts.create_admin(Services(Clock(), Hub("memory://")), email, PASSWORD, f"Admin {n}")
-    data = await gql.data(
-        "mutation($e: String!, $p: String!) {"
-        " logIn(input: {email: $e, password: $p}) { token viewer { id } } }",
-        {"e": email, "p": PASSWORD},
-    )
-    return Account(data["logIn"]["token"], data["logIn"]["viewer"]["id"], email)
+    """A signed-in admin, made in the database (the command line's `create-admin` is tested on its own)."""
+    account, _ = await account_in_database(gql, Role.ADMIN)
+    return account
 
 
 @dataclass
@@ -170,3 +237,19 @@ async def api_token(gql: GraphQLClient, account: Account, scopes: list[str]) -> 
     )
     secret: str = data["createApiToken"]["secret"]
     return secret
+
+
+def db_id(global_id: str) -> int:
+    """The database id inside a global id."""
+    return int(GlobalID.from_id(global_id).node_id)
+
+
+async def cursor_now(channel: str) -> str:
+    """A cursor at the channel's newest event: a subscription given it as `after` receives every
+    later event, however long the server takes to start listening (no sleeping to be sure)."""
+    return events.encode_cursor(channel, await events.head(channel))
+
+
+async def user_cursor(account: Account) -> str:
+    """`cursor_now` for the feeds on a person's own channel (requests, notifications, accessRevoked)."""
+    return await cursor_now(events.user_channel(db_id(account.user_id)))

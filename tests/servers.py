@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -39,9 +40,23 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+@dataclass
+class Served:
+    """A `serve` process tree: its client, and the identity (`host:pid`) of each worker process."""
+
+    client: GraphQLClient
+    workers: frozenset[str]
+
+
 @asynccontextmanager
-async def serve(env: dict[str, str], workers: int = 1) -> AsyncIterator[GraphQLClient]:
-    """`python server.py serve --workers N` with `env` added to ours, once /readyz says ready."""
+async def serve(env: dict[str, str], workers: int = 1) -> AsyncIterator[Served]:
+    """`python server.py serve --workers N` with `env` added to ours, once every worker serves.
+
+    Workers share one listening socket and start at their own pace: `/readyz` answering once says
+    only that one of them is up. Each probe here is a new connection, which any idle worker may
+    accept, and `/readyz` names the process that answered; the server counts as started when all
+    N have answered `/readyz` (which names its process too) as ready.
+    """
     port = free_port()
     full_env = {
         **os.environ,
@@ -59,19 +74,26 @@ async def serve(env: dict[str, str], workers: int = 1) -> AsyncIterator[GraphQLC
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-            deadline = time.monotonic() + 30
-            while True:
+        seen: set[str] = set()
+        # No keep-alive: every probe is a fresh connection, so every worker gets its chance.
+        fresh = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=base, timeout=30, limits=fresh) as probe:
+            deadline = time.monotonic() + 60
+            while len(seen) < workers:
                 try:
-                    if (await http.get("/readyz")).status_code == 200:
-                        break
+                    answer = await probe.get("/readyz")
+                    if answer.status_code == 200:
+                        seen.add(answer.json()["server"])
                 except httpx.TransportError:
                     pass
                 if time.monotonic() > deadline or proc.poll() is not None:
                     log.seek(0)
-                    raise RuntimeError(f"server did not start: {log.read().decode()[-2000:]}")
-                await asyncio.sleep(0.2)
-            yield GraphQLClient(http, base.replace("http", "ws") + "/graphql")
+                    raise RuntimeError(
+                        f"{len(seen)} of {workers} workers started: {log.read().decode()[-2000:]}"
+                    )
+                await asyncio.sleep(0.02)
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            yield Served(GraphQLClient(http, base.replace("http", "ws") + "/graphql"), frozenset(seen))
     finally:
         _stop(proc)
         log.close()

@@ -14,7 +14,7 @@ from models.families import Family
 from models.notifications import Notification, NotificationKind
 from resolvers.clock import Clock
 from tests.client import GraphQLClient
-from tests.factories import PASSWORD, SIGN_UP, sign_up
+from tests.factories import PASSWORD, SIGN_UP, sign_up_via_api
 
 LOG_IN = """
 mutation($input: LogInInput!) {
@@ -26,7 +26,7 @@ LOG_OUT = "mutation { logOut { userErrors { code } } }"
 
 
 async def test_sign_up_as_family_signs_in_and_makes_a_family(gql: GraphQLClient) -> None:
-    account = await sign_up(gql, "FAMILY", email="Parent@Example.test")
+    account = await sign_up_via_api(gql, "FAMILY", email="Parent@Example.test")
     data = await gql.data(VIEWER, token=account.token)
     assert data["viewer"]["id"] == account.user_id
     assert data["viewer"]["email"] == "Parent@Example.test"
@@ -36,7 +36,7 @@ async def test_sign_up_as_family_signs_in_and_makes_a_family(gql: GraphQLClient)
 
 
 async def test_sign_up_as_advocate_has_no_family(gql: GraphQLClient) -> None:
-    account = await sign_up(gql, "ADVOCATE")
+    account = await sign_up_via_api(gql, "ADVOCATE")
     data = await gql.data(VIEWER, token=account.token)
     assert data["viewer"]["role"] == "ADVOCATE"
     assert data["viewer"]["family"] is None
@@ -106,7 +106,7 @@ async def test_sign_up_missing_field_is_refused(gql: GraphQLClient) -> None:
 
 
 async def test_duplicate_email_in_any_letter_case_is_refused(gql: GraphQLClient) -> None:
-    await sign_up(gql, email="Dup@Example.test")
+    await sign_up_via_api(gql, email="Dup@Example.test")
     for email in ("dup@example.test", "DUP@EXAMPLE.TEST", " Dup@Example.test "):
         payload = {"email": email, "password": PASSWORD, "displayName": "Two", "role": "ADVOCATE"}
         result = (await gql.data(SIGN_UP, {"input": payload}))["signUp"]
@@ -115,7 +115,7 @@ async def test_duplicate_email_in_any_letter_case_is_refused(gql: GraphQLClient)
 
 
 async def test_log_in_is_case_insensitive_and_notifies_the_user(gql: GraphQLClient) -> None:
-    account = await sign_up(gql, email="Carer@Example.test")
+    account = await sign_up_via_api(gql, email="Carer@Example.test")
     result = (await gql.data(LOG_IN, {"input": {"email": "CARER@example.TEST", "password": PASSWORD}}))[
         "logIn"
     ]
@@ -143,7 +143,7 @@ async def test_log_in_is_case_insensitive_and_notifies_the_user(gql: GraphQLClie
 async def test_log_in_failure_says_the_same_thing_for_any_cause(
     gql: GraphQLClient, email: str, password: str
 ) -> None:
-    await sign_up(gql, email="carer@example.test")
+    await sign_up_via_api(gql, email="carer@example.test")
     sessions_before = await Session.all().count()
     result = (await gql.data(LOG_IN, {"input": {"email": email, "password": password}}))["logIn"]
     assert result["token"] is None
@@ -152,7 +152,7 @@ async def test_log_in_failure_says_the_same_thing_for_any_cause(
 
 
 async def test_log_out_revokes_the_token_at_once(gql: GraphQLClient) -> None:
-    account = await sign_up(gql)
+    account = await sign_up_via_api(gql)
     other = (await gql.data(LOG_IN, {"input": {"email": account.email, "password": PASSWORD}}))["logIn"][
         "token"
     ]
@@ -169,7 +169,7 @@ async def test_log_out_needs_a_session(gql: GraphQLClient) -> None:
 
 
 async def test_session_token_expires_after_its_lifetime(gql: GraphQLClient, clock: Clock) -> None:
-    account = await sign_up(gql)
+    account = await sign_up_via_api(gql)
     clock.advance(timedelta(days=29, hours=23))
     assert (await gql.data(VIEWER, token=account.token))["viewer"] is not None
     clock.advance(timedelta(hours=2))
@@ -180,7 +180,7 @@ async def test_passwords_and_tokens_are_never_stored_or_logged_in_clear(
     gql: GraphQLClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    account = await sign_up(gql, email="secret@example.test")
+    account = await sign_up_via_api(gql, email="secret@example.test")
     login = (await gql.data(LOG_IN, {"input": {"email": account.email, "password": PASSWORD}}))["logIn"]
     created = await gql.data(
         'mutation { createApiToken(input: {name: "CRM", scopes: [REQUESTS_READ]}) { secret } }',

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import os
+import socket
 from pathlib import Path
 
 import httpx
@@ -120,10 +122,16 @@ async def test_oversized_body_is_refused_before_parsing(live_server: Live) -> No
 
 async def test_health_and_readiness(live_server: Live) -> None:
     async with httpx.AsyncClient(base_url=live_server.url) as http:
-        assert (await http.get("/healthz")).json() == {"status": "ok"}
+        health = (await http.get("/healthz")).json()
+        this_process = f"{socket.gethostname()}:{os.getpid()}"
+        assert health == {"status": "ok", "server": this_process}
         ready = await http.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"ready": True, "checks": {"database": "ok", "broadcast": "ok"}}
+    assert ready.json() == {
+        "ready": True,
+        "checks": {"database": "ok", "broadcast": "ok"},
+        "server": this_process,
+    }
 
 
 async def test_readiness_reports_a_broken_database(

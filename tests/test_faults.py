@@ -56,8 +56,8 @@ async def served(
         "BROADCAST_NAMESPACE": namespace,
         "BROADCAST_HEARTBEAT_SECONDS": "0.5",
     }
-    async with serve(env) as client:
-        yield client, namespace
+    async with serve(env) as served:
+        yield served.client, namespace
 
 
 class Subscriber:
