@@ -120,6 +120,23 @@ class NotMigrated(RuntimeError):
     pass
 
 
+def sqlite_folder_problem(database_url: str) -> str | None:
+    """Why a SQLite DATABASE_URL cannot work, if its file's folder does not exist; else None.
+
+    The SQLite driver, asked to open a file in a missing folder, fails inside a thread that
+    Tortoise then waits on for ever: check before connecting, and say so plainly.
+    """
+    if not database_url.startswith("sqlite://"):
+        return None
+    path = database_url.removeprefix("sqlite://").split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(folder):
+        return None
+    return f"The folder of the SQLite database ({folder}) does not exist; create it or change DATABASE_URL."
+
+
 # --- the GraphQL view -----------------------------------------------------------------------
 
 
@@ -448,6 +465,10 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings.from_env()
+    problem = sqlite_folder_problem(settings.database_url)
+    if problem:
+        print(f"{args.command}: {problem}", file=sys.stderr)
+        return 2
 
     if args.command == "migrate":
         applied = asyncio.run(migrate(settings))

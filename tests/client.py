@@ -13,6 +13,9 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 TRANSPORT_WS = "graphql-transport-ws"
+# How long to wait for something that must arrive: long enough that only a hang fails the test,
+# also on a loaded machine. Arrival is normally a matter of milliseconds.
+DEADLINE = 30.0
 LEGACY_WS = "graphql-ws"
 
 
@@ -71,7 +74,7 @@ class Socket:
     async def send(self, message: dict[str, Any]) -> None:
         await self.ws.send(json.dumps(message))
 
-    async def receive(self, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109
+    async def receive(self, timeout: float = DEADLINE) -> dict[str, Any]:  # noqa: ASYNC109
         """The next message that is not a keep-alive."""
         while True:
             raw = await asyncio.wait_for(self.ws.recv(), timeout)
@@ -83,7 +86,7 @@ class Socket:
         message = await self.receive()
         assert message["type"] == "connection_ack", message
 
-    async def closed_code(self, timeout: float = 5.0) -> int | None:  # noqa: ASYNC109
+    async def closed_code(self, timeout: float = DEADLINE) -> int | None:  # noqa: ASYNC109
         """Wait for the server to close the socket; returns the close code."""
         try:
             while True:
@@ -101,7 +104,7 @@ class Socket:
         )
         return op_id
 
-    async def next_event(self, op_id: str, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109
+    async def next_event(self, op_id: str, timeout: float = DEADLINE) -> dict[str, Any]:  # noqa: ASYNC109
         """The next result of a subscription: its `payload` (data and/or errors)."""
         queued = self._pending.get(op_id)
         if queued:

@@ -35,6 +35,14 @@ def test_serve_refuses_an_unmigrated_database(database: Path) -> None:
     assert "Run `python server.py migrate` first" in result.stderr
 
 
+@pytest.mark.parametrize("command", [["migrate"], ["seed-demo"], ["serve", "--port", "1"]])
+def test_a_sqlite_file_in_a_missing_folder_is_refused_at_once(tmp_path: Path, command: list[str]) -> None:
+    result = _run(command, tmp_path / "no-such-folder" / "db.sqlite3")
+    assert result.returncode == 2
+    assert f"folder of the SQLite database ({tmp_path / 'no-such-folder'}) does not exist" in result.stderr
+    assert not (tmp_path / "no-such-folder").exists()
+
+
 def test_migrate_then_seed_demo_twice_then_create_admin(database: Path) -> None:
     first = _run(["migrate"], database)
     assert first.returncode == 0, first.stderr

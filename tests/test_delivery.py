@@ -270,7 +270,7 @@ async def test_ending_a_relationship_completes_the_advocates_live_thread_at_once
             END, {"input": {"relationshipId": relationship_id, "reason": "RESOLVED"}}, family.token
         )
         assert ended["endSupportRelationship"]["userErrors"] == []
-        assert await sock.receive(timeout=2) == {"id": op, "type": "complete"}
+        assert await sock.receive() == {"id": op, "type": "complete"}
 
 
 # --- protocol details -----------------------------------------------------------------------

@@ -31,7 +31,7 @@ subscription($after: String) {
 """
 LOG_IN = "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }"
 MY_SIGN_INS = "{ notifications(first: 100) { edges { node { id kind } } } }"
-PRODUCED = 24
+PRODUCED = 12
 
 
 @pytest.fixture

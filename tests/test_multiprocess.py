@@ -25,15 +25,12 @@ from models.accounts import Role, Session, User
 from models.families import Family
 from resolvers import accounts, events
 from resolvers.events import user_channel
-from tests.client import GraphQLClient, Socket
+from tests.client import DEADLINE, GraphQLClient, Socket
 from tests.factories import PASSWORD, Account, add_child, advocate, send_request, sign_up, user_cursor
 from tests.servers import Served, require_redis, serve
 from tests.test_live_requests import NEW_REQUESTS
 from tests.test_support_requests import ACCEPT
 from tests.test_vault import END, GRANT
-
-# Long enough that only a hang fails; delivery is normally milliseconds.
-DEADLINE = 30.0
 
 ACCESS_REVOKED = """
 subscription($after: String) {

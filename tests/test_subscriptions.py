@@ -130,7 +130,7 @@ async def test_logging_out_closes_the_sessions_sockets_at_once(gql: GraphQLClien
         await sock.expect_silence(0.3)
         await gql.data("mutation { logOut { userErrors { code } } }", token=account.token)
         # No event is needed to wake it: the socket closes now.
-        assert await sock.closed_code(timeout=2) == 4403
+        assert await sock.closed_code() == 4403
         await _log_in(gql, account)
         event = (await kept.next_event(op))["data"]["notificationReceived"]
         assert event["notification"]["kind"] == "NEW_SIGN_IN"
@@ -153,7 +153,7 @@ async def test_revoking_an_api_token_closes_its_sockets_at_once(gql: GraphQLClie
         assert (await gql.data(revoke, {"id": made["apiToken"]["id"]}, account.token))["revokeApiToken"][
             "userErrors"
         ] == []
-        assert await sock.closed_code(timeout=2) == 4403
+        assert await sock.closed_code() == 4403
 
 
 async def test_an_expired_session_loses_its_socket_at_the_next_sweep(
@@ -165,7 +165,7 @@ async def test_an_expired_session_loses_its_socket_at_the_next_sweep(
         await sock.subscribe(NOTIFICATIONS)
         await sock.expect_silence(0.3)
         clock.advance(timedelta(days=31))
-        assert await sock.closed_code(timeout=3) == 4403
+        assert await sock.closed_code() == 4403
 
 
 async def test_api_token_needs_the_events_scope_to_subscribe(gql: GraphQLClient) -> None:

@@ -19,7 +19,16 @@ from resolvers.errors import NotFound
 from schema.connections import decode_id
 from tests.client import GraphQLClient
 from tests.conftest import Live
-from tests.factories import Account, AdvocateAccount, add_child, admin, advocate, send_request, sign_up
+from tests.factories import (
+    Account,
+    AdvocateAccount,
+    add_child,
+    admin,
+    advocate,
+    send_request,
+    sign_up,
+    user_cursor,
+)
 from tests.test_support_requests import ACCEPT, SEND_MESSAGE
 
 ADD_EVIDENCE = """
@@ -52,7 +61,9 @@ mutation($input: LeaveReviewInput!) {
 """
 READ_EVIDENCE = "query($f: ID!) { vault(familyId: $f) { evidence { edges { node { title } } } } }"
 ACCESS_REVOKED = """
-subscription { accessRevoked { cursor reason vaultGrant { id status } family { id displayName } } }
+subscription($after: String) {
+  accessRevoked(after: $after) { cursor reason vaultGrant { id status } family { id displayName } }
+}
 """
 THREAD = (
     "query($r: ID!) { node(id: $r) { ... on SupportRelationship { messages { edges { node { body } } } } } }"
@@ -100,9 +111,7 @@ async def test_the_ending_support_article_end_to_end(gql: GraphQLClient) -> None
 
     async with gql.socket(adv.token) as sock:
         await sock.ack()
-        op = await sock.subscribe(ACCESS_REVOKED)
-        await sock.expect_silence(0.3)
-        started = time.monotonic()
+        op = await sock.subscribe(ACCESS_REVOKED, {"after": await user_cursor(adv)})
         ended = (
             await gql.data(
                 END,
@@ -116,8 +125,7 @@ async def test_the_ending_support_article_end_to_end(gql: GraphQLClient) -> None
                 family.token,
             )
         )["endSupportRelationship"]
-        event = (await sock.next_event(op, timeout=1.0))["data"]["accessRevoked"]
-        assert time.monotonic() - started < 1.0
+        event = (await sock.next_event(op))["data"]["accessRevoked"]
     assert ended["userErrors"] == []
     assert ended["supportRelationship"]["status"] == "CLOSED"
     assert ended["supportRelationship"]["closeNote"] == "Case resolved, EHCP finalised"
@@ -199,7 +207,7 @@ async def test_an_expired_grant_stops_reads_and_the_advocate_is_told(
         await sock.expect_silence(0.3)
         clock.advance(timedelta(hours=1, seconds=1))
         assert (await gql.data(READ_EVIDENCE, {"f": family.family_id}, adv.token))["vault"] is None
-        event = (await sock.next_event(op, timeout=3))["data"]["accessRevoked"]
+        event = (await sock.next_event(op))["data"]["accessRevoked"]
     assert event["reason"] == "EXPIRED"
     assert event["vaultGrant"]["status"] == "EXPIRED"
 
