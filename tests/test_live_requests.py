@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from tests.client import LEGACY_WS, TRANSPORT_WS, GraphQLClient
 from tests.factories import add_child, advocate, send_request, sign_up, user_cursor
 from tests.test_support_requests import ACCEPT, SEND_MESSAGE
