@@ -12,7 +12,6 @@ from datetime import date, timedelta
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
-from models.accounts import ApiScope, Role
 from models.advocates import Advocate, Availability, Verification
 from models.families import Child
 from models.notifications import NotificationKind
@@ -28,11 +27,12 @@ from models.support import (
     Thread,
 )
 from resolvers import notifications, threads, tickets, validation
+from resolvers.access import requests as access
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import Outbox, unit_of_work, user_channel
 from resolvers.pagination import Page, paginate
 from resolvers.services import Services
-from resolvers.viewer import Viewer, require
+from resolvers.viewer import Viewer
 
 MAX_MESSAGE = 5000
 MAX_SUGGESTIONS = 5
@@ -41,18 +41,6 @@ MAX_SUGGESTION_NOTE = 500
 
 CREATED = "support_request.created"
 UPDATED = "support_request.updated"
-
-
-def can_view(viewer: Viewer | None, request: SupportRequest) -> bool:
-    """The family that sent it and the advocate it was sent to; nobody else, admins included."""
-    if viewer is None or not viewer.has_scope(ApiScope.REQUESTS_READ):
-        return False
-    return viewer.family_id == request.family_id or viewer.advocate_id == request.advocate_id
-
-
-async def visible(viewer: Viewer | None, request_id: int) -> SupportRequest | None:
-    request = await SupportRequest.get_or_none(id=request_id)
-    return request if request is not None and can_view(viewer, request) else None
 
 
 def open_key(family_id: int, child_id: int, advocate_id: int) -> str:
@@ -92,7 +80,7 @@ async def send(
     support_types: list[SupportType],
 ) -> SupportRequest:
     """A family's request for support with one child, to one advocate."""
-    v = require(viewer, roles=[Role.FAMILY], scope=ApiScope.REQUESTS_WRITE)
+    v = access.family_writer(viewer)
     assert v.family_id is not None
     body = validation.text("message", message, max_length=MAX_MESSAGE, multiline=True)
     if not support_types:
@@ -155,7 +143,7 @@ async def send(
 
 
 async def _advocate_request(viewer: Viewer | None, request_id: int) -> tuple[Viewer, SupportRequest]:
-    v = require(viewer, roles=[Role.ADVOCATE], scope=ApiScope.REQUESTS_WRITE)
+    v = access.advocate_writer(viewer)
     request = await SupportRequest.get_or_none(id=request_id, advocate_id=v.advocate_id)
     if request is None:
         raise NotFound("Support request", "requestId")
@@ -341,7 +329,7 @@ async def decline(
 
 async def withdraw(services: Services, viewer: Viewer | None, request_id: int) -> SupportRequest:
     """The family takes back a request that has not been decided."""
-    v = require(viewer, roles=[Role.FAMILY], scope=ApiScope.REQUESTS_WRITE)
+    v = access.family_writer(viewer)
     request = await SupportRequest.get_or_none(id=request_id, family_id=v.family_id)
     if request is None:
         raise NotFound("Support request", "requestId")
@@ -403,8 +391,8 @@ async def list_for(
     viewer: Viewer | None, status: list[RequestStatus] | None, first: int | None, after: str | None
 ) -> Page[SupportRequest]:
     """What a family sent, or what an advocate received, newest first."""
-    v = require(viewer, roles=[Role.FAMILY, Role.ADVOCATE], scope=ApiScope.REQUESTS_READ)
-    if v.role is Role.FAMILY:
+    v = access.lister(viewer)
+    if v.family_id is not None:
         query = SupportRequest.filter(family_id=v.family_id)
     else:
         query = SupportRequest.filter(advocate_id=v.advocate_id)
