@@ -20,7 +20,8 @@ from models.families import Family
 from models.notifications import NotificationKind
 from resolvers import advocates, connections, notifications, validation
 from resolvers.access import accounts as access
-from resolvers.errors import InvalidInput, NotFound, UserError
+from resolvers.access.core import own_row
+from resolvers.errors import InvalidInput, UserError
 from resolvers.events import unit_of_work
 from resolvers.services import Services
 from resolvers.viewer import Viewer
@@ -252,9 +253,7 @@ async def create_api_token(
 async def revoke_api_token(services: Services, viewer: Viewer | None, token_id: int) -> ApiToken:
     """End one of the viewer's API tokens at once."""
     v = access.session_holder(viewer)
-    token = await ApiToken.get_or_none(id=token_id, user_id=v.user_id)
-    if token is None:
-        raise NotFound("API token", "apiTokenId")
+    token = await own_row(ApiToken, token_id, "API token", "apiTokenId", user_id=v.user_id)
     if token.revoked_at is None:
         await ApiToken.filter(id=token.id, revoked_at__isnull=True).update(revoked_at=services.clock.now())
         await token.refresh_from_db()

@@ -13,6 +13,7 @@ from models.vault import AccessEndReason, GrantStatus, VaultGrant, VaultScope
 from resolvers import notifications, validation
 from resolvers.access import core
 from resolvers.access import vault as access
+from resolvers.access.core import own_row
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import Outbox, unit_of_work, user_channel
 from resolvers.services import Services
@@ -40,9 +41,9 @@ async def grant(
 ) -> VaultGrant:
     """Share parts of the Vault with the advocate of an active relationship."""
     v = access.writer(viewer)
-    relationship = await SupportRelationship.get_or_none(id=relationship_id, family_id=v.family_id)
-    if relationship is None:
-        raise NotFound("Support relationship", "relationshipId")
+    relationship = await own_row(
+        SupportRelationship, relationship_id, "Support relationship", "relationshipId", family_id=v.family_id
+    )
     if relationship.status is not RelationshipStatus.ACTIVE:
         raise UserError(
             "RELATIONSHIP_CLOSED", "This relationship has ended; access can't be granted.", "relationshipId"
@@ -119,9 +120,7 @@ async def end_grants(
 async def revoke(services: Services, viewer: Viewer | None, grant_id: int) -> VaultGrant:
     """The family ends a grant at once."""
     v = access.writer(viewer)
-    found = await VaultGrant.get_or_none(id=grant_id, family_id=v.family_id)
-    if found is None:
-        raise NotFound("Vault grant", "grantId")
+    found = await own_row(VaultGrant, grant_id, "Vault grant", "grantId", family_id=v.family_id)
     if status(found, services.clock.now()) is not GrantStatus.ACTIVE:
         raise UserError("INVALID_TRANSITION", "This grant has already ended.", "grantId")
     async with unit_of_work(services) as outbox:

@@ -12,6 +12,7 @@ from resolvers import grants, notifications, support_requests, threads, validati
 from resolvers.access import accounts as account_access
 from resolvers.access import relationships as access
 from resolvers.access import requests as request_access
+from resolvers.access.core import own_row
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import unit_of_work
 from resolvers.pagination import Page, paginate
@@ -26,12 +27,7 @@ THREAD_CLOSED = threads.THREAD_CLOSED
 async def list_for(
     viewer: Viewer | None, status: list[RelationshipStatus] | None, first: int | None, after: str | None
 ) -> Page[SupportRelationship]:
-    v = request_access.lister(viewer)
-    query = (
-        SupportRelationship.filter(family_id=v.family_id)
-        if v.family_id is not None
-        else SupportRelationship.filter(advocate_id=v.advocate_id)
-    )
+    query = SupportRelationship.filter(request_access.listed(viewer))
     if status:
         query = query.filter(status__in=status)
     return await paginate(query, kind="SupportRelationship", first=first, after=after)
@@ -89,9 +85,9 @@ async def leave_review(
 ) -> Review:
     """The family's one review of a closed relationship, shown on the advocate's profile."""
     v = request_access.family_writer(viewer)
-    relationship = await SupportRelationship.get_or_none(id=relationship_id, family_id=v.family_id)
-    if relationship is None:
-        raise NotFound("Support relationship", "relationshipId")
+    relationship = await own_row(
+        SupportRelationship, relationship_id, "Support relationship", "relationshipId", family_id=v.family_id
+    )
     if not 1 <= rating <= 5:
         raise InvalidInput("rating", "Rate from 1 to 5.", "OUT_OF_RANGE")
     body = validation.text("text", text, max_length=MAX_REVIEW, required=False, multiline=True)

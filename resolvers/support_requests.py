@@ -28,6 +28,7 @@ from models.support import (
 )
 from resolvers import notifications, threads, tickets, validation
 from resolvers.access import requests as access
+from resolvers.access.core import own_row
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import Outbox, unit_of_work, user_channel
 from resolvers.pagination import Page, paginate
@@ -85,9 +86,7 @@ async def send(
     body = validation.text("message", message, max_length=MAX_MESSAGE, multiline=True)
     if not support_types:
         raise InvalidInput("supportTypes", "Choose at least one kind of support.", "REQUIRED")
-    child = await Child.get_or_none(id=child_id, family_id=v.family_id)
-    if child is None:
-        raise NotFound("Child", "childId")
+    child = await own_row(Child, child_id, "Child", "childId", family_id=v.family_id)
     advocate = await Advocate.get_or_none(id=advocate_id)
     if advocate is None or advocate.verification is not Verification.VERIFIED:
         raise NotFound("Advocate", "advocateId")
@@ -144,9 +143,9 @@ async def send(
 
 async def _advocate_request(viewer: Viewer | None, request_id: int) -> tuple[Viewer, SupportRequest]:
     v = access.advocate_writer(viewer)
-    request = await SupportRequest.get_or_none(id=request_id, advocate_id=v.advocate_id)
-    if request is None:
-        raise NotFound("Support request", "requestId")
+    request = await own_row(
+        SupportRequest, request_id, "Support request", "requestId", advocate_id=v.advocate_id
+    )
     return v, request
 
 
@@ -330,9 +329,7 @@ async def decline(
 async def withdraw(services: Services, viewer: Viewer | None, request_id: int) -> SupportRequest:
     """The family takes back a request that has not been decided."""
     v = access.family_writer(viewer)
-    request = await SupportRequest.get_or_none(id=request_id, family_id=v.family_id)
-    if request is None:
-        raise NotFound("Support request", "requestId")
+    request = await own_row(SupportRequest, request_id, "Support request", "requestId", family_id=v.family_id)
     if request.status not in OPEN_STATUSES:
         raise _not_open(request)
     now = services.clock.now()
@@ -391,11 +388,7 @@ async def list_for(
     viewer: Viewer | None, status: list[RequestStatus] | None, first: int | None, after: str | None
 ) -> Page[SupportRequest]:
     """What a family sent, or what an advocate received, newest first."""
-    v = access.lister(viewer)
-    if v.family_id is not None:
-        query = SupportRequest.filter(family_id=v.family_id)
-    else:
-        query = SupportRequest.filter(advocate_id=v.advocate_id)
+    query = SupportRequest.filter(access.listed(viewer))
     if status:
         query = query.filter(status__in=status)
     return await paginate(query, kind="SupportRequest", first=first, after=after)

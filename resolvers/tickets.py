@@ -43,6 +43,7 @@ from models.tickets import (
 from resolvers import notifications, validation
 from resolvers.access import accounts as account_access
 from resolvers.access import tickets as access
+from resolvers.access.core import own_row
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import Outbox, advocate_channel, unit_of_work
 from resolvers.pagination import Page, check_first, decode_keyset, encode_keyset, paginate
@@ -417,8 +418,7 @@ async def queue(
 ) -> Page[Ticket]:
     """The advocate's tickets, filtered; by default the next SLA due first, then those with no
     clock running, oldest first. Keyset cursors, so pages hold still as tickets change."""
-    v = access.reader(viewer)
-    query = Ticket.filter(advocate_id=v.advocate_id)
+    query = Ticket.filter(access.listed(viewer))
     if flt.status:
         query = query.filter(status__in=list(flt.status))
     if flt.sla_state:
@@ -547,17 +547,15 @@ def notes_key(ticket_id: int, first: int | None, after: str | None) -> NotesKey:
 
 async def _own_ticket(viewer: Viewer | None, ticket_id: int) -> tuple[Viewer, Ticket]:
     v = access.writer(viewer)
-    ticket = await Ticket.get_or_none(id=ticket_id, advocate_id=v.advocate_id)
-    if ticket is None:
-        raise NotFound("Ticket", "ticketId")
+    ticket = await own_row(Ticket, ticket_id, "Ticket", "ticketId", advocate_id=v.advocate_id)
     return v, ticket
 
 
 async def _own_item(viewer: Viewer | None, item_id: int) -> tuple[Viewer, ChecklistItem]:
     v = access.writer(viewer)
-    item = await ChecklistItem.filter(id=item_id, ticket__advocate_id=v.advocate_id).first()
-    if item is None:
-        raise NotFound("Checklist item", "itemId")
+    item = await own_row(
+        ChecklistItem, item_id, "Checklist item", "itemId", ticket__advocate_id=v.advocate_id
+    )
     return v, item
 
 
@@ -701,8 +699,7 @@ async def delete_template(services: Services, viewer: Viewer | None, template_id
 
 
 async def templates(viewer: Viewer | None) -> list[ChecklistTemplate]:
-    v = access.reader(viewer)
-    return list(await ChecklistTemplate.filter(advocate_id=v.advocate_id).order_by("name", "id"))
+    return list(await ChecklistTemplate.filter(access.listed(viewer)).order_by("name", "id"))
 
 
 async def apply_template(
@@ -710,9 +707,9 @@ async def apply_template(
 ) -> Ticket:
     """Append a template's items to a ticket's checklist."""
     v, ticket = await _own_ticket(viewer, ticket_id)
-    template = await ChecklistTemplate.get_or_none(id=template_id, advocate_id=v.advocate_id)
-    if template is None:
-        raise NotFound("Checklist template", "templateId")
+    template = await own_row(
+        ChecklistTemplate, template_id, "Checklist template", "templateId", advocate_id=v.advocate_id
+    )
     async with unit_of_work(services) as outbox:
         locked = await _lock(ticket.id)
         await _append_items(outbox, locked, list(template.items), "templateId")
@@ -739,9 +736,7 @@ async def add_note(services: Services, viewer: Viewer | None, ticket_id: int, bo
 async def delete_note(services: Services, viewer: Viewer | None, note_id: int) -> TicketNote:
     """Delete one of the advocate's private notes; returns it as it was."""
     v = access.writer(viewer)
-    note = await TicketNote.filter(id=note_id, ticket__advocate_id=v.advocate_id).first()
-    if note is None:
-        raise NotFound("Ticket note", "noteId")
+    note = await own_row(TicketNote, note_id, "Ticket note", "noteId", ticket__advocate_id=v.advocate_id)
     async with unit_of_work(services) as outbox:
         if not await TicketNote.filter(id=note.id).delete():
             raise NotFound("Ticket note", "noteId")

@@ -21,6 +21,7 @@ from models.vault import (
 )
 from resolvers import validation
 from resolvers.access import vault as access
+from resolvers.access.core import own_row
 from resolvers.errors import NotFound
 from resolvers.pagination import Page, paginate
 from resolvers.services import Services
@@ -186,9 +187,7 @@ async def access_log(
 
 async def _own_child(viewer: Viewer | None, child_id: int) -> tuple[Viewer, Child]:
     v = access.writer(viewer)
-    child = await Child.get_or_none(id=child_id, family_id=v.family_id)
-    if child is None:
-        raise NotFound("Child", "childId")
+    child = await own_row(Child, child_id, "Child", "childId", family_id=v.family_id)
     return v, child
 
 
@@ -221,9 +220,7 @@ async def add_evidence(
 
 async def delete_evidence(services: Services, viewer: Viewer | None, evidence_id: int) -> Evidence:
     v = access.writer(viewer)
-    item = await Evidence.get_or_none(id=evidence_id, family_id=v.family_id)
-    if item is None:
-        raise NotFound("Evidence", "evidenceId")
+    item = await own_row(Evidence, evidence_id, "Evidence", "evidenceId", family_id=v.family_id)
     await Evidence.filter(id=item.id).delete()
     return item
 

@@ -47,20 +47,20 @@ class User(relay.Node):
 
     @strawberry.field(description="The family's Vault owner record, for a family account viewing itself.")
     async def family(self, info: Info) -> Family | None:
-        viewer = info.context.viewer
-        if viewer is None or viewer.family_id is None or not access.is_self(viewer, self.id):
+        family_id = access.own_family_id(info.context.viewer, self.id)
+        if family_id is None:
             return None
-        family = await info.context.loaders.family.load(viewer.family_id)
+        family = await info.context.loaders.family.load(family_id)
         return Family.from_model(family) if family else None
 
     @strawberry.field(description="The advocate profile, for an advocate account viewing itself.")
     async def advocate(self, info: Info) -> Annotated[Advocate, strawberry.lazy("schema.advocates")] | None:
         from schema.advocates import Advocate as AdvocateType
 
-        viewer = info.context.viewer
-        if viewer is None or viewer.advocate_id is None or not access.is_self(viewer, self.id):
+        advocate_id = access.own_advocate_id(info.context.viewer, self.id)
+        if advocate_id is None:
             return None
-        row = await info.context.loaders.advocate.load(viewer.advocate_id)
+        row = await info.context.loaders.advocate.load(advocate_id)
         return AdvocateType.from_model(row) if row else None
 
     @classmethod

@@ -7,7 +7,7 @@ import base64
 from tests.client import GraphQLClient
 from tests.factories import PASSWORD, add_child, advocate, api_token, send_request, sign_up
 from tests.test_support_requests import ACCEPT
-from tests.test_vault import READ_EVIDENCE, _evidence, _grant
+from tests.test_vault import READ_EVIDENCE, _evidence, _grant, _supported
 
 NODE = """
 query($id: ID!) {
@@ -159,12 +159,7 @@ async def test_log_out_over_a_socket_ends_that_sockets_session_and_closes_it(gql
 
 
 async def test_an_access_log_entry_resolves_by_node_for_its_family_only(gql: GraphQLClient) -> None:
-    family = await sign_up(gql)
-    child = await add_child(gql, family)
-    adv = await advocate(gql)
-    request_id = (await send_request(gql, family, adv.advocate_id, child))["supportRequest"]["id"]
-    accepted = await gql.data(ACCEPT, {"input": {"requestId": request_id}}, adv.token)
-    relationship = accepted["acceptSupportRequest"]["supportRequest"]["relationship"]["id"]
+    family, child, adv, _, relationship = await _supported(gql)
     await _evidence(gql, family, child)
     await _grant(gql, family, relationship, child)
     await gql.data(READ_EVIDENCE, {"f": family.family_id}, adv.token)

@@ -16,6 +16,16 @@ def is_self(viewer: Viewer | None, user_id: int) -> bool:
     return viewer is not None and viewer.user_id == user_id
 
 
+def own_family_id(viewer: Viewer | None, user_id: int) -> int | None:
+    """The family record of a family account, to the account itself."""
+    return viewer.family_id if viewer is not None and is_self(viewer, user_id) else None
+
+
+def own_advocate_id(viewer: Viewer | None, user_id: int) -> int | None:
+    """The profile of an advocate account, to the account itself."""
+    return viewer.advocate_id if viewer is not None and is_self(viewer, user_id) else None
+
+
 def may_read_user(viewer: Viewer | None, user: User) -> bool:
     """On its own a user resolves only for the user themselves; others are seen through what
     connects them (a request, a thread)."""
@@ -47,9 +57,7 @@ def admin(viewer: Viewer | None) -> Viewer:
 
 def advocate_session(viewer: Viewer | None) -> Viewer:
     """An advocate signed in, managing its own profile."""
-    v = core.require(viewer, roles=[Role.ADVOCATE], session_only=True)
-    assert v.advocate_id is not None
-    return v
+    return core.acting_advocate(viewer, None, session_only=True)
 
 
 def is_own_profile(viewer: Viewer | None, advocate_id: int) -> bool:

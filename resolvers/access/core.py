@@ -9,7 +9,7 @@ from typing import TypeVar
 from tortoise.models import Model
 
 from models.accounts import ApiScope, Role
-from resolvers.errors import Forbidden, Unauthenticated
+from resolvers.errors import Forbidden, NotFound, Unauthenticated
 from resolvers.viewer import Viewer
 
 M = TypeVar("M", bound=Model)
@@ -49,24 +49,32 @@ def holds(viewer: Viewer | None, scope: ApiScope) -> bool:
     return viewer is not None and viewer.has_scope(scope)
 
 
+def _same(mine: int | None, theirs: int | None) -> bool:
+    return mine is not None and mine == theirs
+
+
 def is_family(viewer: Viewer | None, scope: ApiScope, family_id: int | None) -> bool:
     """The family `family_id` itself, with `scope`."""
-    return (
-        holds(viewer, scope)
-        and viewer is not None
-        and viewer.family_id is not None
-        and (viewer.family_id == family_id)
-    )
+    return viewer is not None and holds(viewer, scope) and _same(viewer.family_id, family_id)
 
 
 def is_advocate(viewer: Viewer | None, scope: ApiScope, advocate_id: int | None) -> bool:
     """The advocate `advocate_id` itself, with `scope`."""
-    return (
-        holds(viewer, scope)
-        and viewer is not None
-        and viewer.advocate_id is not None
-        and (viewer.advocate_id == advocate_id)
-    )
+    return viewer is not None and holds(viewer, scope) and _same(viewer.advocate_id, advocate_id)
+
+
+def acting_family(viewer: Viewer | None, scope: ApiScope) -> Viewer:
+    """A family acting on its own rows, with `scope`; otherwise the top-level error."""
+    v = require(viewer, roles=[Role.FAMILY], scope=scope)
+    assert v.family_id is not None
+    return v
+
+
+def acting_advocate(viewer: Viewer | None, scope: ApiScope | None, *, session_only: bool = False) -> Viewer:
+    """An advocate acting on its own rows, with `scope` (or signed in); otherwise the top-level error."""
+    v = require(viewer, roles=[Role.ADVOCATE], scope=scope, session_only=session_only)
+    assert v.advocate_id is not None
+    return v
 
 
 def is_party(viewer: Viewer | None, scope: ApiScope, family_id: int, advocate_id: int) -> bool:
@@ -101,3 +109,12 @@ async def fetch(
             query = query.select_related(*related)
         found = {row.pk: row for row in await query if rule(viewer, row)}
     return [found.get(i) if i is not None else None for i in (row_id(raw) for raw in ids)]
+
+
+async def own_row(model: type[M], row_id: int, what: str, field: str, **owner: int | None) -> M:
+    """A row the acting family or advocate is changing, if it is theirs (`owner`: the column that
+    names them and their id); NOT_FOUND otherwise, the same as for a row that does not exist."""
+    row = await model.filter(id=row_id, **owner).first()
+    if row is None:
+        raise NotFound(what, field)
+    return row

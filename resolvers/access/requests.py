@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tortoise.expressions import Q
+
 from models.accounts import ApiScope, Role
 from models.support import SupportRequest
 from resolvers.access import core
@@ -20,23 +22,21 @@ async def requests(viewer: Viewer | None, ids: Sequence[object]) -> list[Support
     return await core.fetch(viewer, SupportRequest, ids, may_read)
 
 
-def lister(viewer: Viewer | None) -> Viewer:
-    """A family listing what it sent or an advocate what it received; also relationships."""
-    return core.require(viewer, roles=[Role.FAMILY, Role.ADVOCATE], scope=ApiScope.REQUESTS_READ)
+def listed(viewer: Viewer | None) -> Q:
+    """The requests (or relationships) a viewer's list holds: what a family sent, or what an
+    advocate received; FORBIDDEN for anyone else or without REQUESTS_READ. `may_read`, as a filter."""
+    v = core.require(viewer, roles=[Role.FAMILY, Role.ADVOCATE], scope=ApiScope.REQUESTS_READ)
+    return Q(family_id=v.family_id) if v.family_id is not None else Q(advocate_id=v.advocate_id)
 
 
 def family_writer(viewer: Viewer | None) -> Viewer:
     """A family sending or withdrawing a request, or reviewing a relationship."""
-    v = core.require(viewer, roles=[Role.FAMILY], scope=ApiScope.REQUESTS_WRITE)
-    assert v.family_id is not None
-    return v
+    return core.acting_family(viewer, ApiScope.REQUESTS_WRITE)
 
 
 def advocate_writer(viewer: Viewer | None) -> Viewer:
     """An advocate answering a request sent to it."""
-    v = core.require(viewer, roles=[Role.ADVOCATE], scope=ApiScope.REQUESTS_WRITE)
-    assert v.advocate_id is not None
-    return v
+    return core.acting_advocate(viewer, ApiScope.REQUESTS_WRITE)
 
 
 def party_writer(viewer: Viewer | None) -> Viewer:

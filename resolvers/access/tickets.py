@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from models.accounts import ApiScope, Role
+from tortoise.expressions import Q
+
+from models.accounts import ApiScope
 from models.tickets import ChecklistItem, ChecklistTemplate, Ticket, TicketNote
 from resolvers.access import core
 from resolvers.viewer import Viewer
@@ -42,15 +44,17 @@ async def templates(viewer: Viewer | None, ids: Sequence[object]) -> list[Checkl
     return await core.fetch(viewer, ChecklistTemplate, ids, may_read_template)
 
 
+def listed(viewer: Viewer | None) -> Q:
+    """The tickets (or templates) an advocate's own lists hold; FORBIDDEN for anyone else or without
+    REQUESTS_READ. `may_read`, as a filter."""
+    return Q(advocate_id=reader(viewer).advocate_id)
+
+
 def reader(viewer: Viewer | None) -> Viewer:
-    """An advocate reading its own queue and templates."""
-    v = core.require(viewer, roles=[Role.ADVOCATE], scope=ApiScope.REQUESTS_READ)
-    assert v.advocate_id is not None
-    return v
+    """An advocate reading its own queue, templates and live feed."""
+    return core.acting_advocate(viewer, ApiScope.REQUESTS_READ)
 
 
 def writer(viewer: Viewer | None) -> Viewer:
     """An advocate working its own tickets and templates."""
-    v = core.require(viewer, roles=[Role.ADVOCATE], scope=ApiScope.REQUESTS_WRITE)
-    assert v.advocate_id is not None
-    return v
+    return core.acting_advocate(viewer, ApiScope.REQUESTS_WRITE)

@@ -76,9 +76,7 @@ def access_log_reader(viewer: Viewer | None, family_id: int) -> Viewer:
 
 def writer(viewer: Viewer | None) -> Viewer:
     """A family changing its own Vault (children, records, grants): VAULT_WRITE for API tokens."""
-    v = core.require(viewer, roles=[Role.FAMILY], scope=ApiScope.VAULT_WRITE)
-    assert v.family_id is not None
-    return v
+    return core.acting_family(viewer, ApiScope.VAULT_WRITE)
 
 
 # --- grants -----------------------------------------------------------------------------------
