@@ -111,10 +111,10 @@ async def fetch(
     return [found.get(i) if i is not None else None for i in (row_id(raw) for raw in ids)]
 
 
-async def own_row(model: type[M], row_id: int, what: str, field: str, **owner: int | None) -> M:
+async def own_row(model: type[M], wanted: int, what: str, field: str, **owner: int | None) -> M:
     """A row the acting family or advocate is changing, if it is theirs (`owner`: the column that
     names them and their id); NOT_FOUND otherwise, the same as for a row that does not exist."""
-    row = await model.filter(id=row_id, **owner).first()
+    row = await model.filter(id=wanted, **owner).first()
     if row is None:
         raise NotFound(what, field)
     return row
