@@ -19,10 +19,12 @@ from models.advocates import Advocate
 from models.families import Family
 from models.notifications import NotificationKind
 from resolvers import advocates, connections, notifications, validation
-from resolvers.errors import InvalidInput, NotFound, UserError
+from resolvers.access import accounts as access
+from resolvers.access.core import own_row
+from resolvers.errors import InvalidInput, UserError
 from resolvers.events import unit_of_work
 from resolvers.services import Services
-from resolvers.viewer import Viewer, require
+from resolvers.viewer import Viewer
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
@@ -144,7 +146,7 @@ async def _open_session(services: Services, user: User, now: datetime) -> str:
 
 async def log_out(services: Services, viewer: Viewer | None) -> None:
     """End the session the viewer signed in with, at once."""
-    v = require(viewer, session_only=True)
+    v = access.session_holder(viewer)
     await Session.filter(id=v.session_id, revoked_at__isnull=True).update(revoked_at=services.clock.now())
     await connections.announce_ended(services, session_id=v.session_id)
 
@@ -227,7 +229,7 @@ async def create_api_token(
     expires_at: datetime | None,
 ) -> CreatedApiToken:
     """A scoped token for an integrator; its secret is returned here and never again."""
-    v = require(viewer, session_only=True)
+    v = access.session_holder(viewer)
     clean_name = validation.text("name", name, max_length=100)
     if not scopes:
         raise InvalidInput("scopes", "Choose at least one scope.", "REQUIRED")
@@ -250,10 +252,8 @@ async def create_api_token(
 
 async def revoke_api_token(services: Services, viewer: Viewer | None, token_id: int) -> ApiToken:
     """End one of the viewer's API tokens at once."""
-    v = require(viewer, session_only=True)
-    token = await ApiToken.get_or_none(id=token_id, user_id=v.user_id)
-    if token is None:
-        raise NotFound("API token", "apiTokenId")
+    v = access.session_holder(viewer)
+    token = await own_row(ApiToken, token_id, "API token", "apiTokenId", user_id=v.user_id)
     if token.revoked_at is None:
         await ApiToken.filter(id=token.id, revoked_at__isnull=True).update(revoked_at=services.clock.now())
         await token.refresh_from_db()
@@ -262,7 +262,7 @@ async def revoke_api_token(services: Services, viewer: Viewer | None, token_id: 
 
 
 async def api_tokens(viewer: Viewer | None) -> list[ApiToken]:
-    v = require(viewer, session_only=True)
+    v = access.session_holder(viewer)
     return await ApiToken.filter(user_id=v.user_id).order_by("-id")
 
 

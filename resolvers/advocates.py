@@ -7,7 +7,6 @@ from datetime import date, datetime
 
 from tortoise.expressions import F, Q
 
-from models.accounts import Role
 from models.advocates import (
     LIST_DELIMITER,
     Advocate,
@@ -19,11 +18,12 @@ from models.advocates import (
 )
 from models.notifications import NotificationKind
 from resolvers import notifications, validation
+from resolvers.access import accounts as access
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import unit_of_work
 from resolvers.pagination import Page, paginate
 from resolvers.services import Services
-from resolvers.viewer import Viewer, require
+from resolvers.viewer import Viewer
 
 MAX_BIO = 5000
 MAX_AREAS = 50
@@ -38,26 +38,6 @@ REMOTE = "Remote"
 async def create_profile(user_id: int, display_name: str, now: datetime) -> Advocate:
     """The empty profile every advocate account starts with (unverified, so not yet listed)."""
     return await Advocate.create(user_id=user_id, display_name=display_name, created_at=now, updated_at=now)
-
-
-def can_see(viewer: Viewer | None, advocate: Advocate) -> bool:
-    """Verified profiles are public; others only to the advocate themselves and to admins."""
-    if advocate.verification is Verification.VERIFIED:
-        return True
-    if viewer is None:
-        return False
-    return viewer.advocate_id == advocate.id or (viewer.role is Role.ADMIN and not viewer.is_api_token)
-
-
-async def visible(viewer: Viewer | None, advocate_id: int) -> Advocate | None:
-    advocate = await Advocate.get_or_none(id=advocate_id)
-    return advocate if advocate is not None and can_see(viewer, advocate) else None
-
-
-async def own_profile(viewer: Viewer | None) -> Advocate | None:
-    if viewer is None or viewer.advocate_id is None:
-        return None
-    return await Advocate.get_or_none(id=viewer.advocate_id)
 
 
 def _areas(values: list[str]) -> list[str]:
@@ -88,8 +68,7 @@ async def update_profile(
     clear_capacity_expected_on: bool = False,
 ) -> Advocate:
     """Change any part of the viewer's own profile; what is left out stays as it is."""
-    v = require(viewer, roles=[Role.ADVOCATE], session_only=True)
-    assert v.advocate_id is not None
+    v = access.advocate_session(viewer)
     changes: dict[str, object] = {}
     if display_name is not None:
         changes["display_name"] = validation.text("displayName", display_name, max_length=100)
@@ -122,7 +101,7 @@ async def update_profile(
 
 async def request_verification(services: Services, viewer: Viewer | None) -> Advocate:
     """Ask an admin to verify the viewer's profile; it must say what they do and where."""
-    v = require(viewer, roles=[Role.ADVOCATE], session_only=True)
+    v = access.advocate_session(viewer)
     advocate = await Advocate.get(id=v.advocate_id)
     if advocate.verification in (Verification.PENDING, Verification.VERIFIED):
         raise UserError(
@@ -156,7 +135,7 @@ async def verify(
     services: Services, viewer: Viewer | None, advocate_id: int, decision: Verification, note: str
 ) -> Advocate:
     """An admin's decision on a pending verification; the advocate is told."""
-    require(viewer, roles=[Role.ADMIN], session_only=True)
+    access.admin(viewer)
     if decision not in (Verification.VERIFIED, Verification.REJECTED):
         raise InvalidInput("decision", "Decide VERIFIED or REJECTED.")
     clean_note = validation.text("note", note, max_length=MAX_NOTE, required=False, multiline=True)
@@ -216,7 +195,7 @@ async def directory(
 
 async def verification_queue(viewer: Viewer | None, first: int | None, after: str | None) -> Page[Advocate]:
     """Advocates waiting for an admin's decision, oldest first."""
-    require(viewer, roles=[Role.ADMIN], session_only=True)
+    access.admin(viewer)
     return await paginate(
         Advocate.filter(verification=Verification.PENDING),
         kind="Advocate",

@@ -200,7 +200,7 @@ async def seed(services: Services) -> list[str]:
             "Check the governors' meeting date",
         ],
     )
-    case = await tickets.ticket_of_request(amina, accepted)
+    [case] = await tickets.tickets_by_request([accepted])
     assert case is not None
     await tickets.apply_template(services, amina, case.id, template.id)
     first_step = await ChecklistItem.filter(ticket_id=case.id).order_by("position").first()

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 from datetime import date
 
-from models.accounts import ApiScope, Role
-from models.families import Child, EhcpStage, Family
+from models.families import Child, EhcpStage
 from resolvers import validation
+from resolvers.access import vault as access
 from resolvers.errors import NotFound
 from resolvers.services import Services
-from resolvers.viewer import Viewer, require
+from resolvers.viewer import Viewer
 
 MAX_CHILD_NAME = 100
 MAX_LOCAL_AUTHORITY = 100
 # EHCPs run from birth to 25: a date of birth further back is a typing mistake.
 MAX_CHILD_AGE_YEARS = 25
-
-
-def _family_id(viewer: Viewer | None, scope: ApiScope) -> int:
-    v = require(viewer, roles=[Role.FAMILY], scope=scope)
-    assert v.family_id is not None
-    return v.family_id
 
 
 async def add_child(
@@ -33,7 +27,7 @@ async def add_child(
     local_authority: str,
 ) -> Child:
     """A child in the viewer's family."""
-    family_id = _family_id(viewer, ApiScope.VAULT_WRITE)
+    family_id = access.writer(viewer).family_id
     now = services.clock.now()
     return await Child.create(
         family_id=family_id,
@@ -61,7 +55,7 @@ async def update_child(
     local_authority: str | None = None,
 ) -> Child:
     """Change any of a child's details; fields left out stay as they are."""
-    family_id = _family_id(viewer, ApiScope.VAULT_WRITE)
+    family_id = access.writer(viewer).family_id
     child = await Child.get_or_none(id=child_id, family_id=family_id)
     if child is None:
         raise NotFound("Child", "childId")
@@ -84,29 +78,3 @@ async def update_child(
         await Child.filter(id=child.id).update(**changes)
         await child.refresh_from_db()
     return child
-
-
-async def own_family(viewer: Viewer | None) -> Family | None:
-    if viewer is None or viewer.family_id is None:
-        return None
-    return await Family.get_or_none(id=viewer.family_id)
-
-
-async def children_of(viewer: Viewer | None, family_id: int) -> list[Child]:
-    """A family's children, to the family itself."""
-    if viewer is None or viewer.family_id != family_id or not viewer.has_scope(ApiScope.VAULT_READ):
-        return []
-    return await Child.filter(family_id=family_id).order_by("id")
-
-
-async def visible_child(viewer: Viewer | None, child_id: int) -> Child | None:
-    """A child the viewer may see (for now, only the family's own)."""
-    if viewer is None or viewer.family_id is None or not viewer.has_scope(ApiScope.VAULT_READ):
-        return None
-    return await Child.get_or_none(id=child_id, family_id=viewer.family_id)
-
-
-async def visible_family(viewer: Viewer | None, family_id: int) -> Family | None:
-    if viewer is None or viewer.family_id != family_id:
-        return None
-    return await Family.get_or_none(id=family_id)

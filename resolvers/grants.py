@@ -6,16 +6,18 @@ from datetime import datetime
 
 from tortoise.transactions import in_transaction
 
-from models.accounts import ApiScope, Role
 from models.families import Child
 from models.notifications import NotificationKind
 from models.support import RelationshipStatus, SupportRelationship
 from models.vault import AccessEndReason, GrantStatus, VaultGrant, VaultScope
 from resolvers import notifications, validation
+from resolvers.access import core
+from resolvers.access import vault as access
+from resolvers.access.core import own_row
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import Outbox, unit_of_work, user_channel
 from resolvers.services import Services
-from resolvers.viewer import Viewer, require
+from resolvers.viewer import Viewer
 
 ACCESS_REVOKED = "access.revoked"
 
@@ -28,18 +30,6 @@ def status(grant: VaultGrant, now: datetime) -> GrantStatus:
     return GrantStatus.ACTIVE
 
 
-def can_view(viewer: Viewer | None, grant: VaultGrant) -> bool:
-    """The family that made it and the advocate it was made for (tokens need VAULT_READ)."""
-    if viewer is None or not viewer.has_scope(ApiScope.VAULT_READ):
-        return False
-    return viewer.family_id == grant.family_id or viewer.advocate_id == grant.advocate_id
-
-
-async def visible(viewer: Viewer | None, grant_id: int) -> VaultGrant | None:
-    grant = await VaultGrant.get_or_none(id=grant_id)
-    return grant if grant is not None and can_view(viewer, grant) else None
-
-
 async def grant(
     services: Services,
     viewer: Viewer | None,
@@ -50,10 +40,10 @@ async def grant(
     expires_at: datetime | None,
 ) -> VaultGrant:
     """Share parts of the Vault with the advocate of an active relationship."""
-    v = require(viewer, roles=[Role.FAMILY], scope=ApiScope.VAULT_WRITE)
-    relationship = await SupportRelationship.get_or_none(id=relationship_id, family_id=v.family_id)
-    if relationship is None:
-        raise NotFound("Support relationship", "relationshipId")
+    v = access.writer(viewer)
+    relationship = await own_row(
+        SupportRelationship, relationship_id, "Support relationship", "relationshipId", family_id=v.family_id
+    )
     if relationship.status is not RelationshipStatus.ACTIVE:
         raise UserError(
             "RELATIONSHIP_CLOSED", "This relationship has ended; access can't be granted.", "relationshipId"
@@ -129,10 +119,8 @@ async def end_grants(
 
 async def revoke(services: Services, viewer: Viewer | None, grant_id: int) -> VaultGrant:
     """The family ends a grant at once."""
-    v = require(viewer, roles=[Role.FAMILY], scope=ApiScope.VAULT_WRITE)
-    found = await VaultGrant.get_or_none(id=grant_id, family_id=v.family_id)
-    if found is None:
-        raise NotFound("Vault grant", "grantId")
+    v = access.writer(viewer)
+    found = await own_row(VaultGrant, grant_id, "Vault grant", "grantId", family_id=v.family_id)
     if status(found, services.clock.now()) is not GrantStatus.ACTIVE:
         raise UserError("INVALID_TRANSITION", "This grant has already ended.", "grantId")
     async with unit_of_work(services) as outbox:
@@ -153,14 +141,13 @@ async def expire_due(services: Services) -> int:
 
 
 async def for_relationship(viewer: Viewer | None, relationship: SupportRelationship) -> list[VaultGrant]:
-    """The grants made under a relationship, for whoever may see grants (`can_view`)."""
+    """The grants made under a relationship, to whoever may see each (`access.may_read_grant`)."""
     rows = await VaultGrant.filter(relationship_id=relationship.id).order_by("-id")
-    return [g for g in rows if can_view(viewer, g)]
+    return core.keep(viewer, rows, access.may_read_grant)
 
 
 async def for_family(viewer: Viewer | None, family_id: int) -> list[VaultGrant]:
-    """Every grant a family has made, for the family itself (`can_view`)."""
-    if viewer is None or viewer.family_id != family_id:
+    """Every grant a family has made, to the family itself (`access.owns`)."""
+    if not access.owns(viewer, family_id):
         return []
-    rows = await VaultGrant.filter(family_id=family_id).order_by("-id")
-    return [g for g in rows if can_view(viewer, g)]
+    return list(await VaultGrant.filter(family_id=family_id).order_by("-id"))

@@ -39,6 +39,11 @@ async def children_by_family_id(family_ids: Sequence[int]) -> list[list[Child]]:
     return [grouped[i] for i in family_ids]
 
 
+async def children_by_id(ids: Sequence[int]) -> list[Child | None]:
+    rows = {c.id: c for c in await Child.filter(id__in=list(ids))}
+    return [rows.get(i) for i in ids]
+
+
 async def advocates_by_id(ids: Sequence[int]) -> list[Advocate | None]:
     rows = {a.id: a for a in await Advocate.filter(id__in=list(ids))}
     return [rows.get(i) for i in ids]

@@ -6,21 +6,16 @@ from models.accounts import ApiScope
 from models.notifications import NotificationKind
 from models.support import Message, SupportRelationship, SupportRequest, Thread
 from resolvers import notifications, support_requests, threads, validation
+from resolvers.access import core
+from resolvers.access import relationships as access
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import unit_of_work
 from resolvers.pagination import Page, paginate
 from resolvers.services import Services
-from resolvers.viewer import Viewer, require
+from resolvers.viewer import Viewer
 
 MAX_BODY = 5000
 EVENT_KIND = threads.MESSAGE_ADDED
-
-
-def is_party(viewer: Viewer | None, thread: Thread, scope: ApiScope = ApiScope.REQUESTS_READ) -> bool:
-    """The family and the advocate of the thread, when the caller's token carries `scope`."""
-    if viewer is None or not viewer.has_scope(scope):
-        return False
-    return viewer.family_id == thread.family_id or viewer.advocate_id == thread.advocate_id
 
 
 async def visible_thread(
@@ -41,7 +36,7 @@ async def visible_thread(
     if thread_id is None:
         return None
     thread = await Thread.get(id=thread_id)
-    return thread if is_party(viewer, thread, scope) else None
+    return thread if access.may_use_thread(viewer, thread, scope) else None
 
 
 async def send(
@@ -53,7 +48,7 @@ async def send(
     body: str,
 ) -> Message:
     """Post to a thread the viewer is a party to, while it is open."""
-    v = require(viewer, scope=ApiScope.REQUESTS_WRITE)
+    v = core.require(viewer, scope=ApiScope.REQUESTS_WRITE)
     if (request_id is None) == (relationship_id is None):
         raise InvalidInput("requestId", "Give either a requestId or a relationshipId.", "REQUIRED")
     text = validation.text("body", body, max_length=MAX_BODY, multiline=True)
@@ -99,8 +94,3 @@ async def list_for(thread: Thread, first: int | None, after: str | None) -> Page
     return await paginate(
         Message.filter(thread_id=thread.id), kind="Message", first=first, after=after, newest_first=False
     )
-
-
-async def visible_message(viewer: Viewer | None, message_id: int) -> Message | None:
-    message = await Message.filter(id=message_id).select_related("thread").first()
-    return message if message is not None and is_party(viewer, message.thread) else None

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 
-from models.accounts import ApiScope
 from models.notifications import Notification, NotificationKind
+from resolvers.access import notifications as access
 from resolvers.errors import InvalidInput
 from resolvers.events import Outbox, user_channel
 from resolvers.pagination import Page, paginate
 from resolvers.services import Services
-from resolvers.viewer import Viewer, require
+from resolvers.viewer import Viewer
 
 EVENT_KIND = "notification"
 
@@ -48,7 +48,7 @@ async def notify(
 async def list_for(
     viewer: Viewer | None, *, unread_only: bool, first: int | None, after: str | None
 ) -> Page[Notification]:
-    v = require(viewer, scope=ApiScope.NOTIFICATIONS_READ)
+    v = access.reader(viewer)
     query = Notification.filter(user_id=v.user_id)
     if unread_only:
         query = query.filter(read_at__isnull=True)
@@ -56,7 +56,7 @@ async def list_for(
 
 
 async def unread_count(viewer: Viewer | None) -> int:
-    v = require(viewer, scope=ApiScope.NOTIFICATIONS_READ)
+    v = access.reader(viewer)
     return await Notification.filter(user_id=v.user_id, read_at__isnull=True).count()
 
 
@@ -64,7 +64,7 @@ async def mark_read(
     services: Services, viewer: Viewer | None, notification_ids: list[int] | None
 ) -> list[Notification]:
     """Mark the given notifications (or, with none given, all of them) read; returns those changed."""
-    v = require(viewer, scope=ApiScope.NOTIFICATIONS_READ)
+    v = access.reader(viewer)
     query = Notification.filter(user_id=v.user_id, read_at__isnull=True)
     if notification_ids is not None:
         if len(notification_ids) > MAX_MARK_IDS:
@@ -76,8 +76,3 @@ async def mark_read(
         for n in changed:
             await n.refresh_from_db()
     return changed
-
-
-async def visible(viewer: Viewer, notification_id: int) -> Notification | None:
-    """The notification if it is the viewer's own."""
-    return await Notification.get_or_none(id=notification_id, user_id=viewer.user_id)

@@ -4,43 +4,30 @@ from __future__ import annotations
 
 from tortoise.expressions import F
 
-from models.accounts import ApiScope, Role
 from models.advocates import Advocate
 from models.notifications import NotificationKind
 from models.support import CloseReason, RelationshipStatus, SupportRelationship, SupportRequest
 from models.vault import AccessEndReason, Review, VaultGrant
 from resolvers import grants, notifications, support_requests, threads, validation
+from resolvers.access import accounts as account_access
+from resolvers.access import relationships as access
+from resolvers.access import requests as request_access
+from resolvers.access.core import own_row
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import unit_of_work
 from resolvers.pagination import Page, paginate
 from resolvers.services import Services
-from resolvers.viewer import Viewer, require
+from resolvers.viewer import Viewer
 
 MAX_CLOSE_NOTE = 1000
 MAX_REVIEW = 2000
 THREAD_CLOSED = threads.THREAD_CLOSED
 
 
-def can_view(viewer: Viewer | None, relationship: SupportRelationship) -> bool:
-    if viewer is None or not viewer.has_scope(ApiScope.REQUESTS_READ):
-        return False
-    return viewer.family_id == relationship.family_id or viewer.advocate_id == relationship.advocate_id
-
-
-async def visible(viewer: Viewer | None, relationship_id: int) -> SupportRelationship | None:
-    r = await SupportRelationship.get_or_none(id=relationship_id)
-    return r if r is not None and can_view(viewer, r) else None
-
-
 async def list_for(
     viewer: Viewer | None, status: list[RelationshipStatus] | None, first: int | None, after: str | None
 ) -> Page[SupportRelationship]:
-    v = require(viewer, roles=[Role.FAMILY, Role.ADVOCATE], scope=ApiScope.REQUESTS_READ)
-    query = (
-        SupportRelationship.filter(family_id=v.family_id)
-        if v.role is Role.FAMILY
-        else SupportRelationship.filter(advocate_id=v.advocate_id)
-    )
+    query = SupportRelationship.filter(request_access.listed(viewer))
     if status:
         query = query.filter(status__in=status)
     return await paginate(query, kind="SupportRelationship", first=first, after=after)
@@ -51,8 +38,8 @@ async def end(
 ) -> SupportRelationship:
     """Close the relationship and revoke every grant under it, in one transaction; then tell the
     advocate. The Vault and the message history stay as they are."""
-    v = require(viewer, roles=[Role.FAMILY, Role.ADVOCATE], scope=ApiScope.REQUESTS_WRITE)
-    relationship = await visible(v, relationship_id)
+    v = request_access.party_writer(viewer)
+    [relationship] = await access.relationships(v, [relationship_id])
     if relationship is None:
         raise NotFound("Support relationship", "relationshipId")
     clean_note = validation.text("note", note, max_length=MAX_CLOSE_NOTE, required=False, multiline=True)
@@ -97,10 +84,10 @@ async def leave_review(
     services: Services, viewer: Viewer | None, relationship_id: int, rating: int, text: str
 ) -> Review:
     """The family's one review of a closed relationship, shown on the advocate's profile."""
-    v = require(viewer, roles=[Role.FAMILY], scope=ApiScope.REQUESTS_WRITE)
-    relationship = await SupportRelationship.get_or_none(id=relationship_id, family_id=v.family_id)
-    if relationship is None:
-        raise NotFound("Support relationship", "relationshipId")
+    v = request_access.family_writer(viewer)
+    relationship = await own_row(
+        SupportRelationship, relationship_id, "Support relationship", "relationshipId", family_id=v.family_id
+    )
     if not 1 <= rating <= 5:
         raise InvalidInput("rating", "Rate from 1 to 5.", "OUT_OF_RANGE")
     body = validation.text("text", text, max_length=MAX_REVIEW, required=False, multiline=True)
@@ -127,7 +114,7 @@ async def leave_review(
 
 async def hide_review(services: Services, viewer: Viewer | None, review_id: int) -> Review:
     """An admin hides a review from the advocate's profile."""
-    require(viewer, roles=[Role.ADMIN], session_only=True)
+    account_access.admin(viewer)
     review = await Review.get_or_none(id=review_id)
     if review is None:
         raise NotFound("Review", "reviewId")

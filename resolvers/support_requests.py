@@ -12,7 +12,6 @@ from datetime import date, timedelta
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
-from models.accounts import ApiScope, Role
 from models.advocates import Advocate, Availability, Verification
 from models.families import Child
 from models.notifications import NotificationKind
@@ -28,11 +27,13 @@ from models.support import (
     Thread,
 )
 from resolvers import notifications, threads, tickets, validation
+from resolvers.access import requests as access
+from resolvers.access.core import own_row
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import Outbox, unit_of_work, user_channel
 from resolvers.pagination import Page, paginate
 from resolvers.services import Services
-from resolvers.viewer import Viewer, require
+from resolvers.viewer import Viewer
 
 MAX_MESSAGE = 5000
 MAX_SUGGESTIONS = 5
@@ -41,18 +42,6 @@ MAX_SUGGESTION_NOTE = 500
 
 CREATED = "support_request.created"
 UPDATED = "support_request.updated"
-
-
-def can_view(viewer: Viewer | None, request: SupportRequest) -> bool:
-    """The family that sent it and the advocate it was sent to; nobody else, admins included."""
-    if viewer is None or not viewer.has_scope(ApiScope.REQUESTS_READ):
-        return False
-    return viewer.family_id == request.family_id or viewer.advocate_id == request.advocate_id
-
-
-async def visible(viewer: Viewer | None, request_id: int) -> SupportRequest | None:
-    request = await SupportRequest.get_or_none(id=request_id)
-    return request if request is not None and can_view(viewer, request) else None
 
 
 def open_key(family_id: int, child_id: int, advocate_id: int) -> str:
@@ -92,14 +81,12 @@ async def send(
     support_types: list[SupportType],
 ) -> SupportRequest:
     """A family's request for support with one child, to one advocate."""
-    v = require(viewer, roles=[Role.FAMILY], scope=ApiScope.REQUESTS_WRITE)
+    v = access.family_writer(viewer)
     assert v.family_id is not None
     body = validation.text("message", message, max_length=MAX_MESSAGE, multiline=True)
     if not support_types:
         raise InvalidInput("supportTypes", "Choose at least one kind of support.", "REQUIRED")
-    child = await Child.get_or_none(id=child_id, family_id=v.family_id)
-    if child is None:
-        raise NotFound("Child", "childId")
+    child = await own_row(Child, child_id, "Child", "childId", family_id=v.family_id)
     advocate = await Advocate.get_or_none(id=advocate_id)
     if advocate is None or advocate.verification is not Verification.VERIFIED:
         raise NotFound("Advocate", "advocateId")
@@ -155,10 +142,10 @@ async def send(
 
 
 async def _advocate_request(viewer: Viewer | None, request_id: int) -> tuple[Viewer, SupportRequest]:
-    v = require(viewer, roles=[Role.ADVOCATE], scope=ApiScope.REQUESTS_WRITE)
-    request = await SupportRequest.get_or_none(id=request_id, advocate_id=v.advocate_id)
-    if request is None:
-        raise NotFound("Support request", "requestId")
+    v = access.advocate_writer(viewer)
+    request = await own_row(
+        SupportRequest, request_id, "Support request", "requestId", advocate_id=v.advocate_id
+    )
     return v, request
 
 
@@ -341,10 +328,8 @@ async def decline(
 
 async def withdraw(services: Services, viewer: Viewer | None, request_id: int) -> SupportRequest:
     """The family takes back a request that has not been decided."""
-    v = require(viewer, roles=[Role.FAMILY], scope=ApiScope.REQUESTS_WRITE)
-    request = await SupportRequest.get_or_none(id=request_id, family_id=v.family_id)
-    if request is None:
-        raise NotFound("Support request", "requestId")
+    v = access.family_writer(viewer)
+    request = await own_row(SupportRequest, request_id, "Support request", "requestId", family_id=v.family_id)
     if request.status not in OPEN_STATUSES:
         raise _not_open(request)
     now = services.clock.now()
@@ -403,11 +388,7 @@ async def list_for(
     viewer: Viewer | None, status: list[RequestStatus] | None, first: int | None, after: str | None
 ) -> Page[SupportRequest]:
     """What a family sent, or what an advocate received, newest first."""
-    v = require(viewer, roles=[Role.FAMILY, Role.ADVOCATE], scope=ApiScope.REQUESTS_READ)
-    if v.role is Role.FAMILY:
-        query = SupportRequest.filter(family_id=v.family_id)
-    else:
-        query = SupportRequest.filter(advocate_id=v.advocate_id)
+    query = SupportRequest.filter(access.listed(viewer))
     if status:
         query = query.filter(status__in=status)
     return await paginate(query, kind="SupportRequest", first=first, after=after)

@@ -19,7 +19,6 @@ from enum import StrEnum
 from tortoise.expressions import Case, Q, When
 from tortoise.queryset import QuerySet
 
-from models.accounts import ApiScope, Role
 from models.advocates import Advocate
 from models.notifications import NotificationKind
 from models.support import (
@@ -42,11 +41,14 @@ from models.tickets import (
     TicketStatus,
 )
 from resolvers import notifications, validation
+from resolvers.access import accounts as account_access
+from resolvers.access import tickets as access
+from resolvers.access.core import own_row
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import Outbox, advocate_channel, unit_of_work
 from resolvers.pagination import Page, check_first, decode_keyset, encode_keyset, paginate
 from resolvers.services import Services
-from resolvers.viewer import Viewer, require
+from resolvers.viewer import Viewer
 
 TICKET_UPDATED = "ticket.updated"
 
@@ -374,43 +376,10 @@ async def _record(services: Services, clock: SlaClock, state: SlaState) -> int:
 # --- reading --------------------------------------------------------------------------------
 
 
-def can_view(viewer: Viewer | None, ticket: Ticket) -> bool:
-    """Only the advocate who owns the ticket (with a token that may read requests)."""
-    if viewer is None or viewer.advocate_id is None or not viewer.has_scope(ApiScope.REQUESTS_READ):
-        return False
-    return viewer.advocate_id == ticket.advocate_id
-
-
-async def visible(viewer: Viewer | None, ticket_id: int) -> Ticket | None:
-    ticket = await Ticket.get_or_none(id=ticket_id)
-    return ticket if ticket is not None and can_view(viewer, ticket) else None
-
-
-async def ticket_of_request(viewer: Viewer | None, request_id: int) -> Ticket | None:
-    ticket = await Ticket.get_or_none(request_id=request_id)
-    return ticket if ticket is not None and can_view(viewer, ticket) else None
-
-
 async def tickets_by_request(request_ids: Sequence[int]) -> list[Ticket | None]:
-    """Batch load; callers check `can_view` on what comes back."""
+    """Batch load; callers keep what `access.tickets.may_read` allows."""
     rows = {t.request_id: t for t in await Ticket.filter(request_id__in=list(request_ids))}
     return [rows.get(i) for i in request_ids]
-
-
-async def visible_item(viewer: Viewer | None, item_id: int) -> ChecklistItem | None:
-    item = await ChecklistItem.filter(id=item_id).select_related("ticket").first()
-    return item if item is not None and can_view(viewer, item.ticket) else None
-
-
-async def visible_note(viewer: Viewer | None, note_id: int) -> TicketNote | None:
-    note = await TicketNote.filter(id=note_id).select_related("ticket").first()
-    return note if note is not None and can_view(viewer, note.ticket) else None
-
-
-async def visible_template(viewer: Viewer | None, template_id: int) -> ChecklistTemplate | None:
-    if viewer is None or viewer.advocate_id is None or not viewer.has_scope(ApiScope.REQUESTS_READ):
-        return None
-    return await ChecklistTemplate.get_or_none(id=template_id, advocate_id=viewer.advocate_id)
 
 
 @dataclass(frozen=True)
@@ -449,8 +418,7 @@ async def queue(
 ) -> Page[Ticket]:
     """The advocate's tickets, filtered; by default the next SLA due first, then those with no
     clock running, oldest first. Keyset cursors, so pages hold still as tickets change."""
-    v = require(viewer, roles=[Role.ADVOCATE], scope=ApiScope.REQUESTS_READ)
-    query = Ticket.filter(advocate_id=v.advocate_id)
+    query = Ticket.filter(access.listed(viewer))
     if flt.status:
         query = query.filter(status__in=list(flt.status))
     if flt.sla_state:
@@ -578,18 +546,16 @@ def notes_key(ticket_id: int, first: int | None, after: str | None) -> NotesKey:
 
 
 async def _own_ticket(viewer: Viewer | None, ticket_id: int) -> tuple[Viewer, Ticket]:
-    v = require(viewer, roles=[Role.ADVOCATE], scope=ApiScope.REQUESTS_WRITE)
-    ticket = await Ticket.get_or_none(id=ticket_id, advocate_id=v.advocate_id)
-    if ticket is None:
-        raise NotFound("Ticket", "ticketId")
+    v = access.writer(viewer)
+    ticket = await own_row(Ticket, ticket_id, "Ticket", "ticketId", advocate_id=v.advocate_id)
     return v, ticket
 
 
 async def _own_item(viewer: Viewer | None, item_id: int) -> tuple[Viewer, ChecklistItem]:
-    v = require(viewer, roles=[Role.ADVOCATE], scope=ApiScope.REQUESTS_WRITE)
-    item = await ChecklistItem.filter(id=item_id, ticket__advocate_id=v.advocate_id).first()
-    if item is None:
-        raise NotFound("Checklist item", "itemId")
+    v = access.writer(viewer)
+    item = await own_row(
+        ChecklistItem, item_id, "Checklist item", "itemId", ticket__advocate_id=v.advocate_id
+    )
     return v, item
 
 
@@ -708,7 +674,7 @@ async def create_template(
     services: Services, viewer: Viewer | None, name: str, items: list[str]
 ) -> ChecklistTemplate:
     """Keep a named list of checklist items to apply to tickets."""
-    v = require(viewer, roles=[Role.ADVOCATE], scope=ApiScope.REQUESTS_WRITE)
+    v = access.writer(viewer)
     clean_name = validation.text("name", name, max_length=MAX_TEMPLATE_NAME)
     clean_items = _template_items(items)
     async with unit_of_work(services):
@@ -725,7 +691,7 @@ async def create_template(
 
 async def delete_template(services: Services, viewer: Viewer | None, template_id: int) -> ChecklistTemplate:
     """Delete a template; checklists made from it stay as they are."""
-    v = require(viewer, roles=[Role.ADVOCATE], scope=ApiScope.REQUESTS_WRITE)
+    v = access.writer(viewer)
     template = await ChecklistTemplate.get_or_none(id=template_id, advocate_id=v.advocate_id)
     if template is None or not await ChecklistTemplate.filter(id=template.id).delete():
         raise NotFound("Checklist template", "templateId")
@@ -733,8 +699,7 @@ async def delete_template(services: Services, viewer: Viewer | None, template_id
 
 
 async def templates(viewer: Viewer | None) -> list[ChecklistTemplate]:
-    v = require(viewer, roles=[Role.ADVOCATE], scope=ApiScope.REQUESTS_READ)
-    return list(await ChecklistTemplate.filter(advocate_id=v.advocate_id).order_by("name", "id"))
+    return list(await ChecklistTemplate.filter(access.listed(viewer)).order_by("name", "id"))
 
 
 async def apply_template(
@@ -742,9 +707,9 @@ async def apply_template(
 ) -> Ticket:
     """Append a template's items to a ticket's checklist."""
     v, ticket = await _own_ticket(viewer, ticket_id)
-    template = await ChecklistTemplate.get_or_none(id=template_id, advocate_id=v.advocate_id)
-    if template is None:
-        raise NotFound("Checklist template", "templateId")
+    template = await own_row(
+        ChecklistTemplate, template_id, "Checklist template", "templateId", advocate_id=v.advocate_id
+    )
     async with unit_of_work(services) as outbox:
         locked = await _lock(ticket.id)
         await _append_items(outbox, locked, list(template.items), "templateId")
@@ -770,10 +735,8 @@ async def add_note(services: Services, viewer: Viewer | None, ticket_id: int, bo
 
 async def delete_note(services: Services, viewer: Viewer | None, note_id: int) -> TicketNote:
     """Delete one of the advocate's private notes; returns it as it was."""
-    v = require(viewer, roles=[Role.ADVOCATE], scope=ApiScope.REQUESTS_WRITE)
-    note = await TicketNote.filter(id=note_id, ticket__advocate_id=v.advocate_id).first()
-    if note is None:
-        raise NotFound("Ticket note", "noteId")
+    v = access.writer(viewer)
+    note = await own_row(TicketNote, note_id, "Ticket note", "noteId", ticket__advocate_id=v.advocate_id)
     async with unit_of_work(services) as outbox:
         if not await TicketNote.filter(id=note.id).delete():
             raise NotFound("Ticket note", "noteId")
@@ -833,7 +796,7 @@ async def update_targets(
 ) -> Advocate:
     """Change the advocate's SLA targets for clocks that start from now on; running clocks keep
     the due time they started with."""
-    v = require(viewer, roles=[Role.ADVOCATE], session_only=True)
+    v = account_access.advocate_session(viewer)
     max_response = int(services.policy.request_expiry / timedelta(hours=1))
     changes: dict[str, object] = {}
     if response_hours is not None:

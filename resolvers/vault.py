@@ -5,30 +5,27 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import TypeVar
 
-from tortoise.connection import get_connection
-from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from models.accounts import ApiScope, Role
-from models.families import Child, EhcpStage, Family
+from models.families import Child, EhcpStage
 from models.vault import (
     EhcpCase,
     Evidence,
     EvidenceCategory,
     TimelineEntry,
     VaultAccessLog,
-    VaultGrant,
     VaultScope,
 )
 from resolvers import validation
+from resolvers.access import vault as access
+from resolvers.access.core import own_row
 from resolvers.errors import NotFound
 from resolvers.pagination import Page, paginate
 from resolvers.services import Services
-from resolvers.viewer import Viewer, require
+from resolvers.viewer import Viewer
 
 R = TypeVar("R", Evidence, TimelineEntry)
 
@@ -39,83 +36,22 @@ DECISION_DUE = timedelta(weeks=6)
 FINAL_PLAN_DUE = timedelta(weeks=20)
 
 
-# --- who may read what ----------------------------------------------------------------------
-
-
-def live_grant_filter(now: datetime) -> Q:
-    return Q(revoked_at__isnull=True) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-
-
-@dataclass(frozen=True)
-class Access:
-    """What one viewer may read of one family's Vault, as of now."""
-
-    family_id: int
-    viewer: Viewer
-    owner: bool
-    # scope -> child ids -> the grant that allows it (advocates only)
-    grants: dict[VaultScope, dict[int, int]]
-
-    def child_ids(self, scope: VaultScope) -> set[int] | None:
-        """Children readable in `scope`; None means all (the family itself)."""
-        return None if self.owner else set(self.grants.get(scope, {}))
-
-
-# Taken in the transaction of a read: an end or revocation (an UPDATE of these rows) waits until the
-# read has finished, and a read that comes after it re-checks the rows it waited for and finds them
-# ended. SQLite needs no lock: its transactions run one at a time.
-_SHARE_LIVE_GRANTS = (
-    "SELECT id FROM vault_grants WHERE id = ANY($1::bigint[]) AND revoked_at IS NULL "
-    "AND (expires_at IS NULL OR expires_at > $2) FOR SHARE"
-)
-
-
-async def access(services: Services, viewer: Viewer | None, family_id: int) -> Access | None:
-    """The viewer's live access to a family's Vault, or None when they have none at all.
-
-    Looked up afresh on every call: nothing is cached, so a revocation takes effect at the next read.
-    """
-    if viewer is None or not viewer.has_scope(ApiScope.VAULT_READ):
-        return None
-    if viewer.family_id == family_id:
-        return Access(family_id, viewer, True, {})
-    if viewer.role is not Role.ADVOCATE or viewer.advocate_id is None:
-        return None
-    now = services.clock.now()
-    grants = await VaultGrant.filter(
-        live_grant_filter(now),
-        family_id=family_id,
-        advocate_id=viewer.advocate_id,
-        relationship__status="ACTIVE",
-    )
-    connection = get_connection("default")
-    if grants and connection.capabilities.dialect == "postgres":
-        rows = await connection.execute_query_dict(_SHARE_LIVE_GRANTS, [[g.id for g in grants], now])
-        live = {int(r["id"]) for r in rows}
-        grants = [g for g in grants if g.id in live]
-    if not grants:
-        return None
-    table: dict[VaultScope, dict[int, int]] = {}
-    for grant in grants:
-        for scope in grant.scopes:
-            for child_id in grant.child_ids:
-                table.setdefault(VaultScope(scope), {}).setdefault(child_id, grant.id)
-    return Access(family_id, viewer, False, table)
+# --- reading, as `access.access` allows -----------------------------------------------------
 
 
 @asynccontextmanager
-async def reading(services: Services, viewer: Viewer | None, family_id: int) -> AsyncIterator[Access]:
+async def reading(services: Services, viewer: Viewer | None, family_id: int) -> AsyncIterator[access.Access]:
     """One read of a family's Vault: access is checked, the data read and the read logged in one
     transaction, so a read racing a revocation either finishes before it commits or fails."""
     async with in_transaction():
-        acc = await access(services, viewer, family_id)
+        acc = await access.access(services, viewer, family_id)
         if acc is None:
             raise NotFound("Vault", "familyId")
         yield acc
 
 
 async def _log(
-    services: Services, acc: Access, scope: VaultScope, reads: list[tuple[int | None, str]]
+    services: Services, acc: access.Access, scope: VaultScope, reads: list[tuple[int | None, str]]
 ) -> None:
     """Write an advocate's reads to the family's access log (the family's own reads are not)."""
     if acc.owner or not reads:
@@ -139,7 +75,7 @@ async def _log(
     )
 
 
-def _children_filter(acc: Access, scope: VaultScope, child_id: int | None) -> list[int] | None:
+def _children_filter(acc: access.Access, scope: VaultScope, child_id: int | None) -> list[int] | None:
     allowed = acc.child_ids(scope)
     if child_id is not None:
         if allowed is not None and child_id not in allowed:
@@ -240,9 +176,7 @@ async def access_log(
     viewer: Viewer | None, family_id: int, first: int | None, after: str | None
 ) -> Page[VaultAccessLog]:
     """Who read what of the family's Vault, newest first; only the family sees it."""
-    v = require(viewer, roles=[Role.FAMILY], scope=ApiScope.VAULT_READ)
-    if v.family_id != family_id:
-        raise NotFound("Family", "familyId")
+    access.access_log_reader(viewer, family_id)
     return await paginate(
         VaultAccessLog.filter(family_id=family_id), kind="VaultAccessLog", first=first, after=after
     )
@@ -252,10 +186,8 @@ async def access_log(
 
 
 async def _own_child(viewer: Viewer | None, child_id: int) -> tuple[Viewer, Child]:
-    v = require(viewer, roles=[Role.FAMILY], scope=ApiScope.VAULT_WRITE)
-    child = await Child.get_or_none(id=child_id, family_id=v.family_id)
-    if child is None:
-        raise NotFound("Child", "childId")
+    v = access.writer(viewer)
+    child = await own_row(Child, child_id, "Child", "childId", family_id=v.family_id)
     return v, child
 
 
@@ -287,10 +219,8 @@ async def add_evidence(
 
 
 async def delete_evidence(services: Services, viewer: Viewer | None, evidence_id: int) -> Evidence:
-    v = require(viewer, roles=[Role.FAMILY], scope=ApiScope.VAULT_WRITE)
-    item = await Evidence.get_or_none(id=evidence_id, family_id=v.family_id)
-    if item is None:
-        raise NotFound("Evidence", "evidenceId")
+    v = access.writer(viewer)
+    item = await own_row(Evidence, evidence_id, "Evidence", "evidenceId", family_id=v.family_id)
     await Evidence.filter(id=item.id).delete()
     return item
 
@@ -347,10 +277,3 @@ async def update_ehcp_case(
         if stage is not None:
             await Child.filter(id=child.id).update(ehcp_stage=stage, updated_at=now)
         return await EhcpCase.get(id=case.id)
-
-
-async def own_family(viewer: Viewer | None, family_id: int) -> Family:
-    v = require(viewer, roles=[Role.FAMILY])
-    if v.family_id != family_id:
-        raise NotFound("Family", "familyId")
-    return await Family.get(id=family_id)

@@ -6,12 +6,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from starlette.websockets import WebSocket
 from strawberry import relay
 
 from models import accounts as m
-from models.advocates import Advocate as AdvocateRow
 from resolvers import accounts
-from schema.connections import decode_id, int_ids
+from resolvers.access import accounts as access
+from schema.connections import decode_id, nodes
 
 if TYPE_CHECKING:
     from schema.advocates import Advocate
@@ -42,41 +43,31 @@ class User(relay.Node):
 
     @strawberry.field(description="The sign-in email; shown only to the user themselves.")
     def email(self, info: Info) -> str | None:
-        viewer = info.context.viewer
-        return self._email if viewer is not None and viewer.user_id == self.id else None
+        return self._email if access.is_self(info.context.viewer, self.id) else None
 
     @strawberry.field(description="The family's Vault owner record, for a family account viewing itself.")
     async def family(self, info: Info) -> Family | None:
-        viewer = info.context.viewer
-        if viewer is None or viewer.user_id != self.id or viewer.family_id is None:
+        family_id = access.own_family_id(info.context.viewer, self.id)
+        if family_id is None:
             return None
-        family = await info.context.loaders.family.load(viewer.family_id)
+        family = await info.context.loaders.family.load(family_id)
         return Family.from_model(family) if family else None
 
     @strawberry.field(description="The advocate profile, for an advocate account viewing itself.")
     async def advocate(self, info: Info) -> Annotated[Advocate, strawberry.lazy("schema.advocates")] | None:
         from schema.advocates import Advocate as AdvocateType
 
-        viewer = info.context.viewer
-        if viewer is None or viewer.user_id != self.id or viewer.advocate_id is None:
+        advocate_id = access.own_advocate_id(info.context.viewer, self.id)
+        if advocate_id is None:
             return None
-        row = await AdvocateRow.get_or_none(id=viewer.advocate_id)
+        row = await info.context.loaders.advocate.load(advocate_id)
         return AdvocateType.from_model(row) if row else None
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Any, required: bool = False
     ) -> list[User | None]:
-        # People are visible through what connects them (a request, a thread); on its own a
-        # user node resolves only for the user themselves.
-        viewer = info.context.viewer
-        out: list[User | None] = []
-        for row_id in int_ids(node_ids):
-            user = None
-            if viewer is not None and row_id == viewer.user_id:
-                user = await info.context.loaders.user.load(row_id)
-            out.append(cls.from_model(user) if user else None)
-        return out
+        return await nodes(info.context.viewer, node_ids, access.users, cls.from_model)
 
 
 @strawberry.type(description="An integrator's token. Its secret is shown once, when it is made.")
@@ -103,14 +94,7 @@ class ApiToken(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Any, required: bool = False
     ) -> list[ApiToken | None]:
-        viewer = info.context.viewer
-        out: list[ApiToken | None] = []
-        for row_id in int_ids(node_ids):
-            token = None
-            if viewer is not None and not viewer.is_api_token and row_id is not None:
-                token = await m.ApiToken.get_or_none(id=row_id, user_id=viewer.user_id)
-            out.append(cls.from_model(token) if token else None)
-        return out
+        return await nodes(info.context.viewer, node_ids, access.api_tokens, cls.from_model)
 
 
 @strawberry.input(description="A new family or advocate account.")
@@ -173,8 +157,11 @@ async def _auth_payload(
 ) -> AuthPayload:
     if signed_in is None:
         return AuthPayload(token=None, viewer=None, user_errors=errs)
-    # The rest of this response is read as the person who just signed in.
-    info.context.viewer = await accounts.authenticate(info.context.services, signed_in.token)
+    # Over HTTP the rest of this response is read as the person who just signed in. A socket acts
+    # for whoever `connection_init` named, for as long as it is open (SPEC §12): it hands the token
+    # back and changes nothing else.
+    if not isinstance(info.context.request, WebSocket):
+        info.context.viewer = await accounts.authenticate(info.context.services, signed_in.token)
     return AuthPayload(token=signed_in.token, viewer=User.from_model(signed_in.user), user_errors=[])
 
 

@@ -10,7 +10,8 @@ from strawberry import relay
 
 from models import advocates as m
 from resolvers import advocates
-from schema.connections import decode_id, int_ids, to_connection
+from resolvers.access import accounts as access
+from schema.connections import decode_id, nodes, to_connection
 from schema.context import Info
 from schema.enums import AdvocateType, Availability, Specialism, Verification
 from schema.errors import UserError, attempt
@@ -58,20 +59,18 @@ class Advocate(relay.Node):
 
     @strawberry.field(description="The admin's note on the last decision; only to the advocate.")
     def verification_note(self, info: Info) -> str | None:
-        viewer = info.context.viewer
-        return self._row.verification_note if viewer and viewer.advocate_id == self.id else None
+        return self._row.verification_note if access.is_own_profile(info.context.viewer, self.id) else None
 
     @strawberry.field(description="Hours to answer a new request (the response SLA); only to the advocate.")
     def response_sla_hours(self, info: Info) -> int | None:
-        viewer = info.context.viewer
-        return self._row.response_sla_hours if viewer and viewer.advocate_id == self.id else None
+        return self._row.response_sla_hours if access.is_own_profile(info.context.viewer, self.id) else None
 
     @strawberry.field(
         description="Hours to write after accepting (the first-message SLA); only to the advocate."
     )
     def first_message_sla_hours(self, info: Info) -> int | None:
-        viewer = info.context.viewer
-        return self._row.first_message_sla_hours if viewer and viewer.advocate_id == self.id else None
+        own = access.is_own_profile(info.context.viewer, self.id)
+        return self._row.first_message_sla_hours if own else None
 
     @strawberry.field(description="When the profile last changed.")
     def updated_at(self) -> datetime:
@@ -100,11 +99,7 @@ class Advocate(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Any, required: bool = False
     ) -> list[Advocate | None]:
-        out: list[Advocate | None] = []
-        for row_id in int_ids(node_ids):
-            a = None if row_id is None else await advocates.visible(info.context.viewer, row_id)
-            out.append(cls.from_model(a) if a else None)
-        return out
+        return await nodes(info.context.viewer, node_ids, access.advocates, cls.from_model)
 
 
 @strawberry.type(description="A page of advocates.")

@@ -10,7 +10,8 @@ from strawberry import relay
 
 from models import families as m
 from resolvers import families
-from schema.connections import decode_id, int_ids
+from resolvers.access import vault as access
+from schema.connections import decode_id, nodes
 from schema.context import Info
 from schema.enums import EhcpStage
 from schema.errors import UserError, attempt
@@ -52,11 +53,7 @@ class Child(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Any, required: bool = False
     ) -> list[Child | None]:
-        out: list[Child | None] = []
-        for row_id in int_ids(node_ids):
-            child = None if row_id is None else await families.visible_child(info.context.viewer, row_id)
-            out.append(cls.from_model(child) if child else None)
-        return out
+        return await nodes(info.context.viewer, node_ids, access.children, cls.from_model)
 
 
 @strawberry.type(description="A family: the owner of a Vault.")
@@ -73,10 +70,11 @@ class Family(relay.Node):
     async def display_name(self, info: Info) -> str:
         return await info.context.loaders.family_name.load(self.id)
 
-    @strawberry.field(description="The family's children. Only the family itself sees them here.")
+    @strawberry.field(
+        description="The family's children. Only the family itself sees them here (API tokens: VAULT_READ)."
+    )
     async def children(self, info: Info) -> list[Child]:
-        viewer = info.context.viewer
-        if viewer is None or viewer.family_id != self.id:
+        if not access.owns(info.context.viewer, self.id):
             return []
         return [Child.from_model(c) for c in await info.context.loaders.children.load(self.id)]
 
@@ -99,11 +97,7 @@ class Family(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Any, required: bool = False
     ) -> list[Family | None]:
-        out: list[Family | None] = []
-        for row_id in int_ids(node_ids):
-            family = None if row_id is None else await families.visible_family(info.context.viewer, row_id)
-            out.append(cls.from_model(family) if family else None)
-        return out
+        return await nodes(info.context.viewer, node_ids, access.families, cls.from_model)
 
 
 @strawberry.input(description="A child to add to the family's Vault.")

@@ -20,6 +20,7 @@ class Loaders:
         self.family_name: DataLoader[int, str] = DataLoader(loaders.family_names_by_id)
         self.family_by_user: DataLoader[int, Family | None] = DataLoader(loaders.families_by_user_id)
         self.children: DataLoader[int, list[Child]] = DataLoader(loaders.children_by_family_id)
+        self.child: DataLoader[int, Child | None] = DataLoader(loaders.children_by_id)
         self.advocate: DataLoader[int, Advocate | None] = DataLoader(loaders.advocates_by_id)
         self.request: DataLoader[int, SupportRequest | None] = DataLoader(loaders.requests_by_id)
         self.relationship: DataLoader[int, SupportRelationship | None] = DataLoader(

@@ -11,9 +11,10 @@ from strawberry import relay
 from models import notifications as m
 from models.accounts import ApiScope as Scope
 from resolvers import notifications
+from resolvers.access import core
+from resolvers.access import notifications as access
 from resolvers.events import user_channel
-from resolvers.viewer import require
-from schema.connections import decode_id, int_ids, to_connection
+from schema.connections import decode_id, nodes, to_connection
 from schema.context import Info
 from schema.enums import NotificationKind
 from schema.errors import UserError, attempt
@@ -49,14 +50,7 @@ class Notification(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: object, required: bool = False
     ) -> list[Notification | None]:
-        viewer = info.context.viewer
-        out: list[Notification | None] = []
-        for row_id in int_ids(node_ids):
-            n = None
-            if viewer is not None and row_id is not None and viewer.has_scope(Scope.NOTIFICATIONS_READ):
-                n = await notifications.visible(viewer, row_id)
-            out.append(cls.from_model(n) if n else None)
-        return out
+        return await nodes(info.context.viewer, node_ids, access.notifications, cls.from_model)
 
 
 @strawberry.type(description="A page of notifications, newest first.")
@@ -147,10 +141,10 @@ class NotificationSubscription:
     async def notification_received(
         self, info: Info, after: str | None = None
     ) -> AsyncGenerator[NotificationReceivedEvent, None]:
-        viewer = require(info.context.viewer)
+        viewer = core.require_viewer(info.context.viewer)
         channel = user_channel(viewer.user_id)
         async for envelope in stream(info, viewer, channel, after, {notifications.EVENT_KIND}):
-            n = await notifications.visible(viewer, int(envelope.payload["notificationId"]))
+            [n] = await access.notifications(viewer, [envelope.payload["notificationId"]])
             if n is not None:
                 yield NotificationReceivedEvent(
                     cursor=envelope.cursor,

@@ -1,4 +1,5 @@
-"""Role and scope gates declared on fields; object rules live in resolvers/ as predicates."""
+"""Role and scope gates declared on fields: each asks `resolvers.access.core.require`, the one rule
+for roles and token scopes; row rules live in the `resolvers.access` module of their domain."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any, ClassVar
 from strawberry.permission import BasePermission
 
 from models.accounts import ApiScope, Role
-from resolvers.viewer import require
+from resolvers.access.core import require
 from schema.context import Info
 
 

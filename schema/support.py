@@ -12,13 +12,17 @@ from strawberry.permission import BasePermission
 
 from models import support as m
 from models.accounts import ApiScope as Scope
-from models.families import Child as ChildRow
 from resolvers import messages, support_requests
+from resolvers.access import accounts as account_access
+from resolvers.access import core
+from resolvers.access import relationships as relationship_access
+from resolvers.access import requests as request_access
+from resolvers.access import tickets as ticket_access
+from resolvers.access import vault as vault_access
 from resolvers.events import thread_channel, user_channel
-from resolvers.viewer import require
 from schema.accounts import User
 from schema.advocates import Advocate
-from schema.connections import decode_id, int_ids, to_connection
+from schema.connections import decode_id, nodes, to_connection
 from schema.context import Info
 from schema.enums import (
     CloseReason,
@@ -41,13 +45,11 @@ if TYPE_CHECKING:
 THREAD_CLOSED = "thread.closed"
 
 
-async def _family_child(info: Info, family_id: int, child_id: int) -> Child | None:
-    """The child's record, for its own family only: advocates see what was sent, or what a grant shares."""
-    viewer = info.context.viewer
-    if viewer is None or viewer.family_id != family_id:
-        return None
-    row = await ChildRow.get_or_none(id=child_id)
-    return Child.from_model(row) if row else None
+async def _child(info: Info, child_id: int) -> Child | None:
+    """The child's record, to whoever may read it (`access.vault`): its own family, with VAULT_READ.
+    Advocates see what the request says of the child, or what a grant shares through `vault`."""
+    row = await info.context.loaders.child.load(child_id)
+    return Child.from_model(row) if row and vault_access.may_read_record(info.context.viewer, row) else None
 
 
 @strawberry.type(description="A message in the thread a request and its relationship share.")
@@ -68,18 +70,13 @@ class Message(relay.Node):
 
     @strawberry.field(description="Whether the viewer wrote it.")
     def from_viewer(self, info: Info) -> bool:
-        viewer = info.context.viewer
-        return viewer is not None and viewer.user_id == self.author_id
+        return account_access.is_self(info.context.viewer, self.author_id)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Any, required: bool = False
     ) -> list[Message | None]:
-        out: list[Message | None] = []
-        for row_id in int_ids(node_ids):
-            msg = None if row_id is None else await messages.visible_message(info.context.viewer, row_id)
-            out.append(cls.from_model(msg) if msg else None)
-        return out
+        return await nodes(info.context.viewer, node_ids, relationship_access.messages, cls.from_model)
 
 
 @strawberry.type(description="A page of messages, oldest first.")
@@ -165,9 +162,11 @@ class SupportRequest(relay.Node):
         row = await info.context.loaders.family.load(self._row.family_id)
         return Family.from_model(row) if row else None
 
-    @strawberry.field(description="The child it is about; only the family sees the child's record.")
+    @strawberry.field(
+        description="The child it is about; only the family sees the child's record (API tokens: VAULT_READ)."
+    )
     async def child(self, info: Info) -> Child | None:
-        return await _family_child(info, self._row.family_id, self._row.child_id)
+        return await _child(info, self._row.child_id)
 
     @strawberry.field(description="The advocate it was sent to.")
     async def advocate(self, info: Info) -> Advocate | None:
@@ -189,7 +188,8 @@ class SupportRequest(relay.Node):
     @strawberry.field(description="The relationship it became, once accepted.")
     async def relationship(self, info: Info) -> SupportRelationship | None:
         row = await info.context.loaders.relationship_by_request.load(self._row.id)
-        return SupportRelationship.from_model(row) if row else None
+        seen = row is not None and relationship_access.may_read(info.context.viewer, row)
+        return SupportRelationship.from_model(row) if row and seen else None
 
     @strawberry.field(description="The thread shared with the relationship, oldest first.")
     async def messages(
@@ -201,24 +201,17 @@ class SupportRequest(relay.Node):
         description="Your ticket for it, for the advocate it was sent to; null for anyone else."
     )
     async def ticket(self, info: Info) -> Annotated[Ticket, strawberry.lazy("schema.tickets")] | None:
-        from resolvers import tickets
         from schema.tickets import Ticket as TicketType
 
-        viewer = info.context.viewer
-        if viewer is None or viewer.advocate_id != self._row.advocate_id:
-            return None
         row = await info.context.loaders.ticket_by_request.load(self.id)
-        return TicketType.from_model(row) if row and tickets.can_view(viewer, row) else None
+        seen = row is not None and ticket_access.may_read(info.context.viewer, row)
+        return TicketType.from_model(row) if row and seen else None
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Any, required: bool = False
     ) -> list[SupportRequest | None]:
-        out: list[SupportRequest | None] = []
-        for row_id in int_ids(node_ids):
-            r = None if row_id is None else await support_requests.visible(info.context.viewer, row_id)
-            out.append(cls.from_model(r) if r else None)
-        return out
+        return await nodes(info.context.viewer, node_ids, request_access.requests, cls.from_model)
 
 
 @strawberry.type(description="An advocate supporting a family with one child (an advocate connection).")
@@ -256,7 +249,8 @@ class SupportRelationship(relay.Node):
     @strawberry.field(description="The request it came from.")
     async def request(self, info: Info) -> SupportRequest | None:
         row = await info.context.loaders.request.load(self._row.request_id)
-        return SupportRequest.from_model(row) if row else None
+        seen = row is not None and request_access.may_read(info.context.viewer, row)
+        return SupportRequest.from_model(row) if row and seen else None
 
     @strawberry.field(description="The thread, oldest first; read-only once closed.")
     async def messages(
@@ -264,9 +258,11 @@ class SupportRelationship(relay.Node):
     ) -> MessageConnection:
         return await _thread_messages(info, relationship_id=self.id, first=first, after=after)
 
-    @strawberry.field(description="The child supported; only the family sees the child's record.")
+    @strawberry.field(
+        description="The child supported; only the family sees the child's record (API tokens: VAULT_READ)."
+    )
     async def child(self, info: Info) -> Child | None:
-        return await _family_child(info, self._row.family_id, self._row.child_id)
+        return await _child(info, self._row.child_id)
 
     @strawberry.field(description="Who ended it.")
     async def closed_by(self, info: Info) -> User | None:
@@ -290,24 +286,14 @@ class SupportRelationship(relay.Node):
         from schema.vault import Review as ReviewType
 
         row = await relationships.review_of(self._row)
-        return ReviewType.from_model(row) if row and row.hidden_at is None else None
+        seen = row is not None and account_access.may_see_review(info.context.viewer, row)
+        return ReviewType.from_model(row) if row and seen else None
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Any, required: bool = False
     ) -> list[SupportRelationship | None]:
-        out: list[SupportRelationship | None] = []
-        viewer = info.context.viewer
-        for row_id in int_ids(node_ids):
-            r = None if row_id is None else await m.SupportRelationship.get_or_none(id=row_id)
-            seen = (
-                r is not None
-                and viewer is not None
-                and viewer.has_scope(Scope.REQUESTS_READ)
-                and (viewer.family_id == r.family_id or viewer.advocate_id == r.advocate_id)
-            )
-            out.append(cls.from_model(r) if r and seen else None)
-        return out
+        return await nodes(info.context.viewer, node_ids, relationship_access.relationships, cls.from_model)
 
 
 @strawberry.type(description="A page of support requests, newest first.")
@@ -551,9 +537,9 @@ _LIVE_SCOPES: list[type[BasePermission]] = [needs(Scope.EVENTS_SUBSCRIBE), needs
 async def _request_events(
     info: Info, after: str | None, kinds: set[str]
 ) -> AsyncGenerator[SupportRequestEvent, None]:
-    viewer = require(info.context.viewer)
+    viewer = core.require_viewer(info.context.viewer)
     async for envelope in stream(info, viewer, user_channel(viewer.user_id), after, kinds):
-        row = await support_requests.visible(viewer, int(envelope.payload["requestId"]))
+        [row] = await request_access.requests(viewer, [envelope.payload["requestId"]])
         if row is not None:
             yield SupportRequestEvent(
                 cursor=envelope.cursor,
@@ -595,7 +581,7 @@ class SupportSubscription:
         relationship_id: relay.GlobalID | None = None,
         after: str | None = None,
     ) -> AsyncGenerator[MessageAddedEvent, None]:
-        viewer = require(info.context.viewer)
+        viewer = core.require_viewer(info.context.viewer)
         thread = await messages.visible_thread(
             viewer,
             request_id=int(request_id.node_id)
@@ -614,7 +600,7 @@ class SupportSubscription:
             if envelope.kind == THREAD_CLOSED:
                 # The relationship ended: the thread is read-only, so the live feed ends too.
                 return
-            msg = await messages.visible_message(viewer, int(envelope.payload["messageId"]))
+            [msg] = await relationship_access.messages(viewer, [envelope.payload["messageId"]])
             if msg is not None:
                 yield MessageAddedEvent(
                     cursor=envelope.cursor, occurred_at=envelope.occurred_at, message=Message.from_model(msg)

@@ -17,12 +17,14 @@ from strawberry.permission import BasePermission
 from models import tickets as m
 from models.accounts import ApiScope as Scope
 from resolvers import tickets
+from resolvers.access import relationships as relationship_access
+from resolvers.access import requests as request_access
+from resolvers.access import tickets as access
 from resolvers.events import advocate_channel
 from resolvers.pagination import Page
-from resolvers.viewer import require
 from schema.accounts import User
 from schema.advocates import AdvocatePayload
-from schema.connections import decode_id, int_ids, to_connection
+from schema.connections import decode_id, nodes, to_connection
 from schema.context import Info
 from schema.enums import SlaClockKind, SlaState, TicketChange, TicketOrder, TicketOutcome, TicketStatus
 from schema.errors import UserError, attempt
@@ -101,11 +103,7 @@ class ChecklistItem(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Any, required: bool = False
     ) -> list[ChecklistItem | None]:
-        out: list[ChecklistItem | None] = []
-        for row_id in int_ids(node_ids):
-            item = None if row_id is None else await tickets.visible_item(info.context.viewer, row_id)
-            out.append(cls.from_model(item) if item else None)
-        return out
+        return await nodes(info.context.viewer, node_ids, access.items, cls.from_model)
 
 
 @strawberry.type(description="A private note on a ticket. Only the ticket's advocate ever sees it.")
@@ -128,11 +126,7 @@ class TicketNote(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Any, required: bool = False
     ) -> list[TicketNote | None]:
-        out: list[TicketNote | None] = []
-        for row_id in int_ids(node_ids):
-            note = None if row_id is None else await tickets.visible_note(info.context.viewer, row_id)
-            out.append(cls.from_model(note) if note else None)
-        return out
+        return await nodes(info.context.viewer, node_ids, access.notes, cls.from_model)
 
 
 @strawberry.type(description="A page of a ticket's private notes, newest first.")
@@ -155,15 +149,7 @@ class ChecklistTemplate(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Any, required: bool = False
     ) -> list[ChecklistTemplate | None]:
-        out: list[ChecklistTemplate | None] = []
-        for row_id in int_ids(node_ids):
-            t = None if row_id is None else await tickets.visible_template(info.context.viewer, row_id)
-            out.append(cls.from_model(t) if t else None)
-        return out
-
-
-def _owner(info: Info, row: m.Ticket) -> bool:
-    return tickets.can_view(info.context.viewer, row)
+        return await nodes(info.context.viewer, node_ids, access.templates, cls.from_model)
 
 
 @strawberry.type(
@@ -207,7 +193,7 @@ class Ticket(relay.Node):
 
     @strawberry.field(description="Your private note on resolving it.")
     def resolution_note(self, info: Info) -> str | None:
-        return self._row.resolution_note or None if _owner(info, self._row) else None
+        return self._row.resolution_note or None if access.may_read(info.context.viewer, self._row) else None
 
     @strawberry.field(description="The state of the next-due running clock; null when none is running.")
     def sla_state(self, info: Info) -> SlaState | None:
@@ -221,14 +207,16 @@ class Ticket(relay.Node):
     @strawberry.field(description="The support request.")
     async def request(self, info: Info) -> SupportRequest | None:
         row = await info.context.loaders.request.load(self._row.request_id)
-        return SupportRequest.from_model(row) if row else None
+        seen = row is not None and request_access.may_read(info.context.viewer, row)
+        return SupportRequest.from_model(row) if row and seen else None
 
     @strawberry.field(description="The support relationship, once the request was accepted.")
     async def relationship(self, info: Info) -> SupportRelationship | None:
         if self._row.relationship_id is None:
             return None
         row = await info.context.loaders.relationship.load(self._row.relationship_id)
-        return SupportRelationship.from_model(row) if row else None
+        seen = row is not None and relationship_access.may_read(info.context.viewer, row)
+        return SupportRelationship.from_model(row) if row and seen else None
 
     @strawberry.field(description="The family's name.")
     async def family_display_name(self, info: Info) -> str:
@@ -241,7 +229,7 @@ class Ticket(relay.Node):
 
     @strawberry.field(description="The checklist, in order (at most 100 items).")
     async def checklist(self, info: Info) -> list[ChecklistItem]:
-        if not _owner(info, self._row):
+        if not access.may_read(info.context.viewer, self._row):
             return []
         return [ChecklistItem.from_model(i) for i in await info.context.loaders.checklist.load(self.id)]
 
@@ -250,7 +238,7 @@ class Ticket(relay.Node):
         self, info: Info, first: int | None = 20, after: str | None = None
     ) -> TicketNoteConnection:
         key = tickets.notes_key(self.id, first, after)
-        if not _owner(info, self._row):
+        if not access.may_read(info.context.viewer, self._row):
             empty: Page[m.TicketNote] = Page([], [], has_next_page=False, has_previous_page=False)
             return to_connection(TicketNoteConnection, empty, TicketNote.from_model)  # type: ignore[return-value]
         page = await info.context.loaders.notes.load(key)
@@ -260,11 +248,7 @@ class Ticket(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Any, required: bool = False
     ) -> list[Ticket | None]:
-        out: list[Ticket | None] = []
-        for row_id in int_ids(node_ids):
-            t = None if row_id is None else await tickets.visible(info.context.viewer, row_id)
-            out.append(cls.from_model(t) if t else None)
-        return out
+        return await nodes(info.context.viewer, node_ids, access.tickets, cls.from_model)
 
 
 @strawberry.type(description="A page of the ticket queue.")
@@ -401,7 +385,7 @@ class TicketUpdatedEvent:
 async def _ticket(info: Info, ticket_id: int | None) -> Ticket | None:
     if ticket_id is None:
         return None
-    row = await tickets.visible(info.context.viewer, ticket_id)
+    [row] = await access.tickets(info.context.viewer, [ticket_id])
     return Ticket.from_model(row) if row else None
 
 
@@ -676,11 +660,11 @@ class TicketSubscription:
     async def ticket_updated(
         self, info: Info, after: str | None = None
     ) -> AsyncGenerator[TicketUpdatedEvent, None]:
-        viewer = require(info.context.viewer)
+        viewer = access.reader(info.context.viewer)
         assert viewer.advocate_id is not None
         channel = advocate_channel(viewer.advocate_id)
         async for envelope in stream(info, viewer, channel, after, {tickets.TICKET_UPDATED}):
-            row = await tickets.visible(viewer, int(envelope.payload["ticketId"]))
+            [row] = await access.tickets(viewer, [envelope.payload["ticketId"]])
             if row is None:
                 continue
             yield TicketUpdatedEvent(

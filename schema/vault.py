@@ -12,14 +12,16 @@ from strawberry import relay
 
 from models import vault as m
 from models.accounts import ApiScope as Scope
-from models.families import Family as FamilyRow
 from models.support import SupportRelationship as RelationshipRow
 from resolvers import grants, relationships, vault
+from resolvers.access import accounts as account_access
+from resolvers.access import core
+from resolvers.access import relationships as relationship_access
+from resolvers.access import vault as access
 from resolvers.errors import NotFound
 from resolvers.events import user_channel
-from resolvers.viewer import require
 from schema.accounts import User
-from schema.connections import decode_id, int_ids, to_connection
+from schema.connections import decode_id, nodes, to_connection
 from schema.context import Info
 from schema.enums import CloseReason, EhcpStage
 from schema.errors import UserError, attempt
@@ -69,14 +71,7 @@ class Evidence(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Any, required: bool = False
     ) -> list[Evidence | None]:
-        viewer = info.context.viewer
-        out: list[Evidence | None] = []
-        for row_id in int_ids(node_ids):
-            e = None
-            if viewer is not None and viewer.family_id is not None and row_id is not None:
-                e = await m.Evidence.get_or_none(id=row_id, family_id=viewer.family_id)
-            out.append(cls.from_model(e) if e else None)
-        return out
+        return await nodes(info.context.viewer, node_ids, access.evidence, cls.from_model)
 
 
 @strawberry.type(description="A dated entry in a child's timeline.")
@@ -99,14 +94,7 @@ class TimelineEntry(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Any, required: bool = False
     ) -> list[TimelineEntry | None]:
-        viewer = info.context.viewer
-        out: list[TimelineEntry | None] = []
-        for row_id in int_ids(node_ids):
-            t = None
-            if viewer is not None and viewer.family_id is not None and row_id is not None:
-                t = await m.TimelineEntry.get_or_none(id=row_id, family_id=viewer.family_id)
-            out.append(cls.from_model(t) if t else None)
-        return out
+        return await nodes(info.context.viewer, node_ids, access.timeline_entries, cls.from_model)
 
 
 @strawberry.type(description="A child's EHCP case, with the statutory dates that follow from the request.")
@@ -247,18 +235,15 @@ class VaultGrant(relay.Node):
 
     @strawberry.field(description="The relationship it belongs to.")
     async def relationship(self, info: Info) -> SupportRelationship | None:
-        row = await relationships.visible(info.context.viewer, self._row.relationship_id)
-        return SupportRelationship.from_model(row) if row else None
+        row = await info.context.loaders.relationship.load(self._row.relationship_id)
+        seen = row is not None and relationship_access.may_read(info.context.viewer, row)
+        return SupportRelationship.from_model(row) if row and seen else None
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Any, required: bool = False
     ) -> list[VaultGrant | None]:
-        out: list[VaultGrant | None] = []
-        for row_id in int_ids(node_ids):
-            g = None if row_id is None else await grants.visible(info.context.viewer, row_id)
-            out.append(cls.from_model(g) if g else None)
-        return out
+        return await nodes(info.context.viewer, node_ids, access.grants, cls.from_model)
 
 
 @strawberry.type(description="One read of the Vault by someone other than the family.")
@@ -269,6 +254,10 @@ class VaultAccessLogEntry(relay.Node):
     at: datetime = strawberry.field(description="When.")
     actor_id: strawberry.Private[int]
 
+    @classmethod
+    def from_model(cls, r: m.VaultAccessLog) -> VaultAccessLogEntry:
+        return cls(id=r.id, scope=r.scope, what=r.what, at=r.at, actor_id=r.actor_id)
+
     @strawberry.field(description="Who read it.")
     async def actor(self, info: Info) -> User | None:
         user = await info.context.loaders.user.load(self.actor_id)
@@ -278,7 +267,7 @@ class VaultAccessLogEntry(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Any, required: bool = False
     ) -> list[VaultAccessLogEntry | None]:
-        return [None for _ in node_ids]
+        return await nodes(info.context.viewer, node_ids, access.access_log_entries, cls.from_model)
 
 
 @strawberry.type(description="A page of the Vault access log, newest first.")
@@ -304,11 +293,7 @@ class Review(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Any, required: bool = False
     ) -> list[Review | None]:
-        out: list[Review | None] = []
-        for row_id in int_ids(node_ids):
-            r = None if row_id is None else await m.Review.get_or_none(id=row_id, hidden_at__isnull=True)
-            out.append(cls.from_model(r) if r else None)
-        return out
+        return await nodes(info.context.viewer, node_ids, account_access.reviews, cls.from_model)
 
 
 @strawberry.type(description="A page of reviews, newest first.")
@@ -449,7 +434,7 @@ class VaultQuery:
             row_id = int(family_id.node_id)
         except ValueError:
             return None
-        acc = await vault.access(info.context.services, info.context.viewer, row_id)
+        acc = await access.access(info.context.services, info.context.viewer, row_id)
         return Vault(family_id=row_id) if acc is not None else None
 
     @strawberry.field(
@@ -613,14 +598,14 @@ class VaultSubscription:
     async def access_revoked(
         self, info: Info, after: str | None = None
     ) -> AsyncGenerator[AccessRevokedEvent, None]:
-        viewer = require(info.context.viewer)
+        viewer = core.require_viewer(info.context.viewer)
         async for envelope in stream(
             info, viewer, user_channel(viewer.user_id), after, {grants.ACCESS_REVOKED}
         ):
-            grant = await grants.visible(viewer, int(envelope.payload["grantId"]))
-            if grant is None:
+            [grant] = await access.grants(viewer, [envelope.payload["grantId"]])
+            family = await info.context.loaders.family.load(grant.family_id) if grant else None
+            if grant is None or family is None:
                 continue
-            family = await FamilyRow.get(id=grant.family_id)
             yield AccessRevokedEvent(
                 cursor=envelope.cursor,
                 occurred_at=envelope.occurred_at,
@@ -634,8 +619,4 @@ async def access_log_connection(
     info: Info, family_id: int, first: int | None, after: str | None
 ) -> VaultAccessLogConnection:
     page = await vault.access_log(info.context.viewer, family_id, first, after)
-    return to_connection(  # type: ignore[return-value]
-        VaultAccessLogConnection,
-        page,
-        lambda r: VaultAccessLogEntry(id=r.id, scope=r.scope, what=r.what, at=r.at, actor_id=r.actor_id),
-    )
+    return to_connection(VaultAccessLogConnection, page, VaultAccessLogEntry.from_model)  # type: ignore[return-value]

@@ -1,0 +1,120 @@
+"""The parts every access rule is made of: the viewer's role and token scopes, a row's parties,
+and deciding for many rows at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
+
+from tortoise.models import Model
+
+from models.accounts import ApiScope, Role
+from resolvers.errors import Forbidden, NotFound, Unauthenticated
+from resolvers.viewer import Viewer
+
+M = TypeVar("M", bound=Model)
+Rule = Callable[[Viewer | None, M], bool]
+
+# Row ids are signed 64-bit integers: anything outside cannot name a row.
+_MAX_ID = 2**63 - 1
+
+
+def require_viewer(viewer: Viewer | None) -> Viewer:
+    """The viewer, or UNAUTHENTICATED."""
+    if viewer is None:
+        raise Unauthenticated()
+    return viewer
+
+
+def require(
+    viewer: Viewer | None,
+    *,
+    roles: Iterable[Role] | None = None,
+    scope: ApiScope | None = None,
+    session_only: bool = False,
+) -> Viewer:
+    """The viewer if its role, token scope and kind allow the action; otherwise the top-level error."""
+    v = require_viewer(viewer)
+    if roles is not None and v.role not in set(roles):
+        raise Forbidden()
+    if session_only and v.is_api_token:
+        raise Forbidden("API tokens cannot do this; sign in instead.")
+    if scope is not None and not v.has_scope(scope):
+        raise Forbidden(f"This API token lacks the {scope.value} scope.")
+    return v
+
+
+def holds(viewer: Viewer | None, scope: ApiScope) -> bool:
+    """A signed-in viewer whose credential carries `scope` (sessions carry every scope)."""
+    return viewer is not None and viewer.has_scope(scope)
+
+
+def _same(mine: int | None, theirs: int | None) -> bool:
+    return mine is not None and mine == theirs
+
+
+def is_family(viewer: Viewer | None, scope: ApiScope, family_id: int | None) -> bool:
+    """The family `family_id` itself, with `scope`."""
+    return viewer is not None and holds(viewer, scope) and _same(viewer.family_id, family_id)
+
+
+def is_advocate(viewer: Viewer | None, scope: ApiScope, advocate_id: int | None) -> bool:
+    """The advocate `advocate_id` itself, with `scope`."""
+    return viewer is not None and holds(viewer, scope) and _same(viewer.advocate_id, advocate_id)
+
+
+def acting_family(viewer: Viewer | None, scope: ApiScope) -> Viewer:
+    """A family acting on its own rows, with `scope`; otherwise the top-level error."""
+    v = require(viewer, roles=[Role.FAMILY], scope=scope)
+    assert v.family_id is not None
+    return v
+
+
+def acting_advocate(viewer: Viewer | None, scope: ApiScope | None, *, session_only: bool = False) -> Viewer:
+    """An advocate acting on its own rows, with `scope` (or signed in); otherwise the top-level error."""
+    v = require(viewer, roles=[Role.ADVOCATE], scope=scope, session_only=session_only)
+    assert v.advocate_id is not None
+    return v
+
+
+def is_party(viewer: Viewer | None, scope: ApiScope, family_id: int, advocate_id: int) -> bool:
+    """The family or the advocate a row is between, with `scope`."""
+    return is_family(viewer, scope, family_id) or is_advocate(viewer, scope, advocate_id)
+
+
+def keep(viewer: Viewer | None, rows: Iterable[M], rule: Rule[M]) -> list[M]:
+    """The rows `rule` lets the viewer see, in their order."""
+    return [row for row in rows if rule(viewer, row)]
+
+
+def row_id(raw: object) -> int | None:
+    """A row id from a client (a node id), or None when it cannot name a row."""
+    try:
+        value = int(raw)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+    return value if 0 < value <= _MAX_ID else None
+
+
+async def fetch(
+    viewer: Viewer | None, model: type[M], ids: Sequence[object], rule: Rule[M], *related: str
+) -> list[M | None]:
+    """The rows with these ids in one query, each in its place, or None where absent or not the
+    viewer's to see (the two look the same)."""
+    wanted = {i for i in (row_id(raw) for raw in ids) if i is not None}
+    found: dict[int, M] = {}
+    if wanted:
+        query = model.filter(id__in=sorted(wanted))
+        if related:
+            query = query.select_related(*related)
+        found = {row.pk: row for row in await query if rule(viewer, row)}
+    return [found.get(i) if i is not None else None for i in (row_id(raw) for raw in ids)]
+
+
+async def own_row(model: type[M], wanted: int, what: str, field: str, **owner: int | None) -> M:
+    """A row the acting family or advocate is changing, if it is theirs (`owner`: the column that
+    names them and their id); NOT_FOUND otherwise, the same as for a row that does not exist."""
+    row = await model.filter(id=wanted, **owner).first()
+    if row is None:
+        raise NotFound(what, field)
+    return row

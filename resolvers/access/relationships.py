@@ -1,0 +1,34 @@
+"""Who may see a support relationship and the message thread it shares with its request: the two
+parties (API tokens need REQUESTS_READ to read, REQUESTS_WRITE to post)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from models.accounts import ApiScope
+from models.support import Message, SupportRelationship, Thread
+from resolvers.access import core
+from resolvers.viewer import Viewer
+
+
+def may_read(viewer: Viewer | None, relationship: SupportRelationship) -> bool:
+    """Its family and its advocate."""
+    return core.is_party(viewer, ApiScope.REQUESTS_READ, relationship.family_id, relationship.advocate_id)
+
+
+async def relationships(viewer: Viewer | None, ids: Sequence[object]) -> list[SupportRelationship | None]:
+    return await core.fetch(viewer, SupportRelationship, ids, may_read)
+
+
+def may_use_thread(viewer: Viewer | None, thread: Thread, scope: ApiScope = ApiScope.REQUESTS_READ) -> bool:
+    """The family and the advocate of the thread, when the caller's credential carries `scope`."""
+    return core.is_party(viewer, scope, thread.family_id, thread.advocate_id)
+
+
+def may_read_message(viewer: Viewer | None, message: Message) -> bool:
+    """A message, to the parties of its thread."""
+    return may_use_thread(viewer, message.thread)
+
+
+async def messages(viewer: Viewer | None, ids: Sequence[object]) -> list[Message | None]:
+    return await core.fetch(viewer, Message, ids, may_read_message, "thread")

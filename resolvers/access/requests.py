@@ -1,0 +1,44 @@
+"""Who may see and act on a support request: the family that sent it and the advocate it was sent
+to; nobody else, admins included. Their parts of the child's record belong to `access.vault`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tortoise.expressions import Q
+
+from models.accounts import ApiScope, Role
+from models.support import SupportRequest
+from resolvers.access import core
+from resolvers.viewer import Viewer
+
+
+def may_read(viewer: Viewer | None, request: SupportRequest) -> bool:
+    """Its family and its advocate (API tokens need REQUESTS_READ)."""
+    return core.is_party(viewer, ApiScope.REQUESTS_READ, request.family_id, request.advocate_id)
+
+
+async def requests(viewer: Viewer | None, ids: Sequence[object]) -> list[SupportRequest | None]:
+    return await core.fetch(viewer, SupportRequest, ids, may_read)
+
+
+def listed(viewer: Viewer | None) -> Q:
+    """The requests (or relationships) a viewer's list holds: what a family sent, or what an
+    advocate received; FORBIDDEN for anyone else or without REQUESTS_READ. `may_read`, as a filter."""
+    v = core.require(viewer, roles=[Role.FAMILY, Role.ADVOCATE], scope=ApiScope.REQUESTS_READ)
+    return Q(family_id=v.family_id) if v.family_id is not None else Q(advocate_id=v.advocate_id)
+
+
+def family_writer(viewer: Viewer | None) -> Viewer:
+    """A family sending or withdrawing a request, or reviewing a relationship."""
+    return core.acting_family(viewer, ApiScope.REQUESTS_WRITE)
+
+
+def advocate_writer(viewer: Viewer | None) -> Viewer:
+    """An advocate answering a request sent to it."""
+    return core.acting_advocate(viewer, ApiScope.REQUESTS_WRITE)
+
+
+def party_writer(viewer: Viewer | None) -> Viewer:
+    """Either side acting on a request, relationship or thread (row checks follow)."""
+    return core.require(viewer, roles=[Role.FAMILY, Role.ADVOCATE], scope=ApiScope.REQUESTS_WRITE)
