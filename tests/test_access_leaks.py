@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 from tests.client import GraphQLClient
-from tests.factories import PASSWORD, add_child, advocate, api_token, send_request, sign_up
+from tests.factories import PASSWORD, add_child, advocate, api_token, send_request, sign_up, user_cursor
 from tests.test_support_requests import ACCEPT
 from tests.test_vault import READ_EVIDENCE, _evidence, _grant, _supported
 
@@ -76,8 +76,7 @@ async def test_a_token_without_vault_read_reads_no_child_record(gql: GraphQLClie
     )
     async with gql.socket(live) as sock:
         await sock.ack()
-        op = await sock.subscribe(subscription)
-        await sock.expect_silence(0.3)
+        op = await sock.subscribe(subscription, {"a": await user_cursor(family)})
         await gql.data(ACCEPT, {"input": {"requestId": request_id}}, adv.token)
         event = (await sock.next_event(op))["data"]["supportRequestUpdated"]
         assert event["supportRequest"] == {"childDisplayName": "Sam", "child": None}
