@@ -51,7 +51,8 @@ async def _admin_connect(url: str) -> asyncpg.Connection:
         port=parts.port or 5432,
         user=parts.username or "postgres",
         password=parts.password,
-        database=parts.path.lstrip("/") or "postgres",
+        # The maintenance database, which every cluster has: the one named in the URL need not exist.
+        database="postgres",
     )
 
 
