@@ -16,6 +16,8 @@ from resolvers.viewer import Viewer
 
 DEMO_PASSWORD = "demo-password-123"
 FAMILY = ("family@demo.senvault.test", "Sam Taylor (demo family)")
+# A second family, supported by Priya with part of its Vault shared: her Vault view and `accessRevoked`.
+SECOND_FAMILY = ("family2@demo.senvault.test", "Chris Morgan (demo family)")
 ADMIN = ("admin@demo.senvault.test", "Demo Admin")
 # email, name, type, specialisms, areas, availability, verified
 ADVOCATES = [
@@ -77,7 +79,7 @@ async def _viewer(services: Services, email: str) -> Viewer:
 async def seed(services: Services) -> list[str]:
     """Create the demo accounts and requests unless they exist; returns how to sign in."""
     lines = [f"Demo accounts (password for each: {DEMO_PASSWORD}):"]
-    lines += [f"  family    {FAMILY[0]}"]
+    lines += [f"  family    {FAMILY[0]}", f"  family    {SECOND_FAMILY[0]}"]
     lines += [f"  advocate  {a[0]}  ({a[1]})" for a in ADVOCATES]
     lines += [f"  admin     {ADMIN[0]}"]
     if await User.exists(email_key=FAMILY[0]):
@@ -132,9 +134,10 @@ async def seed(services: Services) -> list[str]:
         )
         return int(request.id)
 
-    # Pending: waiting on Priya.
+    # Pending: waiting on the charity. (Priya, the first advocate in the directory, has nothing open
+    # with this family, so the first request someone tries, to her, goes through.)
     await send(
-        priya,
+        charity,
         alex.id,
         "The council refused to assess Alex. We want to appeal and need help with the evidence.",
         [SupportType.TRIBUNAL_APPEAL, SupportType.EHC_NEEDS_ASSESSMENT],
@@ -213,6 +216,7 @@ async def seed(services: Services) -> list[str]:
         "Both exclusions followed a change of teaching assistant. Parent is anxious about a permanent "
         "exclusion; explain the governors' review at our first call.",
     )
+    await _second_family(services, priya)
     # Declined by the solicitor, with alternatives.
     declined = await send(solicitor, jo.id, "Do we need a solicitor?", [SupportType.ADVICE])
     await support_requests.decline(
@@ -227,3 +231,50 @@ async def seed(services: Services) -> list[str]:
         ],
     )
     return lines
+
+
+async def _second_family(services: Services, priya: int) -> None:
+    """Chris Morgan's Riley, supported by Priya, with Riley's evidence and timeline shared with her."""
+    await accounts.sign_up(services, SECOND_FAMILY[0], DEMO_PASSWORD, SECOND_FAMILY[1], Role.FAMILY)
+    family = await _viewer(services, SECOND_FAMILY[0])
+    riley = await families.add_child(
+        services,
+        family,
+        display_name="Riley",
+        date_of_birth=date(2014, 6, 21),
+        ehcp_stage=EhcpStage.DRAFT_PLAN,
+        local_authority="Bradford",
+    )
+    request = await support_requests.send(
+        services,
+        family,
+        advocate_id=priya,
+        child_id=riley.id,
+        message="The draft plan leaves out Riley's speech and language therapy.",
+        support_types=[SupportType.DRAFT_PLAN_REVIEW],
+    )
+    await support_requests.accept(
+        services,
+        await _viewer(services, ADVOCATES[0][0]),
+        request.id,
+        "Hello, I'm Priya. Please share the draft plan and the therapist's report.",
+    )
+    for title, category, on in [
+        ("Draft EHC plan", EvidenceCategory.EHCP_DOCUMENT, date(2026, 2, 9)),
+        ("Speech and language therapy report", EvidenceCategory.MEDICAL, date(2025, 10, 14)),
+    ]:
+        await vault.add_evidence(
+            services, family, child_id=riley.id, title=title, category=category, on=on, description=""
+        )
+    await vault.add_timeline_entry(
+        services, family, child_id=riley.id, on=date(2026, 2, 9), title="Draft plan received", note=""
+    )
+    relationship = await SupportRelationship.get(request_id=request.id)
+    await grants.grant(
+        services,
+        family,
+        relationship_id=relationship.id,
+        scopes=[VaultScope.EVIDENCE, VaultScope.TIMELINE],
+        child_ids=[riley.id],
+        expires_at=None,
+    )
