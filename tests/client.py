@@ -52,7 +52,9 @@ class GraphQLClient:
         self, token: str | None, protocol: str = TRANSPORT_WS, init_payload: Any = None
     ) -> AsyncIterator[Socket]:
         """An acknowledged websocket (or one the server closed: see `Socket.closed_code`)."""
-        async with connect(self.ws_url, subprotocols=[protocol]) as ws:  # type: ignore[list-item]
+        # No client-side queue bound: a test may leave events of other subscriptions unread, and a
+        # bounded queue would stop reading the socket, close frame included, until close_timeout.
+        async with connect(self.ws_url, subprotocols=[protocol], max_queue=None) as ws:  # type: ignore[list-item]
             sock = Socket(ws, protocol)
             payload = (
                 init_payload
