@@ -297,10 +297,11 @@ async def readyz(request: Request) -> Response:
     )
 
 
-async def _sweep(services: Services, every: float) -> None:
-    """Clock-driven changes: requests and grants expiring, SLA clocks turning, old events pruned,
-    open sockets' credentials re-checked. Every process sweeps; conditional writes keep each
-    change to one process. Each step runs on its own, so one failing does not hold up the rest."""
+async def sweep_once(services: Services) -> None:
+    """One pass of the clock-driven changes: requests and grants expiring, SLA clocks turning, old
+    events pruned, open sockets' credentials re-checked. Every process sweeps; conditional writes
+    keep each change to one process. Each step runs on its own, so one failing does not hold up
+    the rest."""
     from resolvers import events, grants, support_requests, tickets
 
     steps: list[tuple[str, Callable[[Services], Awaitable[object]]]] = [
@@ -310,13 +311,18 @@ async def _sweep(services: Services, every: float) -> None:
         ("prune events", events.prune),
         ("recheck sockets", services.connections.recheck),
     ]
+    for name, step in steps:
+        try:
+            await step(services)
+        except Exception:
+            log.exception("sweep step %r failed; retrying at the next interval", name)
+
+
+async def _sweep(services: Services, every: float) -> None:
+    """`sweep_once` every `every` seconds, for the life of the app."""
     while True:
         await asyncio.sleep(every)
-        for name, step in steps:
-            try:
-                await step(services)
-            except Exception:
-                log.exception("sweep step %r failed; retrying at the next interval", name)
+        await sweep_once(services)
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:

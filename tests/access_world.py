@@ -8,16 +8,14 @@ a review; another family, another advocate, an admin; API tokens for each single
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from resolvers.clock import Clock
-from tests.client import DEADLINE, GraphQLClient
-from tests.factories import Account, add_child, admin, advocate, send_request, sign_up
+from tests.client import GraphQLClient
+from tests.factories import Account, add_child, admin, advocate, send_request, sign_up, sweep
 
 SCOPES = [
     "REQUESTS_READ",
@@ -275,17 +273,12 @@ async def build(gql: GraphQLClient, clock: Clock) -> World:
 
     # The expired grant: its expiry passes, and the sweeper tells its advocate.
     clock.offset += timedelta(hours=2)
-    # The sweeper runs every 0.1 s in tests; the deadline only turns a hang into a failure.
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        status = await gql.data(
-            "query($g: ID!) { node(id: $g) { ... on VaultGrant { status revokedAt } } }",
-            {"g": grants[ADV_EXPIRED]},
-            advocates[ADV_EXPIRED].token,
-        )
-        if status["node"]["revokedAt"] is not None:
-            break
-        await asyncio.sleep(0.05)
+    await sweep(gql)
+    status = await gql.data(
+        "query($g: ID!) { node(id: $g) { ... on VaultGrant { status revokedAt } } }",
+        {"g": grants[ADV_EXPIRED]},
+        advocates[ADV_EXPIRED].token,
+    )
     assert status["node"]["status"] == "EXPIRED", status
 
     # The actors.

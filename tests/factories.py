@@ -253,3 +253,18 @@ async def cursor_now(channel: str) -> str:
 async def user_cursor(account: Account) -> str:
     """`cursor_now` for the feeds on a person's own channel (requests, notifications, accessRevoked)."""
     return await cursor_now(events.user_channel(db_id(account.user_id)))
+
+
+async def sweep(gql: GraphQLClient) -> None:
+    """Run the served app's clock-driven changes once, now (the app also sweeps by itself every
+    0.1 s in tests): after moving the test clock, a test sweeps and then asserts, instead of
+    polling until the background sweep has come round."""
+    import server
+
+    assert gql.app is not None, "sweep() needs the app served in this process"
+    await server.sweep_once(gql.app.state.services)
+
+
+async def advocate_cursor(account: AdvocateAccount) -> str:
+    """`cursor_now` for the advocate's dashboard feed (`ticketUpdated`)."""
+    return await cursor_now(events.advocate_channel(db_id(account.advocate_id)))

@@ -25,7 +25,7 @@ from resolvers.events import thread_channel, unit_of_work, user_channel
 from resolvers.services import Services
 from tests.client import LEGACY_WS, TRANSPORT_WS, GraphQLClient, Socket
 from tests.conftest import Live
-from tests.factories import PASSWORD, Account, add_child, advocate, send_request, sign_up
+from tests.factories import PASSWORD, Account, add_child, advocate, send_request, sign_up, sweep, user_cursor
 from tests.test_support_requests import ACCEPT, DECLINE, SEND_MESSAGE
 from tests.test_vault import END
 
@@ -64,16 +64,12 @@ async def test_a_cursor_older_than_the_retained_log_gets_cursor_expired(
     channel = user_channel(_db_id(account.user_id))
     async with gql.socket(account.token) as sock:
         await sock.ack()
-        op = await sock.subscribe(NOTIFICATIONS)
-        await sock.expect_silence(0.3)
+        op = await sock.subscribe(NOTIFICATIONS, {"after": await user_cursor(account)})
         await _log_in(gql, account)
         await _log_in(gql, account)
         first, second = await _events_of(sock, op, 2)
     clock.advance(timedelta(days=31))
-    for _ in range(100):  # the sweep runs every 0.1 s in tests
-        if not await StoredEvent.filter(channel=channel).exists():
-            break
-        await asyncio.sleep(0.05)
+    await sweep(gql)
     assert not await StoredEvent.filter(channel=channel).exists()
     token = await _log_in(gql, account)  # a new event, within the retention
     async with gql.socket(token) as sock:
@@ -93,7 +89,7 @@ async def test_recent_events_are_kept(gql: GraphQLClient, clock: Clock) -> None:
     channel = user_channel(_db_id(account.user_id))
     await _log_in(gql, account)
     clock.advance(timedelta(days=29))
-    await asyncio.sleep(0.5)
+    await sweep(gql)
     assert await StoredEvent.filter(channel=channel).count() == 1
 
 
@@ -121,8 +117,7 @@ async def test_events_published_out_of_commit_order_arrive_in_order_once(
     committed = []
     async with gql.socket(account.token) as sock:
         await sock.ack()
-        op = await sock.subscribe(NOTIFICATIONS)
-        await sock.expect_silence(0.3)
+        op = await sock.subscribe(NOTIFICATIONS, {"after": await user_cursor(account)})
         for title in ("first", "second", "third"):
             async with unit_of_work(quiet) as outbox:
                 await notifications.notify(outbox, user_id, NotificationKind.NEW_SIGN_IN, title)

@@ -65,8 +65,7 @@ async def test_new_requests_missed_while_offline_are_replayed_in_order(gql: Grap
     children = [await add_child(gql, family, displayName=f"Child {i}") for i in range(3)]
     async with gql.socket(adv.token) as sock:
         await sock.ack()
-        op = await sock.subscribe(NEW_REQUESTS)
-        await sock.expect_silence(0.3)
+        op = await sock.subscribe(NEW_REQUESTS, {"after": await user_cursor(adv)})
         first = (await send_request(gql, family, adv.advocate_id, children[0]))["supportRequest"]["id"]
         cursor = (await sock.next_event(op))["data"]["newSupportRequest"]["cursor"]
     missed = [

@@ -8,7 +8,7 @@ import pytest
 
 from resolvers.clock import Clock
 from tests.client import LEGACY_WS, TRANSPORT_WS, GraphQLClient
-from tests.factories import PASSWORD, Account, sign_up
+from tests.factories import PASSWORD, Account, sign_up, user_cursor
 
 NOTIFICATIONS = """
 subscription($after: String) {
@@ -56,8 +56,7 @@ async def test_notification_is_delivered_live(gql: GraphQLClient, protocol: str)
     account = await sign_up(gql)
     async with gql.socket(account.token, protocol) as sock:
         await sock.ack()
-        op = await sock.subscribe(NOTIFICATIONS)
-        await sock.expect_silence(0.3)
+        op = await sock.subscribe(NOTIFICATIONS, {"after": await user_cursor(account)})
         await _log_in(gql, account)
         event = (await sock.next_event(op))["data"]["notificationReceived"]
     assert event["notification"]["kind"] == "NEW_SIGN_IN"
@@ -69,8 +68,7 @@ async def test_nobody_receives_another_persons_notifications(gql: GraphQLClient)
     someone = await sign_up(gql)
     async with gql.socket(me.token) as sock:
         await sock.ack()
-        await sock.subscribe(NOTIFICATIONS)
-        await sock.expect_silence(0.3)
+        await sock.subscribe(NOTIFICATIONS, {"after": await user_cursor(me)})
         await _log_in(gql, someone)
         await sock.expect_silence(0.5)
 
@@ -81,8 +79,7 @@ async def test_subscription_resumes_after_a_cursor_without_gap_or_duplicate(
     account = await sign_up(gql)
     async with gql.socket(account.token) as sock:
         await sock.ack()
-        op = await sock.subscribe(NOTIFICATIONS)
-        await sock.expect_silence(0.3)
+        op = await sock.subscribe(NOTIFICATIONS, {"after": await user_cursor(account)})
         await _log_in(gql, account)
         first = (await sock.next_event(op))["data"]["notificationReceived"]
     # Offline: two more sign-ins happen.
@@ -106,8 +103,7 @@ async def test_a_cursor_from_another_channel_is_refused(gql: GraphQLClient) -> N
     other = await sign_up(gql)
     async with gql.socket(other.token) as sock:
         await sock.ack()
-        op = await sock.subscribe(NOTIFICATIONS)
-        await sock.expect_silence(0.3)
+        op = await sock.subscribe(NOTIFICATIONS, {"after": await user_cursor(other)})
         await _log_in(gql, other)
         foreign = (await sock.next_event(op))["data"]["notificationReceived"]["cursor"]
     async with gql.socket(me.token) as sock:
@@ -162,8 +158,7 @@ async def test_an_expired_session_loses_its_socket_at_the_next_sweep(
     account = await sign_up(gql)
     async with gql.socket(account.token) as sock:
         await sock.ack()
-        await sock.subscribe(NOTIFICATIONS)
-        await sock.expect_silence(0.3)
+        await sock.subscribe(NOTIFICATIONS, {"after": await user_cursor(account)})
         clock.advance(timedelta(days=31))
         assert await sock.closed_code() == 4403
 

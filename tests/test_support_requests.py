@@ -21,6 +21,7 @@ from tests.factories import (
     advocate,
     send_request,
     sign_up,
+    sweep,
 )
 
 ACCEPT = """
@@ -299,13 +300,10 @@ async def test_withdraw_by_the_family(gql: GraphQLClient) -> None:
 async def test_unanswered_request_expires_after_fourteen_days(gql: GraphQLClient, clock: Clock) -> None:
     family, _, adv, request_id = await _open_request(gql)
     clock.advance(timedelta(days=13, hours=23))
-    await asyncio.sleep(0.3)
+    await sweep(gql)
     assert await _status(request_id) is RequestStatus.PENDING
     clock.advance(timedelta(hours=2))
-    for _ in range(50):
-        if await _status(request_id) is RequestStatus.EXPIRED:
-            break
-        await asyncio.sleep(0.05)
+    await sweep(gql)
     assert await _status(request_id) is RequestStatus.EXPIRED
     accepted = (await gql.data(ACCEPT, {"input": {"requestId": request_id}}, adv.token))[
         "acceptSupportRequest"

@@ -27,7 +27,17 @@ from resolvers.services import Services
 from resolvers.viewer import Viewer
 from tests.client import LEGACY_WS, GraphQLClient, Socket
 from tests.conftest import Live
-from tests.factories import Account, AdvocateAccount, add_child, admin, advocate, send_request, sign_up
+from tests.factories import (
+    Account,
+    AdvocateAccount,
+    add_child,
+    admin,
+    advocate,
+    advocate_cursor,
+    send_request,
+    sign_up,
+    sweep,
+)
 from tests.test_support_requests import ACCEPT, ASK, DECLINE, SEND_MESSAGE, WITHDRAW
 from tests.test_vault import END
 
@@ -220,8 +230,7 @@ async def test_a_ticket_follows_its_request_from_arrival_to_resolution_and_the_d
     child = await add_child(gql, family)
     async with gql.socket(adv.token) as sock:
         await sock.ack()
-        op = await sock.subscribe(LIVE)
-        await sock.expect_silence(0.3)
+        op = await sock.subscribe(LIVE, {"after": await advocate_cursor(adv)})
 
         request_id = (await send_request(gql, family, adv.advocate_id, child))["supportRequest"]["id"]
         event = await _next_update(sock, op)
@@ -312,11 +321,8 @@ async def test_a_request_that_ends_unaccepted_closes_its_ticket_and_stops_its_cl
 async def test_an_unanswered_request_that_expires_closes_its_ticket(gql: GraphQLClient, clock: Clock) -> None:
     case = await _case(gql)
     clock.advance(timedelta(days=14, minutes=1))
-    for _ in range(50):
-        ticket = await _ticket_by_id(gql, case.advocate, case.ticket_id)
-        if ticket["status"] == "CLOSED":
-            break
-        await asyncio.sleep(0.1)
+    await sweep(gql)
+    ticket = await _ticket_by_id(gql, case.advocate, case.ticket_id)
     assert ticket["status"] == "CLOSED"
     # It had breached long before it expired: a clock stopped after its due time stays BREACHED.
     assert _clock(ticket, "FIRST_RESPONSE")["state"] == "BREACHED"
@@ -351,13 +357,12 @@ async def test_accepting_with_a_message_meets_the_first_message_clock_at_once(gq
 
 
 async def _wait_for_notification(gql: GraphQLClient, adv: Account, kind: str) -> list[dict[str, Any]]:
-    for _ in range(50):
-        edges = (await gql.data(ADVOCATE_NOTIFICATIONS, token=adv.token))["notifications"]["edges"]
-        found = [e["node"] for e in edges if e["node"]["kind"] == kind]
-        if found:
-            return found
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no {kind} notification")
+    """The advocate's notifications of `kind`, once a sweep has run at the test clock's time."""
+    await sweep(gql)
+    edges = (await gql.data(ADVOCATE_NOTIFICATIONS, token=adv.token))["notifications"]["edges"]
+    found = [e["node"] for e in edges if e["node"]["kind"] == kind]
+    assert found, f"no {kind} notification"
+    return found
 
 
 async def _start(gql: GraphQLClient, kind: str) -> tuple[Case, int]:
@@ -380,8 +385,7 @@ async def test_a_clock_turns_at_risk_then_breached_as_time_passes_and_the_dashbo
     assert started["atRiskAt"] is None
     async with gql.socket(adv.token) as sock:
         await sock.ack()
-        op = await sock.subscribe(LIVE)
-        await sock.expect_silence(0.3)
+        op = await sock.subscribe(LIVE, {"after": await advocate_cursor(adv)})
 
         # Just before a quarter of the time is left: still on track, and nothing is said.
         clock.advance(timedelta(hours=hours * 0.75) - timedelta(minutes=5))
@@ -439,8 +443,7 @@ async def test_a_clock_met_on_time_stops_and_never_breaches(
     adv = case.advocate
     async with gql.socket(adv.token, LEGACY_WS) as sock:
         await sock.ack()
-        op = await sock.subscribe(LIVE)
-        await sock.expect_silence(0.3)
+        op = await sock.subscribe(LIVE, {"after": await advocate_cursor(adv)})
         clock.advance(timedelta(hours=hours * 0.8))
         assert (await _next_update(sock, op))["changes"] == ["SLA_AT_RISK"]
         if kind == "FIRST_RESPONSE":
@@ -475,8 +478,7 @@ async def test_a_clock_that_passed_both_thresholds_unseen_is_recorded_once_as_br
     case = await _case(gql)
     async with gql.socket(case.advocate.token) as sock:
         await sock.ack()
-        op = await sock.subscribe(LIVE)
-        await sock.expect_silence(0.3)
+        op = await sock.subscribe(LIVE, {"after": await advocate_cursor(case.advocate)})
         clock.advance(timedelta(hours=60))
         event = await _next_update(sock, op)
         assert event["changes"] == ["SLA_BREACHED"]
@@ -694,8 +696,7 @@ async def test_a_checklist_is_added_to_ticked_unticked_reordered_and_removed_liv
     adv = case.advocate
     async with gql.socket(adv.token) as sock:
         await sock.ack()
-        op = await sock.subscribe(LIVE)
-        await sock.expect_silence(0.3)
+        op = await sock.subscribe(LIVE, {"after": await advocate_cursor(adv)})
 
         first = await _add(gql, case, "  Read the EP report  ")
         assert first["userErrors"] == []
@@ -1065,8 +1066,7 @@ async def test_notes_are_added_listed_newest_first_and_deleted_live(gql: GraphQL
     adv = case.advocate
     async with gql.socket(adv.token) as sock:
         await sock.ack()
-        op = await sock.subscribe(LIVE)
-        await sock.expect_silence(0.3)
+        op = await sock.subscribe(LIVE, {"after": await advocate_cursor(adv)})
         first = (
             await gql.data(
                 ADD_NOTE, {"input": {"ticketId": case.ticket_id, "body": "Mum sounds worried."}}, adv.token
@@ -1237,8 +1237,7 @@ async def test_ticket_updates_missed_while_offline_are_replayed(gql: GraphQLClie
     adv = case.advocate
     async with gql.socket(adv.token) as sock:
         await sock.ack()
-        op = await sock.subscribe(LIVE)
-        await sock.expect_silence(0.3)
+        op = await sock.subscribe(LIVE, {"after": await advocate_cursor(adv)})
         await _add(gql, case, "First")
         cursor = (await _next_update(sock, op))["cursor"]
     await gql.data(ADD_NOTE, {"input": {"ticketId": case.ticket_id, "body": "While away"}}, adv.token)
