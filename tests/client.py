@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +17,18 @@ TRANSPORT_WS = "graphql-transport-ws"
 # also on a loaded machine. Arrival is normally a matter of milliseconds.
 DEADLINE = 30.0
 LEGACY_WS = "graphql-ws"
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Wait until `check()` holds, for state a client can only observe by asking (readiness, a
+    reconnect); fails with `what` only if it never does within DEADLINE."""
+    try:
+        async with asyncio.timeout(DEADLINE):
+            # The one polling loop of the suite, for what only a poll can observe.
+            while not await check():  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"not within {DEADLINE:.0f} s: {what}") from None
 
 
 class GraphQLClient:

@@ -12,6 +12,7 @@ from redis import asyncio as aioredis
 
 from resolvers.broadcast import BROADCAST_INTERRUPTED, SLOW_CONSUMER, Hub, SubscriptionEnded
 from resolvers.events import Envelope
+from tests.client import eventually
 from tests.conftest import require_service
 from tests.servers import PrivateRedis
 
@@ -109,11 +110,7 @@ async def test_a_killed_connection_ends_subscriptions_and_recovers(
             with pytest.raises(SubscriptionEnded) as ended:
                 await asyncio.wait_for(sub.next(), 5)
             assert ended.value.code == BROADCAST_INTERRUPTED
-        for _ in range(100):
-            if await hub.check():
-                break
-            await asyncio.sleep(0.05)
-        assert await hub.check()
+        await eventually(hub.check, "the hub reconnected")
         async with hub.subscribe(channel) as sub:
             await hub.publish(_event(channel, 2))
             assert (await asyncio.wait_for(sub.next(), 2)).seq == 2
@@ -153,11 +150,7 @@ async def test_an_unresponsive_redis_is_found_by_the_heartbeat() -> None:
                 await asyncio.wait_for(sub.next(), 1.5)
             assert ended.value.code == BROADCAST_INTERRUPTED
             assert not await hub.check()
-        for _ in range(100):
-            if await hub.check():
-                break
-            await asyncio.sleep(0.05)
-        assert await hub.check()
+        await eventually(hub.check, "the hub recovered")
         async with hub.subscribe(channel) as sub:
             await hub.publish(_event(channel, 1))
             assert (await asyncio.wait_for(sub.next(), 2)).seq == 1

@@ -23,7 +23,7 @@ from resolvers.broadcast import Hub
 from resolvers.clock import Clock
 from resolvers.events import thread_channel, unit_of_work, user_channel
 from resolvers.services import Services
-from tests.client import LEGACY_WS, TRANSPORT_WS, GraphQLClient, Socket
+from tests.client import LEGACY_WS, TRANSPORT_WS, GraphQLClient, Socket, eventually
 from tests.conftest import Live
 from tests.factories import PASSWORD, Account, add_child, advocate, send_request, sign_up, sweep, user_cursor
 from tests.test_support_requests import ACCEPT, DECLINE, SEND_MESSAGE
@@ -195,10 +195,11 @@ async def test_a_client_that_stops_reading_is_closed_with_4008_and_its_queue_sta
                 }
             )
         )
-        for _ in range(100):
-            if services.hub.subscriptions(channel):
-                break
-            await asyncio.sleep(0.02)
+
+        async def listening() -> bool:
+            return bool(services.hub.subscriptions(channel))
+
+        await eventually(listening, "the subscription is live")
         # From here on the client reads nothing, while the advocate writes long messages.
         deepest = 0
         sent = 0

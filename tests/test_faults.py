@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 import server
 from resolvers import events
 from resolvers.events import user_channel
-from tests.client import GraphQLClient
+from tests.client import GraphQLClient, eventually
 from tests.factories import PASSWORD, Account, sign_up
 from tests.servers import PrivateRedis, serve
 
@@ -154,21 +154,23 @@ async def test_a_redis_restart_is_reported_in_readyz_and_nothing_is_lost(
 
     async def restart() -> None:
         private_redis.stop()
-        for _ in range(100):
+
+        async def reported() -> bool:
             status, checks = await _ready(gql.http)
             if status == 503:
                 outage.append(checks)
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)
+            return bool(outage)
+
+        await eventually(reported, "readyz reported the outage")
         await private_redis.start()
 
     subscriber = await _run_with_fault(gql, restart)
     assert "BROADCAST_INTERRUPTED" in subscriber.interruptions
     assert outage, "readyz never reported the outage"
     assert outage[0]["broadcast"].startswith("unavailable"), outage
-    for _ in range(100):
-        if (await _ready(gql.http))[0] == 200:
-            break
-        await asyncio.sleep(0.1)
+
+    async def ready() -> bool:
+        return (await _ready(gql.http))[0] == 200
+
+    await eventually(ready, "readyz reported the recovery")
     assert await _ready(gql.http) == (200, {"database": "ok", "broadcast": "ok"})
