@@ -6,7 +6,7 @@ from datetime import date
 
 from models.accounts import Role, User
 from models.advocates import AdvocateType, Availability, Specialism, Verification
-from models.families import EhcpStage
+from models.families import Child, EhcpStage
 from models.support import DeclineReason, SuggestionKind, SupportRelationship, SupportType
 from models.tickets import ChecklistItem
 from models.vault import EvidenceCategory, VaultScope
@@ -108,15 +108,8 @@ async def seed(services: Services) -> list[str]:
         assert viewer.advocate_id is not None
         advocate_ids.append(viewer.advocate_id)
 
-    await accounts.sign_up(services, FAMILY[0], DEMO_PASSWORD, FAMILY[1], Role.FAMILY)
-    family = await _viewer(services, FAMILY[0])
-    alex = await families.add_child(
-        services,
-        family,
-        display_name="Alex",
-        date_of_birth=date(2016, 3, 14),
-        ehcp_stage=EhcpStage.ASSESSMENT_REFUSED,
-        local_authority="Leeds",
+    family, alex = await _family_with_child(
+        services, FAMILY, "Alex", date(2016, 3, 14), EhcpStage.ASSESSMENT_REFUSED, "Leeds"
     )
     jo = await families.add_child(
         services,
@@ -159,14 +152,16 @@ async def seed(services: Services) -> list[str]:
         "Hello, I'm Amina. I've read your request and would like to understand where you are.",
     )
     # Alex's Vault, part of it shared with SENDIASS for the case.
-    for title, category, on in [
-        ("Educational psychologist's report", EvidenceCategory.EP_REPORT, date(2025, 11, 3)),
-        ("Letter refusing to assess", EvidenceCategory.CORRESPONDENCE, date(2026, 1, 20)),
-        ("School report, autumn term", EvidenceCategory.SCHOOL_REPORT, date(2025, 12, 15)),
-    ]:
-        await vault.add_evidence(
-            services, family, child_id=alex.id, title=title, category=category, on=on, description=""
-        )
+    await _add_evidence(
+        services,
+        family,
+        alex.id,
+        [
+            ("Educational psychologist's report", EvidenceCategory.EP_REPORT, date(2025, 11, 3)),
+            ("Letter refusing to assess", EvidenceCategory.CORRESPONDENCE, date(2026, 1, 20)),
+            ("School report, autumn term", EvidenceCategory.SCHOOL_REPORT, date(2025, 12, 15)),
+        ],
+    )
     await vault.add_timeline_entry(
         services,
         family,
@@ -183,15 +178,7 @@ async def seed(services: Services) -> list[str]:
         local_authority="Leeds",
         request_date=date(2025, 12, 2),
     )
-    relationship = await SupportRelationship.get(request_id=accepted)
-    await grants.grant(
-        services,
-        family,
-        relationship_id=relationship.id,
-        scopes=[VaultScope.EVIDENCE, VaultScope.TIMELINE],
-        child_ids=[alex.id],
-        expires_at=None,
-    )
+    await _share_evidence_and_timeline(services, family, accepted, alex.id)
     # Amina's ticket for the case: a checklist from her template, one step done, a private note.
     template = await tickets.create_template(
         services,
@@ -235,15 +222,8 @@ async def seed(services: Services) -> list[str]:
 
 async def _second_family(services: Services, priya: int) -> None:
     """Chris Morgan's Riley, supported by Priya, with Riley's evidence and timeline shared with her."""
-    await accounts.sign_up(services, SECOND_FAMILY[0], DEMO_PASSWORD, SECOND_FAMILY[1], Role.FAMILY)
-    family = await _viewer(services, SECOND_FAMILY[0])
-    riley = await families.add_child(
-        services,
-        family,
-        display_name="Riley",
-        date_of_birth=date(2014, 6, 21),
-        ehcp_stage=EhcpStage.DRAFT_PLAN,
-        local_authority="Bradford",
+    family, riley = await _family_with_child(
+        services, SECOND_FAMILY, "Riley", date(2014, 6, 21), EhcpStage.DRAFT_PLAN, "Bradford"
     )
     request = await support_requests.send(
         services,
@@ -259,22 +239,52 @@ async def _second_family(services: Services, priya: int) -> None:
         request.id,
         "Hello, I'm Priya. Please share the draft plan and the therapist's report.",
     )
-    for title, category, on in [
-        ("Draft EHC plan", EvidenceCategory.EHCP_DOCUMENT, date(2026, 2, 9)),
-        ("Speech and language therapy report", EvidenceCategory.MEDICAL, date(2025, 10, 14)),
-    ]:
-        await vault.add_evidence(
-            services, family, child_id=riley.id, title=title, category=category, on=on, description=""
-        )
+    await _add_evidence(
+        services,
+        family,
+        riley.id,
+        [
+            ("Draft EHC plan", EvidenceCategory.EHCP_DOCUMENT, date(2026, 2, 9)),
+            ("Speech and language therapy report", EvidenceCategory.MEDICAL, date(2025, 10, 14)),
+        ],
+    )
     await vault.add_timeline_entry(
         services, family, child_id=riley.id, on=date(2026, 2, 9), title="Draft plan received", note=""
     )
-    relationship = await SupportRelationship.get(request_id=request.id)
+    await _share_evidence_and_timeline(services, family, request.id, riley.id)
+
+
+async def _family_with_child(
+    services: Services, who: tuple[str, str], child: str, born: date, stage: EhcpStage, authority: str
+) -> tuple[Viewer, Child]:
+    """A signed-up demo family (email, name) and its first child."""
+    await accounts.sign_up(services, who[0], DEMO_PASSWORD, who[1], Role.FAMILY)
+    family = await _viewer(services, who[0])
+    made = await families.add_child(
+        services, family, display_name=child, date_of_birth=born, ehcp_stage=stage, local_authority=authority
+    )
+    return family, made
+
+
+async def _add_evidence(
+    services: Services, family: Viewer, child_id: int, items: list[tuple[str, EvidenceCategory, date]]
+) -> None:
+    for title, category, on in items:
+        await vault.add_evidence(
+            services, family, child_id=child_id, title=title, category=category, on=on, description=""
+        )
+
+
+async def _share_evidence_and_timeline(
+    services: Services, family: Viewer, accepted_request_id: int, child_id: int
+) -> None:
+    """A grant of the child's evidence and timeline, without expiry, to the advocate who accepted."""
+    relationship = await SupportRelationship.get(request_id=accepted_request_id)
     await grants.grant(
         services,
         family,
         relationship_id=relationship.id,
         scopes=[VaultScope.EVIDENCE, VaultScope.TIMELINE],
-        child_ids=[riley.id],
+        child_ids=[child_id],
         expires_at=None,
     )
