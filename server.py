@@ -311,11 +311,12 @@ async def sweep_once(services: Services) -> None:
         ("prune events", events.prune),
         ("recheck sockets", services.connections.recheck),
     ]
-    for name, step in steps:
-        try:
-            await step(services)
-        except Exception:
-            log.exception("sweep step %r failed; retrying at the next interval", name)
+    async with services.sweeping:
+        for name, step in steps:
+            try:
+                await step(services)
+            except Exception:
+                log.exception("sweep step %r failed; retrying at the next interval", name)
 
 
 async def _sweep(services: Services, every: float) -> None:

@@ -104,15 +104,15 @@ def decode_cursor(cursor: str, channel: str) -> int:
         raise InvalidInput("after", "This cursor does not belong to this subscription.") from exc
 
 
-_NEXT_SEQ_SQL = {
+_TAKE_SEQS_SQL = {
     "postgres": (
-        "INSERT INTO event_channel_counters (channel, last_seq) VALUES ($1, 1) "
-        "ON CONFLICT (channel) DO UPDATE SET last_seq = event_channel_counters.last_seq + 1 "
+        "INSERT INTO event_channel_counters (channel, last_seq) VALUES ($1, $2) "
+        "ON CONFLICT (channel) DO UPDATE SET last_seq = event_channel_counters.last_seq + $2 "
         "RETURNING last_seq"
     ),
     "sqlite": (
-        "INSERT INTO event_channel_counters (channel, last_seq) VALUES (?, 1) "
-        "ON CONFLICT (channel) DO UPDATE SET last_seq = event_channel_counters.last_seq + 1 "
+        "INSERT INTO event_channel_counters (channel, last_seq) VALUES (?1, ?2) "
+        "ON CONFLICT (channel) DO UPDATE SET last_seq = event_channel_counters.last_seq + ?2 "
         "RETURNING last_seq"
     ),
 }
@@ -120,29 +120,49 @@ _NEXT_SEQ_SQL = {
 
 @dataclass
 class Outbox:
-    """Collects the events of one transaction; they are stored now and broadcast after commit."""
+    """Collects the events of one transaction; they are stored at its end and broadcast after commit.
+
+    Sequence numbers are taken when the transaction is about to commit, channel by channel in
+    sorted order: every transaction then locks channel counters in the same order, and holds them
+    only for its last statements, so two transactions emitting to the same channels in different
+    orders cannot deadlock (on PostgreSQL a counter row stays locked until commit).
+    """
 
     connection: BaseDBAsyncClient
     now: datetime
+    emitted: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     pending: list[Envelope] = field(default_factory=list)
 
-    async def emit(self, channel: str, kind: str, payload: dict[str, Any]) -> Envelope:
-        """Store an event in the current transaction with the channel's next sequence number."""
-        sql = _NEXT_SEQ_SQL[self.connection.capabilities.dialect]
-        # execute_query_dict: Tortoise's asyncpg execute_query drops the rows of an INSERT.
-        rows = await self.connection.execute_query_dict(sql, [channel])
-        seq = int(rows[0]["last_seq"])
-        await StoredEvent.create(
-            channel=channel,
-            seq=seq,
-            kind=kind,
-            payload=payload,
-            occurred_at=self.now,
-            using_db=self.connection,
-        )
-        envelope = Envelope(channel, seq, kind, payload, self.now)
-        self.pending.append(envelope)
-        return envelope
+    async def emit(self, channel: str, kind: str, payload: dict[str, Any]) -> None:
+        """An event of this transaction, stored with its channel's next sequence number at the end."""
+        self.emitted.append((channel, kind, payload))
+
+    async def store(self) -> None:
+        """Number and store the emitted events, in emission order within each channel."""
+        by_channel: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
+        for position, (channel, kind, payload) in enumerate(self.emitted):
+            by_channel.setdefault(channel, []).append((position, kind, payload))
+        numbered: list[tuple[int, Envelope]] = []
+        sql = _TAKE_SEQS_SQL[self.connection.capabilities.dialect]
+        for channel in sorted(by_channel):
+            events = by_channel[channel]
+            # execute_query_dict: Tortoise's asyncpg execute_query drops the rows of an INSERT.
+            rows = await self.connection.execute_query_dict(sql, [channel, len(events)])
+            first = int(rows[0]["last_seq"]) - len(events) + 1
+            for seq, (position, kind, payload) in enumerate(events, start=first):
+                numbered.append((position, Envelope(channel, seq, kind, payload, self.now)))
+        numbered.sort(key=lambda item: item[0])
+        self.pending = [envelope for _, envelope in numbered]
+        if self.pending:
+            await StoredEvent.bulk_create(
+                [
+                    StoredEvent(
+                        channel=e.channel, seq=e.seq, kind=e.kind, payload=e.payload, occurred_at=self.now
+                    )
+                    for e in self.pending
+                ],
+                using_db=self.connection,
+            )
 
 
 @asynccontextmanager
@@ -151,6 +171,7 @@ async def unit_of_work(services: Services) -> AsyncIterator[Outbox]:
     async with in_transaction() as connection:
         outbox = Outbox(connection, services.clock.now())
         yield outbox
+        await outbox.store()
     for envelope in outbox.pending:
         try:
             await services.hub.publish(envelope)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -29,3 +30,5 @@ class Services:
     policy: Policy = field(default_factory=Policy)
     # This process's open websockets, so that ended credentials and slow consumers close them.
     connections: Connections = field(default_factory=Connections)
+    # Held by each pass of the clock-driven sweep: one pass at a time per process.
+    sweeping: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -23,7 +23,7 @@ from resolvers.broadcast import Hub
 from resolvers.clock import Clock
 from resolvers.events import thread_channel, unit_of_work, user_channel
 from resolvers.services import Services
-from tests.client import LEGACY_WS, TRANSPORT_WS, GraphQLClient, Socket, eventually
+from tests.client import DEADLINE, LEGACY_WS, TRANSPORT_WS, GraphQLClient, Socket, eventually
 from tests.conftest import Live
 from tests.factories import PASSWORD, Account, add_child, advocate, send_request, sign_up, sweep, user_cursor
 from tests.test_support_requests import ACCEPT, DECLINE, SEND_MESSAGE
@@ -129,6 +129,40 @@ async def test_events_published_out_of_commit_order_arrive_in_order_once(
     assert [events.decode_cursor(e["cursor"], committed[0].channel) for e in received] == [
         e.seq for e in committed
     ]
+
+
+async def test_transactions_emitting_to_the_same_channels_in_opposite_orders_both_commit(
+    live_server: Live, clock: Clock
+) -> None:
+    """Given two transactions interleaved so that one emits to A then B and the other to B then A,
+    both commit with their events numbered and stored (on PostgreSQL a counter row stays locked to
+    commit: taking numbers as events were emitted deadlocked here)."""
+    from tortoise.connection import get_connection
+
+    if get_connection("default").capabilities.dialect != "postgres":
+        pytest.skip("SQLite runs one transaction at a time: the two cannot interleave")
+    services = Services(clock, Hub("memory://"))
+    a, b = "test:order:a", "test:order:b"
+    first_emitted, second_emitted = asyncio.Event(), asyncio.Event()
+
+    async def one(channels: tuple[str, str], mine: asyncio.Event, theirs: asyncio.Event) -> list[str]:
+        async with unit_of_work(services) as outbox:
+            await outbox.emit(channels[0], "TEST", {})
+            await StoredEvent.filter(channel=channels[0]).using_db(outbox.connection).count()
+            mine.set()
+            await asyncio.wait_for(theirs.wait(), DEADLINE)
+            await outbox.emit(channels[1], "TEST", {})
+        return [e.cursor for e in outbox.pending]
+
+    both = await asyncio.wait_for(
+        asyncio.gather(
+            one((a, b), first_emitted, second_emitted), one((b, a), second_emitted, first_emitted)
+        ),
+        DEADLINE,
+    )
+    assert all(len(cursors) == 2 for cursors in both)
+    assert await StoredEvent.filter(channel=a).count() == 2
+    assert sorted(e.seq for e in await StoredEvent.filter(channel=b)) == [1, 2]
 
 
 # --- per-socket cap -------------------------------------------------------------------------
