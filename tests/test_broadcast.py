@@ -12,7 +12,7 @@ from redis import asyncio as aioredis
 
 from resolvers.broadcast import BROADCAST_INTERRUPTED, SLOW_CONSUMER, Hub, SubscriptionEnded
 from resolvers.events import Envelope
-from tests.client import eventually
+from tests.client import DEADLINE, eventually
 from tests.conftest import require_service
 from tests.servers import PrivateRedis
 
@@ -33,8 +33,9 @@ async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-async def _hub(url: str) -> Hub:
-    hub = Hub(url, max_queue=10, heartbeat_interval=0.2, reconnect_max_delay=0.5)
+async def _hub(url: str, heartbeat_interval: float = 1.0) -> Hub:
+    # A heartbeat shorter than a loaded machine's stalls would report outages that are not there.
+    hub = Hub(url, max_queue=10, heartbeat_interval=heartbeat_interval, reconnect_max_delay=0.5)
     await hub.connect()
     return hub
 
@@ -49,15 +50,15 @@ async def _kill_connections_of(redis: aioredis.Redis, hub: Hub) -> None:
 
 
 async def test_hubs_in_other_namespaces_do_not_hear_each_other(redis: aioredis.Redis, redis_url: str) -> None:
-    mine = Hub(redis_url, heartbeat_interval=0.2, namespace=f"ns-{uuid.uuid4().hex}")
-    theirs = Hub(redis_url, heartbeat_interval=0.2, namespace=f"ns-{uuid.uuid4().hex}")
+    mine = Hub(redis_url, heartbeat_interval=1.0, namespace=f"ns-{uuid.uuid4().hex}")
+    theirs = Hub(redis_url, heartbeat_interval=1.0, namespace=f"ns-{uuid.uuid4().hex}")
     await mine.connect()
     await theirs.connect()
     try:
         async with mine.subscribe("user:1") as sub:
             await theirs.publish(_event("user:1", 7))
             await mine.publish(_event("user:1", 8))
-            assert (await asyncio.wait_for(sub.next(), 2)).seq == 8
+            assert (await asyncio.wait_for(sub.next(), DEADLINE)).seq == 8
     finally:
         await mine.disconnect()
         await theirs.disconnect()
@@ -73,7 +74,7 @@ async def test_first_subscriber_of_a_fresh_process_receives_events(
         try:
             async with hub.subscribe(channel) as sub:
                 await hub.publish(_event(channel, 1))
-                received = await asyncio.wait_for(sub.next(), 2)
+                received = await asyncio.wait_for(sub.next(), DEADLINE)
             assert received.seq == 1
         finally:
             await hub.disconnect()
@@ -89,7 +90,7 @@ async def test_events_cross_between_processes_and_stay_on_their_channel(
             await a.publish(_event(theirs, 1))
             for seq in (1, 2, 3):
                 await a.publish(_event(mine, seq))
-            got = [(await asyncio.wait_for(sub.next(), 2)).seq for _ in range(3)]
+            got = [(await asyncio.wait_for(sub.next(), DEADLINE)).seq for _ in range(3)]
             assert got == [1, 2, 3]
             assert sub.queued == 0
     finally:
@@ -105,15 +106,15 @@ async def test_a_killed_connection_ends_subscriptions_and_recovers(
     try:
         async with hub.subscribe(channel) as sub:
             await hub.publish(_event(channel, 1))
-            assert (await asyncio.wait_for(sub.next(), 2)).seq == 1
+            assert (await asyncio.wait_for(sub.next(), DEADLINE)).seq == 1
             await _kill_connections_of(redis, hub)
             with pytest.raises(SubscriptionEnded) as ended:
-                await asyncio.wait_for(sub.next(), 5)
+                await asyncio.wait_for(sub.next(), DEADLINE)
             assert ended.value.code == BROADCAST_INTERRUPTED
         await eventually(hub.check, "the hub reconnected")
         async with hub.subscribe(channel) as sub:
             await hub.publish(_event(channel, 2))
-            assert (await asyncio.wait_for(sub.next(), 2)).seq == 2
+            assert (await asyncio.wait_for(sub.next(), DEADLINE)).seq == 2
     finally:
         await hub.disconnect()
 
@@ -141,19 +142,21 @@ async def test_an_unresponsive_redis_is_found_by_the_heartbeat() -> None:
     private = PrivateRedis()
     await private.start()
     admin = aioredis.Redis.from_url(private.url)
-    hub = await _hub(private.url)
+    hub = await _hub(private.url, heartbeat_interval=0.2)
     channel = f"test:{uuid.uuid4().hex}"
     try:
         async with hub.subscribe(channel) as sub:
-            await admin.client_pause(2000, all=True)
+            # Paused well past the heartbeat's detection time (3 intervals), so the outage is
+            # found while it lasts even on a loaded machine.
+            await admin.client_pause(5000, all=True)
             with pytest.raises(SubscriptionEnded) as ended:
-                await asyncio.wait_for(sub.next(), 1.5)
+                await asyncio.wait_for(sub.next(), 2.5)
             assert ended.value.code == BROADCAST_INTERRUPTED
             assert not await hub.check()
         await eventually(hub.check, "the hub recovered")
         async with hub.subscribe(channel) as sub:
             await hub.publish(_event(channel, 1))
-            assert (await asyncio.wait_for(sub.next(), 2)).seq == 1
+            assert (await asyncio.wait_for(sub.next(), DEADLINE)).seq == 1
     finally:
         await hub.disconnect()
         await admin.aclose()
