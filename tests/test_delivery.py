@@ -254,7 +254,7 @@ async def test_a_client_that_stops_reading_is_closed_with_4008_and_its_queue_sta
         received = 0
         try:
             while True:
-                message = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                message = json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))
                 received += message["type"] == "next"
         except ConnectionClosed:
             pass
@@ -317,7 +317,7 @@ async def test_a_socket_that_never_sends_connection_init_is_closed_with_4408(
     monkeypatch.setattr(_view(live_server), "connection_init_wait_timeout", timedelta(seconds=0.3))
     async with connect(live_server.ws_url, subprotocols=[protocol]) as ws:  # type: ignore[list-item]
         with pytest.raises(ConnectionClosed):
-            await asyncio.wait_for(ws.recv(), 5)
+            await asyncio.wait_for(ws.recv(), DEADLINE)
     assert ws.close_code == 4408
 
 
@@ -329,12 +329,12 @@ async def test_keep_alives_on_both_protocols(
     async with gql.socket(account.token, LEGACY_WS) as legacy:
         await legacy.ack()
         # The legacy protocol's server-sent `ka` messages.
-        assert json.loads(await asyncio.wait_for(legacy.ws.recv(), 2)) == {"type": "ka"}
+        assert json.loads(await asyncio.wait_for(legacy.ws.recv(), DEADLINE)) == {"type": "ka"}
     async with gql.socket(account.token, TRANSPORT_WS) as modern:
         await modern.ack()
         # graphql-transport-ws: the client pings, the server answers.
         await modern.send({"type": "ping"})
-        assert json.loads(await asyncio.wait_for(modern.ws.recv(), 2)) == {"type": "pong"}
+        assert json.loads(await asyncio.wait_for(modern.ws.recv(), DEADLINE)) == {"type": "pong"}
 
 
 @BOTH
