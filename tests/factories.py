@@ -268,3 +268,13 @@ async def sweep(gql: GraphQLClient) -> None:
 async def advocate_cursor(account: AdvocateAccount) -> str:
     """`cursor_now` for the advocate's dashboard feed (`ticketUpdated`)."""
     return await cursor_now(events.advocate_channel(db_id(account.advocate_id)))
+
+
+async def thread_cursor(global_id: str) -> str:
+    """`cursor_now` for `messageAdded` of a request's or relationship's thread (by its global id)."""
+    from models.support import SupportRelationship, SupportRequest
+
+    kind = GlobalID.from_id(global_id).type_name
+    model = SupportRequest if kind == "SupportRequest" else SupportRelationship
+    row = await model.get(id=db_id(global_id))
+    return await cursor_now(events.thread_channel(row.thread_id))

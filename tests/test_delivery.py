@@ -25,7 +25,17 @@ from resolvers.events import thread_channel, unit_of_work, user_channel
 from resolvers.services import Services
 from tests.client import DEADLINE, LEGACY_WS, TRANSPORT_WS, GraphQLClient, Socket, eventually
 from tests.conftest import Live
-from tests.factories import PASSWORD, Account, add_child, advocate, send_request, sign_up, sweep, user_cursor
+from tests.factories import (
+    PASSWORD,
+    Account,
+    add_child,
+    advocate,
+    send_request,
+    sign_up,
+    sweep,
+    thread_cursor,
+    user_cursor,
+)
 from tests.test_support_requests import ACCEPT, DECLINE, SEND_MESSAGE
 from tests.test_vault import END
 
@@ -34,7 +44,10 @@ subscription($after: String) {
   notificationReceived(after: $after) { cursor notification { id kind } }
 }
 """
-MESSAGES = "subscription($r: ID) { messageAdded(requestId: $r) { cursor message { id body } } }"
+MESSAGES = (
+    "subscription($r: ID, $after: String) {"
+    " messageAdded(requestId: $r, after: $after) { cursor message { id body } } }"
+)
 LOG_IN = "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }"
 
 BOTH = pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
@@ -274,8 +287,7 @@ async def test_declining_a_request_completes_the_live_thread_at_once(gql: GraphQ
     ]["id"]
     async with gql.socket(family.token) as sock:
         await sock.ack()
-        op = await sock.subscribe(MESSAGES, {"r": request_id})
-        await sock.expect_silence(0.3)
+        op = await sock.subscribe(MESSAGES, {"r": request_id, "after": await thread_cursor(request_id)})
         declined = await gql.data(
             DECLINE, {"input": {"requestId": request_id, "reason": "NO_CAPACITY"}}, adv.token
         )
@@ -291,11 +303,15 @@ async def test_ending_a_relationship_completes_the_advocates_live_thread_at_once
     ]["id"]
     accepted = await gql.data(ACCEPT, {"input": {"requestId": request_id}}, adv.token)
     relationship_id = accepted["acceptSupportRequest"]["supportRequest"]["relationship"]["id"]
-    by_relationship = "subscription($r: ID) { messageAdded(relationshipId: $r) { message { body } } }"
+    by_relationship = (
+        "subscription($r: ID, $a: String) {"
+        " messageAdded(relationshipId: $r, after: $a) { message { body } } }"
+    )
     async with gql.socket(adv.token) as sock:
         await sock.ack()
-        op = await sock.subscribe(by_relationship, {"r": relationship_id})
-        await sock.expect_silence(0.3)
+        op = await sock.subscribe(
+            by_relationship, {"r": relationship_id, "a": await thread_cursor(relationship_id)}
+        )
         ended = await gql.data(
             END, {"input": {"relationshipId": relationship_id, "reason": "RESOLVED"}}, family.token
         )

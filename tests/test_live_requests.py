@@ -13,8 +13,13 @@ subscription($after: String) {
   }
 }
 """
-UPDATES = "subscription { supportRequestUpdated { cursor supportRequest { id status } } }"
-NOTIFICATIONS = "subscription { notificationReceived { notification { kind subjectId } } }"
+UPDATES = (
+    "subscription($after: String) {"
+    " supportRequestUpdated(after: $after) { cursor supportRequest { id status } } }"
+)
+NOTIFICATIONS = (
+    "subscription($after: String) { notificationReceived(after: $after) { notification { kind subjectId } } }"
+)
 MESSAGES = "subscription($r: ID) { messageAdded(requestId: $r) { cursor message { body fromViewer } } }"
 
 
@@ -47,10 +52,9 @@ async def test_both_sides_see_each_status_change_and_are_notified(gql: GraphQLCl
     async with gql.socket(adv.token) as adv_sock, gql.socket(family.token) as fam_sock:
         await adv_sock.ack()
         await fam_sock.ack()
-        adv_op = await adv_sock.subscribe(UPDATES)
-        fam_op = await fam_sock.subscribe(UPDATES)
-        fam_note = await fam_sock.subscribe(NOTIFICATIONS)
-        await fam_sock.expect_silence(0.3)
+        adv_op = await adv_sock.subscribe(UPDATES, {"after": await user_cursor(adv)})
+        fam_op = await fam_sock.subscribe(UPDATES, {"after": await user_cursor(family)})
+        fam_note = await fam_sock.subscribe(NOTIFICATIONS, {"after": await user_cursor(family)})
         await gql.data(ACCEPT, {"input": {"requestId": request_id}}, adv.token)
         for sock, op in ((adv_sock, adv_op), (fam_sock, fam_op)):
             update = (await sock.next_event(op))["data"]["supportRequestUpdated"]
