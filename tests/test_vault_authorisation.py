@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.client import GraphQLClient
-from tests.factories import add_child, admin, advocate, api_token, send_request, sign_up
+from tests.factories import add_child, admin, advocate, api_token, send_request, sign_up, user_cursor
 from tests.test_support_requests import ACCEPT
 from tests.test_vault import END, GRANT, REVOKE, _evidence, _grant
 
@@ -183,15 +183,14 @@ async def test_access_revoked_is_only_for_the_advocate_concerned(gql: GraphQLCli
         "acceptSupportRequest"
     ]["supportRequest"]["relationship"]["id"]
     await _grant(gql, family, rel, child)
-    query = "subscription { accessRevoked { reason } }"
+    query = "subscription($after: String) { accessRevoked(after: $after) { reason } }"
     async with gql.socket(family.token) as fam, gql.socket(other.token) as oth, gql.socket(adv.token) as mine:
         for sock in (fam, oth, mine):
             await sock.ack()
         fam_op = await fam.subscribe(query)
         assert (await fam.next_event(fam_op))["errors"][0]["extensions"]["code"] == "FORBIDDEN"
         await oth.subscribe(query)
-        op = await mine.subscribe(query)
-        await mine.expect_silence(0.3)
+        op = await mine.subscribe(query, {"after": await user_cursor(adv)})
         await gql.data(END, {"input": {"relationshipId": rel, "reason": "RESOLVED"}}, family.token)
         assert (await mine.next_event(op))["data"]["accessRevoked"]["reason"] == "RELATIONSHIP_ENDED"
         await oth.expect_silence(0.5)
@@ -425,7 +424,7 @@ async def test_access_revoked_subscription_matrix(gql: GraphQLClient) -> None:
         "acceptSupportRequest"
     ]["supportRequest"]["relationship"]["id"]
     await _grant(gql, family, rel, child)
-    query = "subscription { accessRevoked { reason } }"
+    query = "subscription($after: String) { accessRevoked(after: $after) { reason } }"
     refused = {
         "family": family.token,
         "family_token": await api_token(gql, family, ["EVENTS_SUBSCRIBE", "VAULT_READ"]),
@@ -443,8 +442,11 @@ async def test_access_revoked_subscription_matrix(gql: GraphQLClient) -> None:
     async with gql.socket(adv_token) as integrator, gql.socket(adv.token) as session:
         await integrator.ack()
         await session.ack()
-        ops = [(integrator, await integrator.subscribe(query)), (session, await session.subscribe(query))]
-        await session.expect_silence(0.3)
+        after = await user_cursor(adv)
+        ops = [
+            (integrator, await integrator.subscribe(query, {"after": after})),
+            (session, await session.subscribe(query, {"after": after})),
+        ]
         await gql.data(END, {"input": {"relationshipId": rel, "reason": "RESOLVED"}}, family.token)
         for sock, op in ops:
             assert (await sock.next_event(op))["data"]["accessRevoked"]["reason"] == "RELATIONSHIP_ENDED"
