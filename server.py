@@ -33,7 +33,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from tortoise import Tortoise
 from tortoise.connection import get_connection
@@ -47,6 +46,7 @@ from resolvers.clock import Clock
 from resolvers.services import Policy, Services
 from schema import schema, transport
 from schema.context import Context
+from schema.http import HTTPBoundary
 
 log = logging.getLogger("senvault")
 
@@ -147,7 +147,7 @@ def _bearer(value: object) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-class GraphQLView(GraphQL[Context, None]):
+class GraphQLView(HTTPBoundary):
     graphql_transport_ws_handler_class = transport.TransportWSHandler
     graphql_ws_handler_class = transport.LegacyWSHandler
 

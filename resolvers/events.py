@@ -21,6 +21,7 @@ from tortoise.transactions import in_transaction
 
 from models.events import ChannelCounter, StoredEvent
 from resolvers.errors import InvalidInput
+from resolvers.ids import parse_row_id
 
 if TYPE_CHECKING:
     from resolvers.services import Services
@@ -97,9 +98,10 @@ def decode_cursor(cursor: str, channel: str) -> int:
         padded = cursor + "=" * (-len(cursor) % 4)
         version, rest = base64.urlsafe_b64decode(padded.encode()).decode().split(":", 1)
         cursor_channel, seq = rest.rsplit(":", 1)
-        if version != "ev1" or cursor_channel != channel:
+        value = parse_row_id(seq, minimum=0)
+        if version != "ev1" or cursor_channel != channel or value is None:
             raise ValueError(cursor)
-        return int(seq)
+        return value
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput("after", "This cursor does not belong to this subscription.") from exc
 

@@ -9,6 +9,7 @@ from typing import TypeVar
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
+from strawberry.relay.types import GlobalIDValueError
 
 from resolvers import errors
 
@@ -48,8 +49,9 @@ def top_level_code(error: GraphQLError) -> str | None:
     original = error.original_error
     if isinstance(original, _CODED):
         return original.code  # type: ignore[attr-defined, no-any-return]
-    if isinstance(original, errors.UserError):
-        # A bad argument to a query (which has no userErrors to carry it).
+    if isinstance(original, errors.UserError | GlobalIDValueError):
+        # A bad argument to a query (which has no userErrors to carry it), or a global ID that
+        # names no type of node (`node(id:)` decodes it before any resolver of ours runs).
         return "BAD_USER_INPUT"
     if original is None or isinstance(original, GraphQLError):
         # Parse and validation errors, bad variables, limits: the client's request is at fault.

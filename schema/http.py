@@ -1,0 +1,105 @@
+"""The HTTP side of the GraphQL view: every refusal is JSON with a code, as GraphQL errors are.
+
+strawberry answers a body it cannot use with plain text (or, for JSON nested past Python's recursion
+limit, a body that is not an object, or a subscription over HTTP, with an internal error): here
+each is a 4xx with `{"errors": [{"message", "extensions": {"code"}}]}`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from cross_web import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
+
+from schema.context import Context
+
+log = logging.getLogger("senvault.http")
+
+_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
+
+
+def refusal(status: int, message: str, code: str | None = None) -> JSONResponse:
+    """A request refused before any operation ran."""
+    body = {
+        "errors": [{"message": message, "extensions": {"code": code or _CODES.get(status, "BAD_REQUEST")}}]
+    }
+    return JSONResponse(body, status_code=status)
+
+
+class HTTPBoundary(GraphQL[Context, None]):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as exc:
+            response = refusal(exc.status_code, exc.reason)
+        except ClientDisconnect:
+            # The client went away before its body arrived: nobody to answer, and nothing of ours
+            # failed, so no traceback.
+            log.debug("client disconnected before sending its whole request")
+            return
+        await response(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        # Bytes that are not UTF-8, and nesting past the recursion limit (100,000 `[`), are as
+        # unparseable as a missing brace: both transports answer a JSONDecodeError already.
+        try:
+            return json.loads(data)
+        except RecursionError:
+            raise json.JSONDecodeError("JSON nested too deeply", "", 0) from None
+        except UnicodeDecodeError:
+            raise json.JSONDecodeError("JSON must be UTF-8", "", 0) from None
+
+    def parse_json(self, data: str | bytes) -> Any:
+        # HTTP only (websocket frames go through decode_json): a body or `variables` that is JSON
+        # but not an object or a batch (`null`, `1`, `"x"`) has nothing to run.
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, dict | list):
+            raise HTTPException(400, "The body must be a JSON object.")
+        return parsed
+
+    async def execute_single(
+        self,
+        request: Any,
+        request_adapter: Any,
+        sub_response: Any,
+        context: Any,
+        root_value: Any,
+        request_data: Any,
+    ) -> ExecutionResult:
+        # Subscriptions are served over websockets only; strawberry would run one over HTTP as if
+        # it were a query and fail inside it.
+        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
+        if not self.allow_queries_via_get and request_adapter.method == "GET":
+            allowed -= {OperationType.QUERY}
+        if not request_data.query:
+            raise HTTPException(400, "No GraphQL query found in the request.")
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as exc:
+            raise HTTPException(400, exc.as_http_error_reason()) from exc
+        except InvalidOperationTypeError as exc:
+            if exc.operation_type is OperationType.SUBSCRIPTION:
+                raise HTTPException(
+                    400, "Subscriptions run over a websocket (graphql-transport-ws), not over HTTP."
+                ) from exc
+            raise HTTPException(400, exc.as_http_error_reason(request_adapter.method)) from exc
