@@ -153,13 +153,14 @@ async def unit_of_work(services: Services) -> AsyncIterator[Outbox]:
     async with in_transaction() as connection:
         outbox = Outbox(connection, services.clock.now())
         yield outbox
-    for envelope in outbox.pending:
-        try:
-            await services.hub.publish(envelope)
-        except Exception:
-            # The change and its event are committed; live delivery failed, so subscribers will
-            # be told the broadcast is interrupted and replay this event from the log.
-            log.exception("broadcast of %s:%s failed", envelope.channel, envelope.seq)
+    # The change and its events are committed: if live delivery gives up (bounded, never a hang),
+    # subscribers are told the broadcast was interrupted and replay these events from the log.
+    if not await services.hub.publish(*outbox.pending):
+        log.warning(
+            "broadcast of %d event(s) gave up (%s); subscribers replay them from the log",
+            len(outbox.pending),
+            services.hub.last_error or "broadcast unavailable",
+        )
 
 
 async def head(channel: str) -> int:

@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, cast
 
 from cross_web import HTTPException
+from graphql import GraphQLFormattedError
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from schema.context import Context
+from schema.errors import SERVICE_UNAVAILABLE, database_unavailable
 
 log = logging.getLogger("senvault.http")
 
+# Seconds a client should wait before retrying while the database is down.
+RETRY_AFTER = "5"
 _CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
 
 
@@ -33,6 +38,13 @@ def refusal(status: int, message: str, code: str | None = None) -> JSONResponse:
         "errors": [{"message": message, "extensions": {"code": code or _CODES.get(status, "BAD_REQUEST")}}]
     }
     return JSONResponse(body, status_code=status)
+
+
+def unavailable() -> JSONResponse:
+    """The database cannot be reached: come back shortly (the server reconnects by itself)."""
+    response = refusal(503, "The service is unavailable; retry shortly.", SERVICE_UNAVAILABLE)
+    response.headers["Retry-After"] = RETRY_AFTER
+    return response
 
 
 class HTTPBoundary(GraphQL[Context, None]):
@@ -49,7 +61,27 @@ class HTTPBoundary(GraphQL[Context, None]):
             # failed, so no traceback.
             log.debug("client disconnected before sending its whole request")
             return
+        except Exception as exc:
+            # Before any operation ran (signing the viewer in reads the database).
+            if not database_unavailable(exc):
+                raise
+            log.warning("database unavailable: %r", exc)
+            response = unavailable()
         await response(scope, receive, send)
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        # An operation that lost the database answers 503, so clients and proxies retry it.
+        results = response_data if isinstance(response_data, list) else [response_data]
+        if any(
+            (error.get("extensions") or {}).get("code") == SERVICE_UNAVAILABLE
+            for result in results
+            for error in cast("list[GraphQLFormattedError]", result.get("errors") or [])
+        ):
+            sub_response.status_code = 503
+            sub_response.headers["Retry-After"] = RETRY_AFTER
+        return super().create_response(response_data, sub_response)
 
     def decode_json(self, data: str | bytes) -> object:
         # Bytes that are not UTF-8, and nesting past the recursion limit (100,000 `[`), are as
