@@ -19,6 +19,8 @@ import pytest
 from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 from strawberry.relay import GlobalID
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from models.families import Child
 from models.vault import VaultGrant
@@ -345,3 +347,13 @@ async def test_a_client_that_disconnects_mid_body_is_not_logged_as_an_error(
     for _ in range(20):
         assert (await gql.http.get("/healthz")).status_code == 200
     _no_failures(failures)
+
+
+@pytest.mark.parametrize("subprotocols", [None, ["graphql-sse"]])
+async def test_a_socket_without_a_graphql_subprotocol_is_closed_with_4406(
+    live_server: Live, subprotocols: list[str] | None
+) -> None:
+    async with connect(live_server.ws_url, subprotocols=subprotocols) as ws:  # type: ignore[arg-type]
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), DEADLINE)
+        assert ws.close_code == 4406
