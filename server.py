@@ -33,7 +33,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from tortoise import Tortoise
 from tortoise.connection import get_connection
@@ -47,6 +46,7 @@ from resolvers.clock import Clock
 from resolvers.services import Policy, Services
 from schema import schema, transport
 from schema.context import Context
+from schema.http import HTTPBoundary
 
 log = logging.getLogger("senvault")
 
@@ -68,6 +68,7 @@ class Settings:
     event_retention_days: int
     session_ttl_days: int
     sweep_seconds: float
+    graceful_shutdown_seconds: float
     debug: bool
 
     @classmethod
@@ -86,6 +87,8 @@ class Settings:
             event_retention_days=config("EVENT_RETENTION_DAYS", cast=int, default=30),
             session_ttl_days=config("SESSION_TTL_DAYS", cast=int, default=30),
             sweep_seconds=config("SWEEP_SECONDS", cast=float, default=60.0),
+            # After SIGTERM, how long open requests and sockets may take before they are cut off.
+            graceful_shutdown_seconds=config("GRACEFUL_SHUTDOWN_SECONDS", cast=float, default=10.0),
             debug=config("DEBUG", cast=bool, default=False),
         )
 
@@ -147,7 +150,7 @@ def _bearer(value: object) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-class GraphQLView(GraphQL[Context, None]):
+class GraphQLView(HTTPBoundary):
     graphql_transport_ws_handler_class = transport.TransportWSHandler
     graphql_ws_handler_class = transport.LegacyWSHandler
 
@@ -526,6 +529,8 @@ def main(argv: list[str] | None = None) -> int:
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
         proxy_headers=True,
+        # Shutdown always ends: what is still open after this is cancelled (it hung without it).
+        timeout_graceful_shutdown=max(1, round(settings.graceful_shutdown_seconds)),
         log_level="info",
     )
     return 0

@@ -30,6 +30,10 @@ from resolvers.events import Envelope
 
 log = logging.getLogger("senvault.broadcast")
 
+# The longest a request waits to broadcast the events it committed (SPEC §12: no request waits more
+# than 250 ms on Redis). They are in the event log already; subscribers replay from it.
+PUBLISH_TIMEOUT = 0.25
+
 
 class SubscriptionEnded(Exception):
     """Live delivery to one subscriber stopped; `code` tells the client what to do."""
@@ -194,8 +198,10 @@ class Hub:
         heartbeat_interval: float = 5.0,
         reconnect_max_delay: float = 10.0,
         namespace: str = "senvault",
+        publish_timeout: float = PUBLISH_TIMEOUT,
     ) -> None:
         self.url = url
+        self.publish_timeout = publish_timeout
         # Channels on the wire are prefixed, so deployments (and test runs) sharing one Redis
         # never hear each other's events.
         self._prefix = f"{namespace}:" if namespace else ""
@@ -253,13 +259,33 @@ class Hub:
         self._fail_all(SubscriptionEnded(BROADCAST_INTERRUPTED, "The server is shutting down."))
         await self._backend.disconnect()
 
-    async def publish(self, envelope: Envelope) -> None:
-        # A Redis that accepts the connection but answers nothing must not hang the request that
-        # committed the change: give up, and let the heartbeat tell the subscribers.
-        await asyncio.wait_for(
-            self._backend.publish(self._prefix + envelope.channel, envelope.encode()),
-            timeout=max(self.heartbeat_interval, 1.0),
-        )
+    async def publish(self, *envelopes: Envelope) -> bool:
+        """Broadcast committed events, in order, waiting at most `publish_timeout` for all of them.
+
+        Returns False when they were not sent: the link is down, or Redis did not answer in time
+        (a paused or overloaded server). Then every subscriber of this process is told the broadcast
+        was interrupted, and resubscribes with its cursor to replay what it missed from the log;
+        until the link is back, publishing gives up at once instead of waiting again.
+        """
+        if not envelopes:
+            return True
+        if not self.healthy:
+            return False
+        try:
+            async with asyncio.timeout(self.publish_timeout):
+                for envelope in envelopes:
+                    await self._backend.publish(self._prefix + envelope.channel, envelope.encode())
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._link_failed(exc)
+            return False
+        return True
+
+    def _link_failed(self, error: BaseException) -> None:
+        """Treat the link as lost now, as the heartbeat would a little later."""
+        self.last_error = repr(error)
+        if self.healthy and isinstance(self._backend, RedisPubSubBackend):
+            self.healthy = False
+            self._backend._queue.put_nowait(_ConnectionLost(error))
 
     async def check(self) -> bool:
         """Whether live delivery works now: the link is up and answers a ping."""

@@ -165,9 +165,7 @@ async def announce_ended(
         payload["apiTokenId"] = api_token_id
     # This process closes its own sockets at once, whatever the broadcast's state.
     services.connections.close_credential(session_id=session_id, api_token_id=api_token_id)
-    try:
-        await services.hub.publish(
-            Envelope(CONTROL_CHANNEL, 0, CREDENTIAL_ENDED, payload, services.clock.now())
-        )
-    except Exception:
-        log.warning("could not announce an ended credential; other processes will re-check", exc_info=True)
+    if not await services.hub.publish(
+        Envelope(CONTROL_CHANNEL, 0, CREDENTIAL_ENDED, payload, services.clock.now())
+    ):
+        log.warning("could not announce an ended credential; other processes will re-check")

@@ -21,6 +21,7 @@ from tortoise.transactions import in_transaction
 
 from models.events import ChannelCounter, StoredEvent
 from resolvers.errors import InvalidInput
+from resolvers.ids import parse_row_id
 
 if TYPE_CHECKING:
     from resolvers.services import Services
@@ -97,9 +98,10 @@ def decode_cursor(cursor: str, channel: str) -> int:
         padded = cursor + "=" * (-len(cursor) % 4)
         version, rest = base64.urlsafe_b64decode(padded.encode()).decode().split(":", 1)
         cursor_channel, seq = rest.rsplit(":", 1)
-        if version != "ev1" or cursor_channel != channel:
+        value = parse_row_id(seq, minimum=0)
+        if version != "ev1" or cursor_channel != channel or value is None:
             raise ValueError(cursor)
-        return int(seq)
+        return value
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput("after", "This cursor does not belong to this subscription.") from exc
 
@@ -172,13 +174,14 @@ async def unit_of_work(services: Services) -> AsyncIterator[Outbox]:
         outbox = Outbox(connection, services.clock.now())
         yield outbox
         await outbox.store()
-    for envelope in outbox.pending:
-        try:
-            await services.hub.publish(envelope)
-        except Exception:
-            # The change and its event are committed; live delivery failed, so subscribers will
-            # be told the broadcast is interrupted and replay this event from the log.
-            log.exception("broadcast of %s:%s failed", envelope.channel, envelope.seq)
+    # The change and its events are committed: if live delivery gives up (bounded, never a hang),
+    # subscribers are told the broadcast was interrupted and replay these events from the log.
+    if not await services.hub.publish(*outbox.pending):
+        log.warning(
+            "broadcast of %d event(s) gave up (%s); subscribers replay them from the log",
+            len(outbox.pending),
+            services.hub.last_error or "broadcast unavailable",
+        )
 
 
 async def head(channel: str) -> int:

@@ -11,6 +11,7 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from resolvers.errors import InvalidInput
+from resolvers.ids import parse_row_id
 
 M = TypeVar("M", bound=Model)
 
@@ -34,9 +35,10 @@ def decode_cursor(kind: str, cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()).decode()
         prefix, row_id = raw.rsplit(":", 1)
-        if prefix != kind:
+        value = parse_row_id(row_id)
+        if prefix != kind or value is None:
             raise ValueError(raw)
-        return int(row_id)
+        return value
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput("after", "This cursor is not valid for this list.") from exc
 

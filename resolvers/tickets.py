@@ -46,6 +46,7 @@ from resolvers.access import tickets as access
 from resolvers.access.core import own_row
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import Outbox, advocate_channel, unit_of_work
+from resolvers.ids import parse_row_id
 from resolvers.pagination import Page, check_first, decode_keyset, encode_keyset, paginate
 from resolvers.services import Services
 from resolvers.viewer import Viewer
@@ -431,7 +432,9 @@ async def queue(
     if after is not None:
         due_text, id_text = decode_keyset(QUEUE_CURSOR, after, 2)
         try:
-            after_id = int(id_text)
+            after_id = parse_row_id(id_text)
+            if after_id is None:
+                raise ValueError(id_text)
             after_due = datetime.fromisoformat(due_text) if due_text else None
         except ValueError as exc:
             raise InvalidInput("after", "This cursor is not valid for this list.") from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date, datetime
 
 from resolvers.errors import InvalidInput
@@ -11,15 +12,42 @@ from resolvers.errors import InvalidInput
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+# Bidi embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069): they reorder what follows
+# them, so a name or a message can be made to read differently from what it says ("Trojan Source").
+_BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+_LINE_BREAKS = re.compile("\r\n|[\r\u2028\u2029]")
+
+
+def _refused(ch: str, multiline: bool) -> bool:
+    if ch in _BIDI_CONTROLS:
+        return True
+    if multiline and ch in "\n\t":
+        return False
+    # Cc is every C0 and C1 control and DEL; Zl/Zp are line and paragraph separators.
+    return unicodedata.category(ch) in ("Cc", "Zl", "Zp")
+
+
+def _invisible(ch: str) -> bool:
+    # Whitespace and format characters (zero-width space, joiners, word joiner, BOM, …).
+    return ch.isspace() or unicodedata.category(ch) == "Cf"
+
+
 def text(field: str, value: str, *, max_length: int, required: bool = True, multiline: bool = False) -> str:
-    """Trimmed text within `max_length` characters, with no control characters."""
-    cleaned = value.strip()
-    if required and not cleaned:
-        raise InvalidInput(field, "This can't be empty.", "REQUIRED")
+    """Text as stored: trimmed and NFC-normalised, within `max_length` characters, with no control
+    characters or bidi controls (multi-line text keeps newlines, as `\n`, and tabs), and not made
+    only of invisible characters (SPEC §12, "Text hygiene"). Every text input passes here."""
+    cleaned = unicodedata.normalize("NFC", value)
+    if multiline:
+        cleaned = _LINE_BREAKS.sub("\n", cleaned)
+    cleaned = cleaned.strip()
+    if all(_invisible(ch) for ch in cleaned):
+        # Empty, or only zero-width characters: nothing anyone could read.
+        if required:
+            raise InvalidInput(field, "This can't be empty.", "REQUIRED")
+        cleaned = ""
     if len(cleaned) > max_length:
         raise InvalidInput(field, f"Use at most {max_length} characters.", "TOO_LONG")
-    allowed = "\n\t\r" if multiline else ""
-    if any(ord(ch) < 32 and ch not in allowed for ch in cleaned) or "\x7f" in cleaned:
+    if any(_refused(ch, multiline) for ch in cleaned):
         raise InvalidInput(field, "This contains characters that are not allowed.")
     return cleaned
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -15,6 +16,7 @@ from schema.accounts import AccountMutation, AccountQuery
 from schema.advocates import AdvocateMutation, AdvocateQuery
 from schema.errors import ErrorPolicy
 from schema.families import FamilyMutation
+from schema.hygiene import DATETIME, UnstorableText
 from schema.notifications import NotificationMutation, NotificationQuery, NotificationSubscription
 from schema.support import SupportMutation, SupportQuery, SupportSubscription
 from schema.tickets import TicketMutation, TicketQuery, TicketSubscription
@@ -73,11 +75,12 @@ schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    config=StrawberryConfig(auto_camel_case=True),
+    config=StrawberryConfig(auto_camel_case=True, scalar_map={datetime: DATETIME}),
     extensions=[
         lambda: _depth_limiter,
         lambda: _alias_limiter,
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        UnstorableText,
         lambda: ErrorPolicy(_request_id),
     ],
 )

@@ -9,6 +9,7 @@ from strawberry import relay
 from tortoise.models import Model
 
 from resolvers.errors import NotFound
+from resolvers.ids import parse_row_id
 from resolvers.pagination import Page
 from resolvers.viewer import Viewer
 
@@ -18,12 +19,17 @@ M = TypeVar("M", bound=Model)
 
 def decode_id(global_id: relay.GlobalID, type_name: str, field: str) -> int:
     """The row id inside a global ID of `type_name`; anything else is NOT_FOUND for `field`."""
-    if global_id.type_name != type_name:
+    row_id = id_of(global_id, type_name)
+    if row_id is None:
         raise NotFound(type_name, field)
-    try:
-        return int(global_id.node_id)
-    except ValueError as exc:
-        raise NotFound(type_name, field) from exc
+    return row_id
+
+
+def id_of(global_id: relay.GlobalID | None, type_name: str) -> int | None:
+    """The row id inside a global ID of `type_name`, or None when it cannot name such a row."""
+    if global_id is None or global_id.type_name != type_name:
+        return None
+    return parse_row_id(global_id.node_id)
 
 
 def encode_id(type_name: str, row_id: int) -> relay.GlobalID:

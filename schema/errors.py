@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import asyncpg.exceptions
 import strawberry
+import tortoise.exceptions
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
+from strawberry.relay.types import GlobalIDValueError
 
 from resolvers import errors
 
@@ -40,6 +44,31 @@ async def attempt(action: Awaitable[T]) -> tuple[T | None, list[UserError]]:
         return None, [user_error(exc)]
 
 
+# Failures of the connection to the database, not of a statement: the database is down, restarting or
+# unreachable. Answered as SERVICE_UNAVAILABLE (HTTP 503 with Retry-After), not as a bug.
+_DATABASE_GONE: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, unreachable, timed out (TimeoutError is an OSError)
+    asyncpg.exceptions.PostgresConnectionError,  # class 08: connection exceptions
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutting down, starting up
+    asyncpg.exceptions.InterfaceError,  # "connection is closed" / "pool is closing"
+    tortoise.exceptions.DBConnectionError,
+)
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+
+
+def database_unavailable(error: BaseException | None) -> bool:
+    """Whether `error` (or what it was raised from) says the database cannot be reached."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, _DATABASE_GONE):
+            return True
+        if isinstance(error, sqlite3.OperationalError) and "unable to open" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 # Errors that carry their own code and are safe to show as they are.
 _CODED: tuple[type[Exception], ...] = (errors.Unauthenticated, errors.Forbidden)
 
@@ -48,8 +77,9 @@ def top_level_code(error: GraphQLError) -> str | None:
     original = error.original_error
     if isinstance(original, _CODED):
         return original.code  # type: ignore[attr-defined, no-any-return]
-    if isinstance(original, errors.UserError):
-        # A bad argument to a query (which has no userErrors to carry it).
+    if isinstance(original, errors.UserError | GlobalIDValueError):
+        # A bad argument to a query (which has no userErrors to carry it), or a global ID that
+        # names no type of node (`node(id:)` decodes it before any resolver of ours runs).
         return "BAD_USER_INPUT"
     if original is None or isinstance(original, GraphQLError):
         # Parse and validation errors, bad variables, limits: the client's request is at fault.
@@ -70,7 +100,17 @@ class ErrorPolicy(MaskErrors):
         processed: list[GraphQLError] = []
         for error in errors_:
             code = top_level_code(error)
-            if code is None:
+            if code is None and database_unavailable(error.original_error):
+                log.warning("database unavailable in request %s: %r", request_id, error.original_error)
+                processed.append(
+                    GraphQLError(
+                        "The service is unavailable; retry shortly.",
+                        nodes=error.nodes,
+                        path=error.path,
+                        extensions={"code": SERVICE_UNAVAILABLE, "requestId": request_id},
+                    )
+                )
+            elif code is None:
                 log.error(
                     "unexpected error in request %s at %s",
                     request_id,

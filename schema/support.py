@@ -22,7 +22,7 @@ from resolvers.access import vault as vault_access
 from resolvers.events import thread_channel, user_channel
 from schema.accounts import User
 from schema.advocates import Advocate
-from schema.connections import decode_id, nodes, to_connection
+from schema.connections import decode_id, id_of, nodes, to_connection
 from schema.context import Info
 from schema.enums import (
     CloseReason,
@@ -582,15 +582,16 @@ class SupportSubscription:
         after: str | None = None,
     ) -> AsyncGenerator[MessageAddedEvent, None]:
         viewer = core.require_viewer(info.context.viewer)
-        thread = await messages.visible_thread(
-            viewer,
-            request_id=int(request_id.node_id)
-            if request_id and request_id.type_name == "SupportRequest"
-            else None,
-            relationship_id=int(relationship_id.node_id)
-            if relationship_id and relationship_id.type_name == "SupportRelationship"
-            else None,
-        )
+        request_row = id_of(request_id, "SupportRequest")
+        relationship_row = id_of(relationship_id, "SupportRelationship")
+        thread = None
+        # An id given that cannot name its row finds nothing, as an id of no row does.
+        if (request_id is None or request_row is not None) and (
+            relationship_id is None or relationship_row is not None
+        ):
+            thread = await messages.visible_thread(
+                viewer, request_id=request_row, relationship_id=relationship_row
+            )
         if thread is None:
             from graphql import GraphQLError
 

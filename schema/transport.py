@@ -26,6 +26,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
     StartMessage,
 )
 from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage as LegacyError
+from strawberry.types.execution import ExecutionResult, PreExecutionError
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
@@ -138,6 +139,46 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             await self.send_message(refusal)
             return
         await super().handle_start(message)
+
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        """strawberry's, except that queries and mutations run too, as the protocol allows (and
+        as Python `gql` sends them by default): `schema.stream` runs any operation, where
+        `schema.subscribe` fails on anything but a subscription."""
+        try:
+            result_source = await self.schema.stream(
+                query,
+                variable_values=variables,
+                operation_name=operation_name,
+                context_value=self.context,
+                root_value=self.root_value,
+            )
+            self.subscriptions[operation_id] = result_source
+            is_first_result = True
+            async for result in result_source:
+                if is_first_result and isinstance(result, PreExecutionError):
+                    assert result.errors
+                    error: LegacyError = {
+                        "type": "error",
+                        "id": operation_id,
+                        "payload": result.errors[0].formatted,
+                    }
+                    await self.send_message(error)
+                    return
+                if isinstance(result, ExecutionResult):
+                    await self.send_data_message(result, operation_id)
+                is_first_result = False
+            await self.send_message({"type": "complete", "id": operation_id})
+        except asyncio.CancelledError:
+            await self.send_message({"type": "complete", "id": operation_id})
+        finally:
+            self.subscriptions.pop(operation_id, None)
+            self.tasks.pop(operation_id, None)
 
     async def cleanup(self) -> None:
         try:

@@ -21,7 +21,7 @@ from resolvers.access import vault as access
 from resolvers.errors import NotFound
 from resolvers.events import user_channel
 from schema.accounts import User
-from schema.connections import decode_id, nodes, to_connection
+from schema.connections import decode_id, id_of, nodes, to_connection
 from schema.context import Info
 from schema.enums import CloseReason, EhcpStage
 from schema.errors import UserError, attempt
@@ -428,11 +428,8 @@ class VaultQuery:
         permission_classes=[IsSignedIn, needs(Scope.VAULT_READ)],
     )
     async def vault(self, info: Info, family_id: relay.GlobalID) -> Vault | None:
-        if family_id.type_name != "Family":
-            return None
-        try:
-            row_id = int(family_id.node_id)
-        except ValueError:
+        row_id = id_of(family_id, "Family")
+        if row_id is None:
             return None
         acc = await access.access(info.context.services, info.context.viewer, row_id)
         return Vault(family_id=row_id) if acc is not None else None

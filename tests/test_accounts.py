@@ -60,7 +60,7 @@ async def test_viewer_is_null_when_anonymous_or_token_unknown(gql: GraphQLClient
         ({"displayName": ""}, "REQUIRED", "displayName"),
         ({"displayName": "   "}, "REQUIRED", "displayName"),
         ({"displayName": "x" * 10_000}, "TOO_LONG", "displayName"),
-        ({"displayName": "bad\x00name"}, "INVALID", "displayName"),
+        ({"displayName": "bad\x07name"}, "INVALID", "displayName"),
         ({"role": "ADMIN"}, "ROLE_NOT_ALLOWED", "role"),
     ],
 )

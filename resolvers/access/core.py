@@ -10,13 +10,11 @@ from tortoise.models import Model
 
 from models.accounts import ApiScope, Role
 from resolvers.errors import Forbidden, NotFound, Unauthenticated
+from resolvers.ids import parse_row_id
 from resolvers.viewer import Viewer
 
 M = TypeVar("M", bound=Model)
 Rule = Callable[[Viewer | None, M], bool]
-
-# Row ids are signed 64-bit integers: anything outside cannot name a row.
-_MAX_ID = 2**63 - 1
 
 
 def require_viewer(viewer: Viewer | None) -> Viewer:
@@ -89,11 +87,7 @@ def keep(viewer: Viewer | None, rows: Iterable[M], rule: Rule[M]) -> list[M]:
 
 def row_id(raw: object) -> int | None:
     """A row id from a client (a node id), or None when it cannot name a row."""
-    try:
-        value = int(raw)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return None
-    return value if 0 < value <= _MAX_ID else None
+    return parse_row_id(raw)
 
 
 async def fetch(

@@ -1,0 +1,137 @@
+"""The HTTP side of the GraphQL view: every refusal is JSON with a code, as GraphQL errors are.
+
+strawberry answers a body it cannot use with plain text (or, for JSON nested past Python's recursion
+limit, a body that is not an object, or a subscription over HTTP, with an internal error): here
+each is a 4xx with `{"errors": [{"message", "extensions": {"code"}}]}`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, cast
+
+from cross_web import HTTPException
+from graphql import GraphQLFormattedError
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
+
+from schema.context import Context
+from schema.errors import SERVICE_UNAVAILABLE, database_unavailable
+
+log = logging.getLogger("senvault.http")
+
+# Seconds a client should wait before retrying while the database is down.
+RETRY_AFTER = "5"
+_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
+
+
+def refusal(status: int, message: str, code: str | None = None) -> JSONResponse:
+    """A request refused before any operation ran."""
+    body = {
+        "errors": [{"message": message, "extensions": {"code": code or _CODES.get(status, "BAD_REQUEST")}}]
+    }
+    return JSONResponse(body, status_code=status)
+
+
+def unavailable() -> JSONResponse:
+    """The database cannot be reached: come back shortly (the server reconnects by itself)."""
+    response = refusal(503, "The service is unavailable; retry shortly.", SERVICE_UNAVAILABLE)
+    response.headers["Retry-After"] = RETRY_AFTER
+    return response
+
+
+class HTTPBoundary(GraphQL[Context, None]):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as exc:
+            response = refusal(exc.status_code, exc.reason)
+        except ClientDisconnect:
+            # The client went away before its body arrived: nobody to answer, and nothing of ours
+            # failed, so no traceback.
+            log.debug("client disconnected before sending its whole request")
+            return
+        except Exception as exc:
+            # Before any operation ran (signing the viewer in reads the database).
+            if not database_unavailable(exc):
+                raise
+            log.warning("database unavailable: %r", exc)
+            response = unavailable()
+        await response(scope, receive, send)
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        # An operation that lost the database answers 503, so clients and proxies retry it.
+        results = response_data if isinstance(response_data, list) else [response_data]
+        if any(
+            (error.get("extensions") or {}).get("code") == SERVICE_UNAVAILABLE
+            for result in results
+            for error in cast("list[GraphQLFormattedError]", result.get("errors") or [])
+        ):
+            sub_response.status_code = 503
+            sub_response.headers["Retry-After"] = RETRY_AFTER
+        return super().create_response(response_data, sub_response)
+
+    def decode_json(self, data: str | bytes) -> object:
+        # Bytes that are not UTF-8, and nesting past the recursion limit (100,000 `[`), are as
+        # unparseable as a missing brace: both transports answer a JSONDecodeError already.
+        try:
+            return json.loads(data)
+        except RecursionError:
+            raise json.JSONDecodeError("JSON nested too deeply", "", 0) from None
+        except UnicodeDecodeError:
+            raise json.JSONDecodeError("JSON must be UTF-8", "", 0) from None
+
+    def parse_json(self, data: str | bytes) -> Any:
+        # HTTP only (websocket frames go through decode_json): a body or `variables` that is JSON
+        # but not an object or a batch (`null`, `1`, `"x"`) has nothing to run.
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, dict | list):
+            raise HTTPException(400, "The body must be a JSON object.")
+        return parsed
+
+    async def execute_single(
+        self,
+        request: Any,
+        request_adapter: Any,
+        sub_response: Any,
+        context: Any,
+        root_value: Any,
+        request_data: Any,
+    ) -> ExecutionResult:
+        # Subscriptions are served over websockets only; strawberry would run one over HTTP as if
+        # it were a query and fail inside it.
+        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
+        if not self.allow_queries_via_get and request_adapter.method == "GET":
+            allowed -= {OperationType.QUERY}
+        if not request_data.query:
+            raise HTTPException(400, "No GraphQL query found in the request.")
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as exc:
+            raise HTTPException(400, exc.as_http_error_reason()) from exc
+        except InvalidOperationTypeError as exc:
+            if exc.operation_type is OperationType.SUBSCRIPTION:
+                raise HTTPException(
+                    400, "Subscriptions run over a websocket (graphql-transport-ws), not over HTTP."
+                ) from exc
+            raise HTTPException(400, exc.as_http_error_reason(request_adapter.method)) from exc
