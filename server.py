@@ -23,9 +23,6 @@ from datetime import timedelta
 from typing import Any
 
 import uvicorn
-from limits import RateLimitItemPerMinute
-from limits.aio.strategies import MovingWindowRateLimiter
-from limits.storage import storage_from_string
 from starlette.applications import Starlette
 from starlette.config import Config
 from starlette.requests import Request
@@ -44,6 +41,7 @@ from models import MODEL_MODULES
 from resolvers import accounts
 from resolvers.broadcast import Hub
 from resolvers.clock import Clock
+from resolvers.rate_limits import LimitSettings, RateLimiter
 from resolvers.services import Policy, Services
 from schema import schema, transport
 from schema.context import Context
@@ -64,6 +62,9 @@ class Settings:
     anonymous_rate_limit_per_minute: int
     max_subscription_queue: int
     max_subscriptions_per_socket: int
+    max_sockets_per_credential: int
+    max_query_cost: int
+    forwarded_allow_ips: str
     heartbeat_seconds: float
     event_retention_days: int
     session_ttl_days: int
@@ -82,6 +83,9 @@ class Settings:
             anonymous_rate_limit_per_minute=config("ANONYMOUS_RATE_LIMIT_PER_MINUTE", cast=int, default=120),
             max_subscription_queue=config("MAX_SUBSCRIPTION_QUEUE", cast=int, default=1000),
             max_subscriptions_per_socket=config("MAX_SUBSCRIPTIONS_PER_SOCKET", cast=int, default=20),
+            max_sockets_per_credential=config("MAX_SOCKETS_PER_CREDENTIAL", cast=int, default=20),
+            max_query_cost=config("MAX_QUERY_COST", cast=int, default=10_000),
+            forwarded_allow_ips=config("FORWARDED_ALLOW_IPS", default="").strip(),
             heartbeat_seconds=config("BROADCAST_HEARTBEAT_SECONDS", cast=float, default=5.0),
             event_retention_days=config("EVENT_RETENTION_DAYS", cast=int, default=30),
             session_ttl_days=config("SESSION_TTL_DAYS", cast=int, default=30),
@@ -168,6 +172,7 @@ class GraphQLView(GraphQL[Context, None]):
         if viewer is None:
             raise ConnectionRejectionError({"message": "Forbidden"})
         context.viewer = viewer
+        transport.check_socket_quota(context, viewer)
         transport.register(context, viewer)
         # Which server process holds the socket: for support, and for tests across workers.
         return {"server": server_identity()}
@@ -218,52 +223,6 @@ async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
         status_code=413,
     )
     await response(scope, receive, send)
-
-
-class RateLimit:
-    """Requests per minute per bearer token, or per client address when anonymous."""
-
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
-        url = settings.broadcast_url
-        storage_url = "async+" + url if url.startswith(("redis://", "rediss://")) else "async+memory://"
-        options = {"implementation": "redispy"} if storage_url.startswith("async+redis") else {}
-        self.limiter = MovingWindowRateLimiter(storage_from_string(storage_url, **options))
-        self.signed_in = RateLimitItemPerMinute(settings.rate_limit_per_minute)
-        self.anonymous = RateLimitItemPerMinute(settings.anonymous_rate_limit_per_minute)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != "/graphql":
-            await self.app(scope, receive, send)
-            return
-        token = _bearer(dict(scope["headers"]).get(b"authorization", b"").decode("latin-1"))
-        if token:
-            item, key = self.signed_in, "token:" + accounts.hash_token(token)
-        else:
-            client = scope.get("client") or ("unknown", 0)
-            item, key = self.anonymous, "ip:" + str(client[0])
-        try:
-            allowed = await self.limiter.hit(item, "graphql", key)
-        except Exception:
-            # The limiter's store being down must not take the API down with it.
-            log.warning("rate limiter unavailable", exc_info=True)
-            allowed = True
-        if not allowed:
-            response = JSONResponse(
-                {
-                    "errors": [
-                        {
-                            "message": "Too many requests; slow down.",
-                            "extensions": {"code": "RATE_LIMITED"},
-                        }
-                    ]
-                },
-                status_code=429,
-                headers={"Retry-After": "60"},
-            )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
 
 # --- the app --------------------------------------------------------------------------------
@@ -344,7 +303,23 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 namespace=settings.broadcast_namespace,
             )
             await hub.connect()
-            services = Services(clock=clock, hub=hub, policy=policy)
+            limiter = RateLimiter(
+                settings.broadcast_url,
+                settings.broadcast_namespace,
+                now=lambda: clock.now().timestamp(),
+            )
+            services = Services(
+                clock=clock,
+                hub=hub,
+                policy=policy,
+                limits=LimitSettings(
+                    max_query_cost=settings.max_query_cost,
+                    rate_limit_per_minute=settings.rate_limit_per_minute,
+                    anonymous_rate_limit_per_minute=settings.anonymous_rate_limit_per_minute,
+                ),
+                rate_limiter=limiter,
+                max_sockets_per_credential=settings.max_sockets_per_credential,
+            )
             app.state.services = services
             sweeper = asyncio.create_task(_sweep(services, settings.sweep_seconds), name="sweeper")
             listener = asyncio.create_task(services.connections.listen(services), name="credentials")
@@ -356,6 +331,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
                 await hub.disconnect()
+                await limiter.close()
 
     view = GraphQLView(
         schema,
@@ -380,7 +356,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     app.state.settings = settings
     app.state.clock = clock
-    app.add_middleware(RateLimit, settings=settings)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
 
@@ -518,7 +493,11 @@ def main(argv: list[str] | None = None) -> int:
         ws_per_message_deflate=False,
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
-        proxy_headers=True,
+        # Larger websocket messages close the socket with 1009, as larger HTTP bodies get 413.
+        ws_max_size=settings.max_body_bytes,
+        # X-Forwarded-For is believed only from the proxies listed (default: none).
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
         log_level="info",
     )
     return 0

@@ -8,6 +8,7 @@ from datetime import timedelta
 from resolvers.broadcast import Hub
 from resolvers.clock import Clock
 from resolvers.connections import Connections
+from resolvers.rate_limits import LimitSettings, RateLimiter
 
 
 @dataclass(frozen=True)
@@ -29,3 +30,8 @@ class Services:
     policy: Policy = field(default_factory=Policy)
     # This process's open websockets, so that ended credentials and slow consumers close them.
     connections: Connections = field(default_factory=Connections)
+    # Query cost and rate limits (schema/limits.py); no limiter means no rate limiting.
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    rate_limiter: RateLimiter | None = None
+    # Open websockets one credential may hold in this process.
+    max_sockets_per_credential: int = 20
