@@ -31,6 +31,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLField,
     GraphQLInterfaceType,
     GraphQLList,
     GraphQLNamedType,
@@ -177,7 +178,7 @@ class _Analyser:
         )
         type_ = definition.type if definition is not None else None
         named = get_named_type(type_) if type_ is not None else None
-        first = self.page_argument(node)
+        first = self.page_argument(node, definition)
         if _unwrap_is_list(type_):
             count = first if first is not None else (page if page is not None else self.page_cap)
             inner = self.selection_set(named, node.selection_set, None)
@@ -188,16 +189,30 @@ class _Analyser:
             cost = _sat(1 + inner.cost)
         return Shape(_sat(1 + inner.depth), _sat(alias + inner.aliases), _sat(1 + inner.fields), cost)
 
-    def page_argument(self, node: FieldNode) -> int | None:
-        """The field's `first` or `last` (the larger), within 0..page_cap; None when neither is given."""
+    def page_argument(self, node: FieldNode, definition: GraphQLField | None) -> int | None:
+        """The field's `first` or `last` (the larger), within 0..page_cap: as given, else the
+        argument's default; None when the field takes neither."""
         found: int | None = None
-        for argument in node.arguments or ():
-            if argument.name.value not in ("first", "last"):
+        given = {
+            a.name.value: a.value
+            for a in node.arguments or ()
+            # A variable left out (with no default of its own) leaves the argument to its default.
+            if not isinstance(a.value, VariableNode)
+            or a.value.name.value in self.variables
+            or a.value.name.value in self.defaults
+        }
+        for name in ("first", "last"):
+            value: int | None
+            if name in given:
+                value = self.int_value(given[name])
+            elif definition is not None and name in definition.args:
+                default = definition.args[name].default_value
+                if not isinstance(default, int) or isinstance(default, bool):
+                    continue
+                value = default
+            else:
                 continue
-            value = self.int_value(argument.value)
-            if value is None:
-                value = self.page_cap
-            value = min(max(value, 0), self.page_cap)
+            value = self.page_cap if value is None else min(max(value, 0), self.page_cap)
             found = value if found is None else max(found, value)
         return found
 
