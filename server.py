@@ -41,10 +41,11 @@ from models import MODEL_MODULES
 from resolvers import accounts
 from resolvers.broadcast import Hub
 from resolvers.clock import Clock
-from resolvers.rate_limits import LimitSettings, RateLimiter
+from resolvers.rate_limits import LimitSettings, RateLimiter, credential_key
 from resolvers.services import Policy, Services
 from schema import schema, transport
 from schema.context import Context
+from schema.limits import rate_limited_error
 
 log = logging.getLogger("senvault")
 
@@ -159,9 +160,13 @@ class GraphQLView(GraphQL[Context, None]):
         services: Services = request.app.state.services
         context = Context(services=services, request=request, response=response)
         if isinstance(request, Request):
-            context.viewer = await accounts.authenticate(
-                services, _bearer(request.headers.get("authorization"))
-            )
+            token = _bearer(request.headers.get("authorization"))
+            context.viewer = await accounts.authenticate(services, token)
+            if token and context.viewer is not None and services.rate_limiter is not None:
+                # So that RateLimitGate can refuse this token, once past its budget, in memory.
+                services.rate_limiter.remember_token(
+                    accounts.hash_token(token), credential_key(context.viewer)
+                )
             request.state.request_id = context.request_id
         return context
 
@@ -223,6 +228,49 @@ async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
         status_code=413,
     )
     await response(scope, receive, send)
+
+
+class RateLimitGate:
+    """Refuse, in memory, a caller this process already refused in the current window.
+
+    The GraphQL view counts every operation (schema/limits.py) after authenticating and parsing
+    it; once a caller is past its budget, its further requests are answered 429 here, before the
+    database or the parser see them. A bearer token this process has not yet seen authenticate
+    goes through (and is counted there); an anonymous caller is known by its address.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/graphql":
+            await self.app(scope, receive, send)
+            return
+        services: Services | None = getattr(scope["app"].state, "services", None)
+        limiter = services.rate_limiter if services is not None else None
+        if limiter is not None and services is not None:
+            token = _bearer(dict(scope["headers"]).get(b"authorization", b"").decode("latin-1"))
+            if token:
+                key = limiter.key_for_token(accounts.hash_token(token))
+            else:
+                client = scope.get("client") or ("unknown", 0)
+                key = "ip:" + str(client[0])
+            verdict = limiter.refused(key) if key is not None else None
+            if verdict is not None:
+                retry = str(verdict.retry_after(services.clock.now().timestamp()))
+                response = JSONResponse(
+                    {"errors": [rate_limited_error(verdict).formatted]},
+                    status_code=429,
+                    headers={
+                        "Retry-After": retry,
+                        "RateLimit-Limit": str(verdict.limit),
+                        "RateLimit-Remaining": "0",
+                        "RateLimit-Reset": retry,
+                    },
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 # --- the app --------------------------------------------------------------------------------
@@ -357,6 +405,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.settings = settings
     app.state.clock = clock
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # Outermost: a caller already refused costs as little as possible.
+    app.add_middleware(RateLimitGate)
     return app
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from redis import asyncio as aioredis
 
+from resolvers.viewer import Viewer
+
 log = logging.getLogger("senvault.rate_limits")
 
 WINDOW_SECONDS = 60
@@ -69,6 +71,15 @@ class _Local:
         return used
 
 
+def credential_key(viewer: Viewer) -> str:
+    """The budget a signed-in caller draws on: its session or API token, on every transport."""
+    if viewer.api_token_id is not None:
+        return f"api-token:{viewer.api_token_id}"
+    if viewer.session_id is not None:
+        return f"session:{viewer.session_id}"
+    return f"user:{viewer.user_id}"
+
+
 class RateLimiter:
     def __init__(
         self,
@@ -88,6 +99,29 @@ class RateLimiter:
             )
         self._redis_down_until = 0.0
         self.fallbacks = 0
+        # What this process has learnt, so that a caller past its budget is refused before its
+        # request is authenticated or parsed: budget key -> the refusal, until its window resets;
+        # bearer-token digest -> budget key (remembered once the token has authenticated).
+        self._refused: dict[str, Verdict] = {}
+        self._token_keys: dict[str, str] = {}
+
+    def remember_token(self, digest: str, key: str) -> None:
+        if len(self._token_keys) >= MAX_LOCAL_KEYS:
+            self._token_keys.clear()
+        self._token_keys[digest] = key
+
+    def key_for_token(self, digest: str) -> str | None:
+        return self._token_keys.get(digest)
+
+    def refused(self, key: str) -> Verdict | None:
+        """The refusal `key` got in the current window, if it got one; O(1), no I/O."""
+        verdict = self._refused.get(key)
+        if verdict is None:
+            return None
+        if self._now() >= verdict.reset_at:
+            del self._refused[key]
+            return None
+        return verdict
 
     @property
     def shared(self) -> bool:
@@ -106,7 +140,12 @@ class RateLimiter:
         used = await self._incr_shared(key, window, cost)
         if used is None:
             used = self._local.incr(key, window, cost)
-        return Verdict(allowed=used <= limit, limit=limit, cost=cost, used=used, reset_at=reset_at)
+        verdict = Verdict(allowed=used <= limit, limit=limit, cost=cost, used=used, reset_at=reset_at)
+        if not verdict.allowed:
+            if len(self._refused) >= MAX_LOCAL_KEYS:
+                self._refused.clear()
+            self._refused[key] = verdict
+        return verdict
 
     async def _incr_shared(self, key: str, window: int, cost: int) -> int | None:
         if self._redis is None or self._monotonic() < self._redis_down_until:

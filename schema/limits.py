@@ -51,7 +51,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 
-from resolvers.rate_limits import LimitSettings, RateLimiter, Verdict
+from resolvers.rate_limits import LimitSettings, RateLimiter, Verdict, credential_key
 
 MAX_DEPTH = 12
 MAX_ALIASES = 30
@@ -66,6 +66,9 @@ MAX_NESTING = 200
 SATURATED = 2**53 - 1
 # Objects per rate-limit point, as GitHub: an operation costs ceil(cost / 100) points, at least 1.
 OBJECTS_PER_POINT = 100
+# And one per 100 tokens of the document: a 2,000-token document costs 20 points to parse, whatever
+# it asks for, so a client cannot make the server parse large documents faster than its budget.
+TOKENS_PER_POINT = 100
 
 QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
@@ -260,9 +263,20 @@ def analyse(
         return Shape(SATURATED, SATURATED, SATURATED, SATURATED)
 
 
-def rate_points(cost: int) -> int:
-    """Rate-limit points an operation of this cost draws: one per 100 objects, at least one."""
-    return max(1, math.ceil(cost / OBJECTS_PER_POINT))
+def rate_points(cost: int, tokens: int = 0) -> int:
+    """Rate-limit points an operation draws: one per 100 objects it could return or per 100 tokens
+    of its document (parsing is the work a refused document still costs), at least one."""
+    return max(1, math.ceil(cost / OBJECTS_PER_POINT), math.ceil(tokens / TOKENS_PER_POINT))
+
+
+def token_count(document: DocumentNode) -> int:
+    """The document's lexical tokens (what MAX_TOKENS bounds), from the parser's token chain."""
+    token = document.loc.start_token if document.loc is not None else None
+    count = 0
+    while token is not None:
+        count += 1
+        token = token.next
+    return max(0, count - 2)  # not the start- and end-of-file markers
 
 
 def _refusal(message: str, code: str, **extra: object) -> GraphQLError:
@@ -273,14 +287,29 @@ def rate_key(context: Any) -> str:
     """Whose budget an operation draws on: its credential, or the client address when anonymous."""
     viewer = getattr(context, "viewer", None)
     if viewer is not None:
-        if viewer.api_token_id is not None:
-            return f"api-token:{viewer.api_token_id}"
-        if viewer.session_id is not None:
-            return f"session:{viewer.session_id}"
-        return f"user:{viewer.user_id}"
+        return credential_key(viewer)
     request = getattr(context, "request", None)
     client = getattr(request, "client", None)
     return "ip:" + (client.host if client is not None else "unknown")
+
+
+def rate_limited_error(verdict: Verdict) -> GraphQLError:
+    return _refusal(
+        f"Rate limit of {verdict.limit} points a minute reached; try again after the reset.",
+        RATE_LIMITED,
+        limit=verdict.limit,
+        resetAt=_iso(verdict.reset_at),
+    )
+
+
+def refused_early(context: Any) -> GraphQLError | None:
+    """RATE_LIMITED when the socket's credential is already past its budget in this window: checked
+    before its operation is parsed, so a client past its budget costs next to nothing."""
+    limiter = getattr(getattr(context, "services", None), "rate_limiter", None)
+    if not isinstance(limiter, RateLimiter) or getattr(context, "viewer", None) is None:
+        return None
+    verdict = limiter.refused(rate_key(context))
+    return rate_limited_error(verdict) if verdict is not None else None
 
 
 class QueryLimits(SchemaExtension):
@@ -299,8 +328,10 @@ class QueryLimits(SchemaExtension):
     async def on_operation(self) -> AsyncIterator[None]:
         yield
         if not self.charged:
-            # The document did not parse: the attempt still draws a point.
-            await self._charge(1)
+            # The document did not parse: the attempt still draws its points, by its length (about
+            # four characters a token), up to what parsing stops at.
+            length = len(self.execution_context.query or "")
+            await self._charge(rate_points(0, min(MAX_TOKENS, length // 4)))
 
     async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context
@@ -340,15 +371,12 @@ class QueryLimits(SchemaExtension):
                     cost=shape.cost,
                     limit=settings.max_query_cost,
                 )
-        points = rate_points(shape.cost) if shape is not None and refusal is None else 1
+        tokens = token_count(context.graphql_document)
+        points = rate_points(shape.cost if shape is not None and refusal is None else 0, tokens)
         verdict = await self._charge(points)
-        if refusal is None and verdict is not None and not verdict.allowed:
-            refusal = _refusal(
-                f"Rate limit of {verdict.limit} points a minute reached; try again after the reset.",
-                RATE_LIMITED,
-                limit=verdict.limit,
-                resetAt=_iso(verdict.reset_at),
-            )
+        if verdict is not None and not verdict.allowed:
+            # Past its budget a client is told so, whatever else is wrong with the operation.
+            refusal = rate_limited_error(verdict)
             response = getattr(context.context, "response", None)
             if isinstance(response, Response):
                 response.status_code = 429

@@ -38,6 +38,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from resolvers.connections import Connection
 from resolvers.viewer import Viewer
 from schema.context import Context
+from schema.limits import refused_early
 
 SUBSCRIPTION_LIMIT = "SUBSCRIPTION_LIMIT"
 # A malformed message (not JSON, not an object, no `type`, fields of the wrong kind): the
@@ -116,6 +117,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         ):
             refusal: TransportError = {"id": message["id"], "type": "error", "payload": [_limit_error(limit)]}
             await self.send_message(refusal)
+            return
+        limited = refused_early(self.context) if self.connection_acknowledged else None
+        if limited is not None and message["id"] not in self.operations:
+            await self.send_message({"id": message["id"], "type": "error", "payload": [limited.formatted]})
             return
         await super().handle_subscribe(message)
 
@@ -216,6 +221,10 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         ):
             refusal: LegacyError = {"type": "error", "id": message["id"], "payload": _limit_error(limit)}
             await self.send_message(refusal)
+            return
+        limited = refused_early(self.context) if self.connection_acknowledged else None
+        if limited is not None:
+            await self.send_message({"type": "error", "id": message["id"], "payload": limited.formatted})
             return
         await super().handle_start(message)
 

@@ -365,3 +365,34 @@ async def test_a_websocket_message_over_the_body_limit_closes_with_1009(
         big = "mutation { logOut { userErrors { code } } }" + " " * (128 * 1024)
         await sock.send({"id": "1", "type": "subscribe", "payload": {"query": big}})
         assert await sock.closed_code() == 1009
+
+
+async def test_a_document_draws_one_point_per_hundred_tokens(gql: GraphQLClient) -> None:
+    family = await sign_up(gql)
+    # About 1,000 tokens asking for a single object: parsing is the work, and it is paid for.
+    padded = "{ rateLimit { cost } " + "...A " * 485 + "} fragment A on Query { viewer { id } }"
+    data = await gql.data(padded, token=family.token)
+    assert data["rateLimit"]["cost"] == 10
+    small = await gql.data("{ rateLimit { cost } }", token=family.token)
+    assert small["rateLimit"]["cost"] == 1
+
+
+async def test_past_its_budget_a_caller_is_refused_before_its_request_is_read(
+    gql: GraphQLClient, low_limits: GraphQLClient
+) -> None:
+    family = await sign_up(gql)
+    auth = {"Authorization": f"Bearer {family.token}"}
+    await _until_refused(low_limits.http, {"query": VIEWER}, headers=auth)
+    # Not even JSON: the view would answer 400; the limit answers first.
+    garbage = await low_limits.http.post(
+        "/graphql", content=b"{not json", headers={**auth, "content-type": "application/json"}
+    )
+    assert garbage.status_code == 429
+    assert garbage.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    assert int(garbage.headers["Retry-After"]) > 0
+    # Anonymous callers are known by their address.
+    await _until_refused(low_limits.http, {"query": VIEWER})
+    anonymous = await low_limits.http.post(
+        "/graphql", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert anonymous.status_code == 429
