@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import math
 import os
 import socket
 import sys
@@ -257,7 +258,8 @@ class RateLimitGate:
                 key = "ip:" + str(client[0])
             verdict = limiter.refused(key) if key is not None else None
             if verdict is not None:
-                retry = str(verdict.retry_after(services.clock.now().timestamp()))
+                now = services.clock.now().timestamp()
+                retry = str(max(1, math.ceil(verdict.next_point_at - now)))
                 response = JSONResponse(
                     {"errors": [rate_limited_error(verdict).formatted]},
                     status_code=429,
@@ -265,7 +267,7 @@ class RateLimitGate:
                         "Retry-After": retry,
                         "RateLimit-Limit": str(verdict.limit),
                         "RateLimit-Remaining": "0",
-                        "RateLimit-Reset": retry,
+                        "RateLimit-Reset": str(verdict.reset_after(now)),
                     },
                 )
                 await response(scope, receive, send)

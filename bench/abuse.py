@@ -172,7 +172,9 @@ async def run(samples: int, seconds: float, attackers: int, kinds: set[str], flo
                 attacked_token = await _sign_up(http, "Attacked")
                 attacker_token = await _sign_up(http, "Attacker")
                 await measure(http, alone_token, 20, 1.0)  # warm up
+                loads = [os.getloadavg()[0]]
                 alone = await measure(http, alone_token, samples, seconds)
+                loads.append(os.getloadavg()[0])
                 stop = asyncio.Event()
                 seen: Counter[str] = Counter()
                 loops = [
@@ -189,6 +191,7 @@ async def run(samples: int, seconds: float, attackers: int, kinds: set[str], flo
                 # inside the measured phase, and then they are refused.
                 await asyncio.sleep(0)
                 attacked = await measure(http, attacked_token, samples, seconds)
+                loads.append(os.getloadavg()[0])
                 stop.set()
                 await asyncio.gather(*loops)
         finally:
@@ -201,6 +204,7 @@ async def run(samples: int, seconds: float, attackers: int, kinds: set[str], flo
         "pinned": bool(pin),
         "flood": flood,
         "kinds": sorted(kinds),
+        "loads": loads,
     }
 
 
@@ -229,6 +233,9 @@ def report(result: dict[str, Any], samples: int, attackers: int, command: str) -
         + ("ignoring 429 (flood)" if result["flood"] else "honouring Retry-After")
         + f" | {len(attacked)} | {statistics.median(attacked):.1f} | {p99(attacked):.1f} |",
         f"| ratio | | {statistics.median(attacked) / statistics.median(alone):.2f}x | {ratio:.2f}x |",
+        "",
+        "The machine's 1-minute load average before, between and after the phases (other work on "
+        "this shared machine is noise in both phases): " + ", ".join(f"{x:.2f}" for x in result["loads"]),
         "",
         "What the attackers got back while the ordinary query was measured (status, code: count): "
         + ", ".join(f"{k}: {v}" for k, v in sorted(seen.items())),

@@ -51,7 +51,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 
-from resolvers.rate_limits import LimitSettings, RateLimiter, Verdict, credential_key
+from resolvers.rate_limits import LimitSettings, RateLimiter, Verdict, burst_capacity, credential_key
 
 MAX_DEPTH = 12
 MAX_ALIASES = 30
@@ -295,10 +295,14 @@ def rate_key(context: Any) -> str:
 
 def rate_limited_error(verdict: Verdict) -> GraphQLError:
     return _refusal(
-        f"Rate limit of {verdict.limit} points a minute reached; try again after the reset.",
+        f"Rate limit reached: this needs {verdict.cost} points and {verdict.remaining} are left; "
+        f"try again at {_iso(verdict.retry_at)}.",
         RATE_LIMITED,
         limit=verdict.limit,
-        resetAt=_iso(verdict.reset_at),
+        cost=verdict.cost,
+        remaining=verdict.remaining,
+        retryAt=_iso(verdict.retry_at),
+        resetAt=_iso(verdict.full_at),
     )
 
 
@@ -391,12 +395,13 @@ class QueryLimits(SchemaExtension):
         ctx = self.execution_context.context
         if limiter is None:
             return None
-        limit = (
+        per_minute = (
             settings.rate_limit_per_minute
             if getattr(ctx, "viewer", None) is not None
             else settings.anonymous_rate_limit_per_minute
         )
-        verdict = await limiter.charge(rate_key(ctx), points, limit)
+        capacity = burst_capacity(per_minute, rate_points(settings.max_query_cost))
+        verdict = await limiter.charge(rate_key(ctx), points, per_minute, capacity)
         self.verdict = verdict
         if hasattr(ctx, "rate_limit"):
             ctx.rate_limit = verdict
@@ -405,7 +410,7 @@ class QueryLimits(SchemaExtension):
         if isinstance(request, Request) and isinstance(response, Response):
             response.headers["RateLimit-Limit"] = str(verdict.limit)
             response.headers["RateLimit-Remaining"] = str(verdict.remaining)
-            response.headers["RateLimit-Reset"] = str(verdict.retry_after(_now(ctx)))
+            response.headers["RateLimit-Reset"] = str(verdict.reset_after(_now(ctx)))
         return verdict
 
     def get_results(self) -> dict[str, Any]:
@@ -426,12 +431,17 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
-@strawberry.type(description="The caller's rate limit, in cost points per minute (as GitHub's `rateLimit`).")
+@strawberry.type(
+    description="The caller's rate limit in cost points (as GitHub's `rateLimit`): a bucket of `limit` "
+    "points that refills at the server's points-per-minute rate."
+)
 class RateLimit:
-    limit: int = strawberry.field(description="Points the caller may spend in a window.")
-    cost: int = strawberry.field(description="Points this operation drew: one per 100 objects, at least 1.")
-    remaining: int = strawberry.field(description="Points left in the current window.")
-    reset_at: datetime = strawberry.field(description="When the window resets.")
+    limit: int = strawberry.field(description="Points the bucket holds: the most one may spend at once.")
+    cost: int = strawberry.field(
+        description="Points this operation drew: one per 100 objects or per 100 tokens, at least 1."
+    )
+    remaining: int = strawberry.field(description="Points left after this operation.")
+    reset_at: datetime = strawberry.field(description="When all `limit` points are back.")
 
 
 @strawberry.type
@@ -447,5 +457,5 @@ class RateLimitQuery:
             limit=verdict.limit,
             cost=verdict.cost,
             remaining=verdict.remaining,
-            reset_at=datetime.fromtimestamp(verdict.reset_at, UTC),
+            reset_at=datetime.fromtimestamp(verdict.full_at, UTC),
         )
