@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import getpass
 import logging
 import math
@@ -373,6 +374,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             app.state.services = services
             sweeper = asyncio.create_task(_sweep(services, settings.sweep_seconds), name="sweeper")
             listener = asyncio.create_task(services.connections.listen(services), name="credentials")
+            # Everything built so far (the schema, the ORM's models, the modules) lives as long as the
+            # process: keep it out of the cyclic collector's full passes, which otherwise walk it all
+            # whenever a large document's parse fills the young generations (tail latency).
+            gc.freeze()
             try:
                 yield
             finally:

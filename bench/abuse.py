@@ -1,23 +1,24 @@
 """Abuse benchmark: an ordinary signed-in query's p99, alone and while attackers send their worst.
 
-    .venv/bin/python bench/abuse.py [--samples 300] [--seconds 65] [--attackers 2] [--flood]
-                                    [--write bench/RESULTS.md]
+    .venv/bin/python bench/abuse.py [--blocks 12] [--block-seconds 10] [--rate 5] [--attackers 2]
+                                    [--flood] [--write bench/RESULTS.md]
 
 One `server.py serve` process (SQLite in a temporary directory, `memory://` broadcast, the default
 limits, the demo data from `seed-demo`), pinned to CPU 0 with `taskset` when it is available; this
-client process runs on the other CPUs. The measured client sends `--samples` ordinary queries,
-evenly spread over `--seconds` (longer than the one-minute rate-limit window, so the attackers'
-budgets are renewed at least once inside the phase), each phase as a fresh family account, and takes
-the p99 of their latency, twice in the same run:
+client process runs on the other CPUs. One signed-in family sends an ordinary query `--rate` times a
+second for the whole run. The run is cut into `--blocks` blocks of `--block-seconds`, alternately
+without and with attackers, so that both sides of the comparison see the same background (this
+machine is shared): the p99 of the ordinary query's latency in the blocks with attackers is compared
+with its p99 in the blocks without. Samples in the first half second after a switch are not counted.
 
-1. with no attacker;
-2. while attackers send as fast as they can, each from `--attackers` concurrent loops:
-   anonymous fragment bombs (190 fragments, each spreading the previous one twice, under the token
-   limit), and, as one signed-in account, the most costly query allowed (cost 9,901 of 10,000,
-   executed while the account has points) and the 30-alias directory query (cost 129,030, refused).
-   Each request names its operation anew, so that no cache keyed on the text can help the server.
-   Past their budget they get 429s and wait the `Retry-After` they are given ("as fast as it is
-   allowed"); with `--flood` they ignore it and keep sending, a raw request flood.
+The attackers, each from `--attackers` concurrent loops, send as fast as they are allowed:
+anonymous fragment bombs (190 fragments, each spreading the previous one twice, under the token
+limit), and, as one signed-in account, the most costly query allowed (cost 9,901 of 10,000,
+executed while the account has points) and the 30-alias directory query (cost 129,030, refused).
+Each request names its operation anew, so that no cache keyed on the text can help the server.
+Past their budget they get 429s and wait the `Retry-After` they are given; with `--flood` they
+ignore it and keep sending, a raw request flood. Their buckets refill while they are paused, so
+each attacked block starts with a burst.
 
 The ratio p99(with attackers) / p99(alone) is what SPEC §12 bounds (at most 2). Every loop is bounded
 in count and time; only 127.0.0.1 is used. Not part of the test suite: run by hand.
@@ -111,32 +112,24 @@ async def _sign_up(http: httpx.AsyncClient, name: str) -> str:
     return token
 
 
-async def measure(http: httpx.AsyncClient, token: str, samples: int, seconds: float) -> list[float]:
-    headers = {"Authorization": f"Bearer {token}"}
-    latencies: list[float] = []
-    begin = time.perf_counter()
-    for n in range(samples):
-        await asyncio.sleep(max(0.0, begin + n * seconds / samples - time.perf_counter()))
-        started = time.perf_counter()
-        answer = await http.post("/graphql", json={"query": ORDINARY}, headers=headers)
-        latencies.append((time.perf_counter() - started) * 1000)
-        assert answer.status_code == 200, answer.text
-        assert not answer.json().get("errors"), answer.text
-    return latencies
-
-
 async def attack(
-    base: str, query: str, token: str | None, stop: asyncio.Event, seen: Counter[str], flood: bool
+    base: str,
+    query: str,
+    token: str | None,
+    go: asyncio.Event,
+    stop: asyncio.Event,
+    seen: Counter[str],
+    flood: bool,
 ) -> None:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     deadline = time.monotonic() + ATTACK_SECONDS
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
         for sent in range(ATTACK_REQUESTS):
+            await go.wait()
             if stop.is_set() or time.monotonic() > deadline:
                 return
             answer = await http.post("/graphql", json={"query": varied(query, sent)}, headers=headers)
-            body = answer.json()
-            errors = body.get("errors") or []
+            errors = answer.json().get("errors") or []
             seen[f"{answer.status_code} {errors[0]['extensions']['code'] if errors else 'ok'}"] += 1
             if answer.status_code == 429 and not flood:
                 wait = float(answer.headers["Retry-After"])
@@ -144,9 +137,10 @@ async def attack(
                     await asyncio.wait_for(stop.wait(), timeout=min(wait, deadline - time.monotonic()))
 
 
-async def run(samples: int, seconds: float, attackers: int, kinds: set[str], flood: bool) -> dict[str, Any]:
+async def run(args: argparse.Namespace) -> dict[str, Any]:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
+    kinds = set(args.kinds.split(","))
     with tempfile.TemporaryDirectory(prefix="senvault-abuse-") as tmp:
         env = {
             **os.environ,
@@ -165,36 +159,52 @@ async def run(samples: int, seconds: float, attackers: int, kinds: set[str], flo
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        alone: list[float] = []
+        attacked: list[float] = []
+        seen: Counter[str] = Counter()
+        go, stop = asyncio.Event(), asyncio.Event()
+        loops: list[asyncio.Task[None]] = []
         try:
             await _wait_ready(base, proc)
             async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-                alone_token = await _sign_up(http, "Alone")
-                attacked_token = await _sign_up(http, "Attacked")
+                token = await _sign_up(http, "Measured")
                 attacker_token = await _sign_up(http, "Attacker")
-                await measure(http, alone_token, 20, 1.0)  # warm up
-                loads = [os.getloadavg()[0]]
-                alone = await measure(http, alone_token, samples, seconds)
-                loads.append(os.getloadavg()[0])
-                stop = asyncio.Event()
-                seen: Counter[str] = Counter()
+                headers = {"Authorization": f"Bearer {token}"}
                 loops = [
-                    asyncio.create_task(attack(base, query, token, stop, seen, flood))
-                    for kind, query, token in (
+                    asyncio.create_task(attack(base, query, who, go, stop, seen, args.flood))
+                    for kind, query, who in (
                         ("bomb", fragment_bomb(), None),
                         ("maximal", MAXIMAL, attacker_token),
                         ("costly", TOO_COSTLY, attacker_token),
                     )
                     if kind in kinds
-                    for _ in range(attackers)
+                    for _ in range(args.attackers)
                 ]
-                # Measured from the attack's first request: the attackers' budgets are spent
-                # inside the measured phase, and then they are refused.
-                await asyncio.sleep(0)
-                attacked = await measure(http, attacked_token, samples, seconds)
-                loads.append(os.getloadavg()[0])
-                stop.set()
-                await asyncio.gather(*loops)
+                for _ in range(20):  # warm up
+                    await http.post("/graphql", json={"query": ORDINARY}, headers=headers)
+                begin = time.perf_counter()
+                interval = 1.0 / args.rate
+                for n in range(int(args.blocks * args.block_seconds * args.rate)):
+                    await asyncio.sleep(max(0.0, begin + n * interval - time.perf_counter()))
+                    elapsed = time.perf_counter() - begin
+                    block, into = divmod(elapsed, args.block_seconds)
+                    under_attack = int(block) % 2 == 1
+                    if under_attack != go.is_set():
+                        if under_attack:
+                            go.set()
+                        else:
+                            go.clear()
+                    started = time.perf_counter()
+                    answer = await http.post("/graphql", json={"query": ORDINARY}, headers=headers)
+                    took = (time.perf_counter() - started) * 1000
+                    assert answer.status_code == 200, answer.text
+                    assert not answer.json().get("errors"), answer.text
+                    if into >= 0.5:
+                        (attacked if under_attack else alone).append(took)
         finally:
+            stop.set()
+            go.set()
+            await asyncio.gather(*loops, return_exceptions=True)
             proc.terminate()
             proc.wait(10)
     return {
@@ -202,13 +212,12 @@ async def run(samples: int, seconds: float, attackers: int, kinds: set[str], flo
         "attacked": attacked,
         "seen": seen,
         "pinned": bool(pin),
-        "flood": flood,
+        "flood": args.flood,
         "kinds": sorted(kinds),
-        "loads": loads,
     }
 
 
-def report(result: dict[str, Any], samples: int, attackers: int, command: str) -> list[str]:
+def report(result: dict[str, Any], args: argparse.Namespace, command: str) -> list[str]:
     alone, attacked = result["alone"], result["attacked"]
     ratio = p99(attacked) / p99(alone)
     seen: Counter[str] = result["seen"]
@@ -216,28 +225,25 @@ def report(result: dict[str, Any], samples: int, attackers: int, command: str) -
         f"{p} {__import__('importlib.metadata').metadata.version(p)}"
         for p in ("strawberry-graphql", "starlette", "uvicorn", "graphql-core")
     )
+    mode = "ignoring 429 (flood)" if result["flood"] else "honouring Retry-After"
     return [
-        "## Abuse: an ordinary query while attackers send their worst",
+        f"### {args.attackers} loops each of {', '.join(result['kinds'])}, {mode}",
         "",
-        f"Run on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}`: how it is measured is in the "
-        "docstring of [`abuse.py`](abuse.py). Server on SQLite, `memory://`, default limits, "
+        f"Run on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}`. Server on SQLite, `memory://`, "
+        "default limits, "
         + ("pinned to CPU 0 with `taskset`." if result["pinned"] else "not pinned (no `taskset`)."),
+        f"Machine: {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, load average "
+        f"{os.getloadavg()[0]:.1f} at the end (shared with other work); Python {platform.python_version()}; "
+        f"{packages}.",
         "",
-        f"- Machine: {os.cpu_count()} CPUs, {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()}; {packages}",
-        "",
-        "| phase | samples | p50 ms | p99 ms |",
+        "| ordinary query | samples | p50 ms | p99 ms |",
         "| --- | ---: | ---: | ---: |",
-        f"| alone | {len(alone)} | {statistics.median(alone):.1f} | {p99(alone):.1f} |",
-        f"| with {attackers}×{len(result['kinds'])} attack loops ({', '.join(result['kinds'])}), "
-        + ("ignoring 429 (flood)" if result["flood"] else "honouring Retry-After")
-        + f" | {len(attacked)} | {statistics.median(attacked):.1f} | {p99(attacked):.1f} |",
-        f"| ratio | | {statistics.median(attacked) / statistics.median(alone):.2f}x | {ratio:.2f}x |",
+        f"| blocks without attackers | {len(alone)} | {statistics.median(alone):.1f} | {p99(alone):.1f} |",
+        f"| blocks with attackers | {len(attacked)} | {statistics.median(attacked):.1f} "
+        f"| {p99(attacked):.1f} |",
+        f"| ratio | | {statistics.median(attacked) / statistics.median(alone):.2f}x | **{ratio:.2f}x** |",
         "",
-        "The machine's 1-minute load average before, between and after the phases (other work on "
-        "this shared machine is noise in both phases): " + ", ".join(f"{x:.2f}" for x in result["loads"]),
-        "",
-        "What the attackers got back while the ordinary query was measured (status, code: count): "
+        "What the attackers got back (status, code: count): "
         + ", ".join(f"{k}: {v}" for k, v in sorted(seen.items())),
         "",
     ]
@@ -247,8 +253,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--samples", type=int, default=300)
-    parser.add_argument("--seconds", type=float, default=65.0)
+    parser.add_argument("--blocks", type=int, default=12)
+    parser.add_argument("--block-seconds", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=5.0, help="ordinary queries a second")
     parser.add_argument("--flood", action="store_true", help="attackers ignore Retry-After")
     parser.add_argument("--attackers", type=int, default=2)
     parser.add_argument(
@@ -256,19 +263,18 @@ def main() -> None:
     )
     parser.add_argument("--write", type=Path, help="append the results to this Markdown file")
     args = parser.parse_args()
-    if args.samples > 550:
-        parser.error("--samples above 550 would spend the measured account's own budget (600 a minute)")
+    if args.rate > 9:
+        parser.error("--rate above 9 would spend the measured account's own budget (600 a minute)")
+    if args.blocks * args.block_seconds > 300:
+        parser.error("the run is at most 300 seconds")
     if shutil.which("taskset"):
         # This client on the other CPUs, so it does not compete with the server for CPU 0.
         others = set(range(os.cpu_count() or 1)) - {0}
         if others:
             os.sched_setaffinity(0, others)
-    if args.seconds > 300:
-        parser.error("--seconds is at most 300")
-    kinds = set(args.kinds.split(","))
-    result = asyncio.run(run(args.samples, args.seconds, args.attackers, kinds, args.flood))
-    command = "python bench/abuse.py " + " ".join(sys.argv[1:])
-    lines = report(result, args.samples, args.attackers, command.strip())
+    result = asyncio.run(run(args))
+    command = ("python bench/abuse.py " + " ".join(sys.argv[1:])).strip()
+    lines = report(result, args, command)
     print("\n".join(lines))
     if args.write:
         with args.write.open("a") as out:
