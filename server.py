@@ -18,6 +18,7 @@ import math
 import os
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -259,7 +260,7 @@ class RateLimitGate:
                 key = "ip:" + str(client[0])
             verdict = limiter.refused(key) if key is not None else None
             if verdict is not None:
-                now = services.clock.now().timestamp()
+                now = time.time()
                 retry = str(max(1, math.ceil(verdict.next_point_at - now)))
                 response = JSONResponse(
                     {"errors": [rate_limited_error(verdict).formatted]},
@@ -354,11 +355,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 namespace=settings.broadcast_namespace,
             )
             await hub.connect()
-            limiter = RateLimiter(
-                settings.broadcast_url,
-                settings.broadcast_namespace,
-                now=lambda: clock.now().timestamp(),
-            )
+            # Real time, not the service clock: budgets refill as time really passes.
+            limiter = RateLimiter(settings.broadcast_url, settings.broadcast_namespace)
             services = Services(
                 clock=clock,
                 hub=hub,
