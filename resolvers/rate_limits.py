@@ -46,10 +46,10 @@ local cost = tonumber(ARGV[4])
 if tat == nil or tat < now then tat = now end
 local new_tat = tat + cost * interval
 if new_tat - now <= span then
-  redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
-  return {1, tostring(new_tat)}
+  redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+  return {1, string.format('%.6f', new_tat)}
 end
-return {0, tostring(tat)}
+return {0, string.format('%.6f', tat)}
 """
 
 
@@ -155,7 +155,8 @@ class RateLimiter:
             allowed=allowed,
             limit=capacity,
             cost=cost,
-            remaining=max(0, math.floor((span - (tat - now)) / interval + 1e-9)),
+            # (to within a thousandth of a point: times pass through Redis as text)
+            remaining=max(0, math.floor((span - (tat - now)) / interval + 1e-3)),
             full_at=max(tat, now),
             retry_at=now if allowed else tat + cost * interval - span,
             next_point_at=tat + interval - span,
