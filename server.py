@@ -11,11 +11,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import getpass
 import logging
+import math
 import os
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,9 +26,6 @@ from datetime import timedelta
 from typing import Any
 
 import uvicorn
-from limits import RateLimitItemPerMinute
-from limits.aio.strategies import MovingWindowRateLimiter
-from limits.storage import storage_from_string
 from starlette.applications import Starlette
 from starlette.config import Config
 from starlette.requests import Request
@@ -43,10 +43,12 @@ from models import MODEL_MODULES
 from resolvers import accounts
 from resolvers.broadcast import Hub
 from resolvers.clock import Clock
+from resolvers.rate_limits import LimitSettings, RateLimiter, credential_key
 from resolvers.services import Policy, Services
 from schema import schema, transport
 from schema.context import Context
 from schema.http import HTTPBoundary
+from schema.limits import rate_limited_error
 
 log = logging.getLogger("senvault")
 
@@ -64,6 +66,9 @@ class Settings:
     anonymous_rate_limit_per_minute: int
     max_subscription_queue: int
     max_subscriptions_per_socket: int
+    max_sockets_per_credential: int
+    max_query_cost: int
+    forwarded_allow_ips: str
     heartbeat_seconds: float
     event_retention_days: int
     session_ttl_days: int
@@ -83,6 +88,9 @@ class Settings:
             anonymous_rate_limit_per_minute=config("ANONYMOUS_RATE_LIMIT_PER_MINUTE", cast=int, default=120),
             max_subscription_queue=config("MAX_SUBSCRIPTION_QUEUE", cast=int, default=1000),
             max_subscriptions_per_socket=config("MAX_SUBSCRIPTIONS_PER_SOCKET", cast=int, default=20),
+            max_sockets_per_credential=config("MAX_SOCKETS_PER_CREDENTIAL", cast=int, default=20),
+            max_query_cost=config("MAX_QUERY_COST", cast=int, default=10_000),
+            forwarded_allow_ips=config("FORWARDED_ALLOW_IPS", default="").strip(),
             heartbeat_seconds=config("BROADCAST_HEARTBEAT_SECONDS", cast=float, default=5.0),
             event_retention_days=config("EVENT_RETENTION_DAYS", cast=int, default=30),
             session_ttl_days=config("SESSION_TTL_DAYS", cast=int, default=30),
@@ -158,9 +166,13 @@ class GraphQLView(HTTPBoundary):
         services: Services = request.app.state.services
         context = Context(services=services, request=request, response=response)
         if isinstance(request, Request):
-            context.viewer = await accounts.authenticate(
-                services, _bearer(request.headers.get("authorization"))
-            )
+            token = _bearer(request.headers.get("authorization"))
+            context.viewer = await accounts.authenticate(services, token)
+            if token and context.viewer is not None and services.rate_limiter is not None:
+                # So that RateLimitGate can refuse this token, once past its budget, in memory.
+                services.rate_limiter.remember_token(
+                    accounts.hash_token(token), credential_key(context.viewer)
+                )
             request.state.request_id = context.request_id
         return context
 
@@ -171,6 +183,7 @@ class GraphQLView(HTTPBoundary):
         if viewer is None:
             raise ConnectionRejectionError({"message": "Forbidden"})
         context.viewer = viewer
+        transport.check_socket_quota(context, viewer)
         transport.register(context, viewer)
         # Which server process holds the socket: for support, and for tests across workers.
         return {"server": server_identity()}
@@ -223,49 +236,47 @@ async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
     await response(scope, receive, send)
 
 
-class RateLimit:
-    """Requests per minute per bearer token, or per client address when anonymous."""
+class RateLimitGate:
+    """Refuse, in memory, a caller this process already refused in the current window.
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    The GraphQL view counts every operation (schema/limits.py) after authenticating and parsing
+    it; once a caller is past its budget, its further requests are answered 429 here, before the
+    database or the parser see them. A bearer token this process has not yet seen authenticate
+    goes through (and is counted there); an anonymous caller is known by its address.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        url = settings.broadcast_url
-        storage_url = "async+" + url if url.startswith(("redis://", "rediss://")) else "async+memory://"
-        options = {"implementation": "redispy"} if storage_url.startswith("async+redis") else {}
-        self.limiter = MovingWindowRateLimiter(storage_from_string(storage_url, **options))
-        self.signed_in = RateLimitItemPerMinute(settings.rate_limit_per_minute)
-        self.anonymous = RateLimitItemPerMinute(settings.anonymous_rate_limit_per_minute)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/graphql":
             await self.app(scope, receive, send)
             return
-        token = _bearer(dict(scope["headers"]).get(b"authorization", b"").decode("latin-1"))
-        if token:
-            item, key = self.signed_in, "token:" + accounts.hash_token(token)
-        else:
-            client = scope.get("client") or ("unknown", 0)
-            item, key = self.anonymous, "ip:" + str(client[0])
-        try:
-            allowed = await self.limiter.hit(item, "graphql", key)
-        except Exception:
-            # The limiter's store being down must not take the API down with it.
-            log.warning("rate limiter unavailable", exc_info=True)
-            allowed = True
-        if not allowed:
-            response = JSONResponse(
-                {
-                    "errors": [
-                        {
-                            "message": "Too many requests; slow down.",
-                            "extensions": {"code": "RATE_LIMITED"},
-                        }
-                    ]
-                },
-                status_code=429,
-                headers={"Retry-After": "60"},
-            )
-            await response(scope, receive, send)
-            return
+        services: Services | None = getattr(scope["app"].state, "services", None)
+        limiter = services.rate_limiter if services is not None else None
+        if limiter is not None and services is not None:
+            token = _bearer(dict(scope["headers"]).get(b"authorization", b"").decode("latin-1"))
+            if token:
+                key = limiter.key_for_token(accounts.hash_token(token))
+            else:
+                client = scope.get("client") or ("unknown", 0)
+                key = "ip:" + str(client[0])
+            verdict = limiter.refused(key) if key is not None else None
+            if verdict is not None:
+                now = time.time()
+                retry = str(max(1, math.ceil(verdict.next_point_at - now)))
+                response = JSONResponse(
+                    {"errors": [rate_limited_error(verdict).formatted]},
+                    status_code=429,
+                    headers={
+                        "Retry-After": retry,
+                        "RateLimit-Limit": str(verdict.limit),
+                        "RateLimit-Remaining": "0",
+                        "RateLimit-Reset": str(verdict.reset_after(now)),
+                    },
+                )
+                await response(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
 
@@ -354,10 +365,27 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 namespace=settings.broadcast_namespace,
             )
             await hub.connect()
-            services = Services(clock=clock, hub=hub, policy=policy)
+            # Real time, not the service clock: budgets refill as time really passes.
+            limiter = RateLimiter(settings.broadcast_url, settings.broadcast_namespace)
+            services = Services(
+                clock=clock,
+                hub=hub,
+                policy=policy,
+                limits=LimitSettings(
+                    max_query_cost=settings.max_query_cost,
+                    rate_limit_per_minute=settings.rate_limit_per_minute,
+                    anonymous_rate_limit_per_minute=settings.anonymous_rate_limit_per_minute,
+                ),
+                rate_limiter=limiter,
+                max_sockets_per_credential=settings.max_sockets_per_credential,
+            )
             app.state.services = services
             sweeper = asyncio.create_task(_sweep(services, settings.sweep_seconds), name="sweeper")
             listener = asyncio.create_task(services.connections.listen(services), name="credentials")
+            # Everything built so far (the schema, the ORM's models, the modules) lives as long as the
+            # process: keep it out of the cyclic collector's full passes, which otherwise walk it all
+            # whenever a large document's parse fills the young generations (tail latency).
+            gc.freeze()
             try:
                 yield
             finally:
@@ -366,6 +394,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
                 await hub.disconnect()
+                await limiter.close()
 
     view = GraphQLView(
         schema,
@@ -390,8 +419,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     app.state.settings = settings
     app.state.clock = clock
-    app.add_middleware(RateLimit, settings=settings)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # Outermost: a caller already refused costs as little as possible.
+    app.add_middleware(RateLimitGate)
     return app
 
 
@@ -528,9 +558,13 @@ def main(argv: list[str] | None = None) -> int:
         ws_per_message_deflate=False,
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
-        proxy_headers=True,
         # Shutdown always ends: what is still open after this is cancelled (it hung without it).
         timeout_graceful_shutdown=max(1, round(settings.graceful_shutdown_seconds)),
+        # Larger websocket messages close the socket with 1009, as larger HTTP bodies get 413.
+        ws_max_size=settings.max_body_bytes,
+        # X-Forwarded-For is believed only from the proxies listed (default: none).
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
         log_level="info",
     )
     return 0

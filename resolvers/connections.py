@@ -77,6 +77,16 @@ class Connections:
     def discard(self, connection: Connection) -> None:
         self._open.discard(connection)
 
+    def count_for(self, viewer: Viewer) -> int:
+        """Open sockets (not being closed) held with the same session or API token as `viewer`."""
+        return sum(
+            1
+            for c in self._open
+            if c.close_code is None
+            and c.viewer.session_id == viewer.session_id
+            and c.viewer.api_token_id == viewer.api_token_id
+        )
+
     def close_credential(self, *, session_id: int | None = None, api_token_id: int | None = None) -> int:
         """Close every socket opened with this session or API token; returns how many."""
         closed = 0

@@ -9,6 +9,7 @@ from datetime import timedelta
 from resolvers.broadcast import Hub
 from resolvers.clock import Clock
 from resolvers.connections import Connections
+from resolvers.rate_limits import LimitSettings, RateLimiter
 
 
 @dataclass(frozen=True)
@@ -32,3 +33,8 @@ class Services:
     connections: Connections = field(default_factory=Connections)
     # Held by each pass of the clock-driven sweep: one pass at a time per process.
     sweeping: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Query cost and rate limits (schema/limits.py); no limiter means no rate limiting.
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    rate_limiter: RateLimiter | None = None
+    # Open websockets one credential may hold in this process.
+    max_sockets_per_credential: int = 20

@@ -8,7 +8,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -17,18 +17,17 @@ from schema.advocates import AdvocateMutation, AdvocateQuery
 from schema.errors import ErrorPolicy
 from schema.families import FamilyMutation
 from schema.hygiene import DATETIME, UnstorableText
+from schema.limits import MAX_TOKENS, QueryLimits, RateLimitQuery
 from schema.notifications import NotificationMutation, NotificationQuery, NotificationSubscription
 from schema.support import SupportMutation, SupportQuery, SupportSubscription
 from schema.tickets import TicketMutation, TicketQuery, TicketSubscription
 from schema.vault import VaultMutation, VaultQuery, VaultSubscription
 
-MAX_DEPTH = 12
-MAX_ALIASES = 30
-MAX_TOKENS = 2000
-
 
 @strawberry.type(description="Everything that can be read.")
-class Query(AccountQuery, AdvocateQuery, SupportQuery, VaultQuery, NotificationQuery, TicketQuery):
+class Query(
+    AccountQuery, AdvocateQuery, SupportQuery, VaultQuery, NotificationQuery, TicketQuery, RateLimitQuery
+):
     node: relay.Node | None = relay.node(
         description="Any object by its global ID; null when it does not exist or is not yours."
     )
@@ -65,20 +64,17 @@ class Schema(strawberry.Schema):
         return None
 
 
-# The limiters are built once and shared: each builds a validation rule class, and a new class per
-# request would defeat strawberry's validation cache (strawberry #4635). Their hooks finish before
-# the operation's first await, so sharing is safe; ErrorPolicy keeps per-request state, so it is not.
-_depth_limiter = QueryDepthLimiter(max_depth=MAX_DEPTH)
-_alias_limiter = MaxAliasesLimiter(max_alias_count=MAX_ALIASES)
-
 schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
     config=StrawberryConfig(auto_camel_case=True, scalar_map={datetime: DATETIME}),
     extensions=[
-        lambda: _depth_limiter,
-        lambda: _alias_limiter,
+        # Depth, aliases, expanded size, cost and rate limits in one linear pass (schema/limits.py),
+        # instead of strawberry's QueryDepthLimiter and MaxAliasesLimiter, which re-walk every
+        # fragment spread (exponential on a fragment bomb). No validation rule is added, so
+        # nothing is built per request.
+        QueryLimits,
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         UnstorableText,
         lambda: ErrorPolicy(_request_id),

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from resolvers.connections import Connection
+from resolvers.rate_limits import Verdict
 from resolvers.services import Services
 from resolvers.viewer import Viewer
 from schema.loaders import Loaders
@@ -29,6 +30,8 @@ class Context:
     connection_params: dict[str, Any] | None = None
     # On websockets, the socket as this process's registry knows it (set once acknowledged).
     connection: Connection | None = None
+    # The caller's rate-limit budget after the current operation was counted (schema/limits.py).
+    rate_limit: Verdict | None = None
 
     def fresh_loaders(self) -> Loaders:
         """New loaders for one subscription event: a socket's context lives all day."""

@@ -11,18 +11,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from typing import Any
+from typing import Any, cast
 
 from graphql import GraphQLError, GraphQLFormattedError
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived, WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage as TransportInit,
+)
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ErrorMessage as TransportError
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message as TransportMessage
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import (
     ConnectionAckMessage,
     ConnectionInitMessage,
+    OperationMessage,
     StartMessage,
 )
 from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage as LegacyError
@@ -33,8 +39,30 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from resolvers.connections import Connection
 from resolvers.viewer import Viewer
 from schema.context import Context
+from schema.limits import refused_early
 
 SUBSCRIPTION_LIMIT = "SUBSCRIPTION_LIMIT"
+# A malformed message (not JSON, not an object, no `type`, fields of the wrong kind): the
+# graphql-transport-ws protocol's close code, used on the legacy protocol too.
+CLOSE_MALFORMED = 4400
+# The credential already holds MAX_SOCKETS_PER_CREDENTIAL open sockets in this process.
+CLOSE_TOO_MANY_SOCKETS = 4429
+TOO_MANY_SOCKETS_REASON = "Too many open sockets for this credential"
+
+
+class TooManySockets(Exception):
+    """Raised by `on_ws_connect` when the credential already holds its quota of sockets."""
+
+
+def check_socket_quota(context: Context, viewer: Viewer) -> None:
+    """Refuse a socket past `MAX_SOCKETS_PER_CREDENTIAL` for this credential (in this process)."""
+    services = context.services
+    if services.connections.count_for(viewer) >= services.max_sockets_per_credential:
+        raise TooManySockets
+
+
+def _well_formed(message: object) -> bool:
+    return isinstance(message, dict) and isinstance(message.get("type"), str)
 
 
 def register(context: Context, viewer: Viewer) -> None:
@@ -62,7 +90,23 @@ def _limit_error(limit: int | None) -> GraphQLFormattedError:
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """graphql-transport-ws: a coded error past the per-socket cap, and registry bookkeeping."""
+    """graphql-transport-ws: a coded error past the per-socket cap, 4400 for any malformed message,
+    4429 past the sockets-per-credential cap, and registry bookkeeping."""
+
+    async def handle_message(self, message: TransportMessage) -> None:
+        if not _well_formed(message):
+            await self.handle_invalid_message("Messages must be JSON objects with a string `type`")
+            return
+        try:
+            await super().handle_message(message)
+        except (TypeError, ValueError, AttributeError):
+            await self.handle_invalid_message("Malformed message")
+
+    async def handle_connection_init(self, message: TransportInit) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except TooManySockets:
+            await self.websocket.close(code=CLOSE_TOO_MANY_SOCKETS, reason=TOO_MANY_SOCKETS_REASON)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         limit = self.max_subscriptions_per_connection
@@ -74,6 +118,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         ):
             refusal: TransportError = {"id": message["id"], "type": "error", "payload": [_limit_error(limit)]}
             await self.send_message(refusal)
+            return
+        limited = refused_early(self.context) if self.connection_acknowledged else None
+        if limited is not None and message["id"] not in self.operations:
+            await self.send_message({"id": message["id"], "type": "error", "payload": [limited.formatted]})
             return
         await super().handle_subscribe(message)
 
@@ -93,11 +141,42 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     async def handle(self) -> None:
         timer = asyncio.create_task(self._init_timeout())
         try:
-            await super().handle()
+            await self._receive_all()
         finally:
             timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await timer
+
+    async def _receive_all(self) -> None:
+        """strawberry's loop, except that a message that is not a JSON object with a `type` closes
+        the socket with 4400 (strawberry ignores what does not parse and drops the socket on `[]`)."""
+        try:
+            try:
+                async for message in self.websocket.iter_json():
+                    if not _well_formed(message):
+                        await self._malformed("Messages must be JSON objects with a string `type`")
+                        return
+                    try:
+                        await self.handle_message(cast("OperationMessage", message))
+                    except (KeyError, TypeError, ValueError, AttributeError):
+                        await self._malformed("Malformed message")
+                        return
+            except NonJsonMessageReceived:
+                await self._malformed("WebSocket message must be valid JSON")
+            except NonTextMessageReceived:
+                await self.websocket.close(code=1002, reason="WebSocket message type must be text")
+        except WebSocketDisconnected:
+            pass
+        finally:
+            if self.keep_alive_task:
+                self.keep_alive_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await self.keep_alive_task
+            await self.cleanup()
+
+    async def _malformed(self, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.websocket.close(code=CLOSE_MALFORMED, reason=reason)
 
     async def _init_timeout(self) -> None:
         await asyncio.sleep(self.view.connection_init_wait_timeout.total_seconds())
@@ -118,6 +197,12 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             await self.send_message({"type": "connection_error", "payload": {"message": "Forbidden"}})
             await self.websocket.close(code=4403, reason="Forbidden")
             return
+        except TooManySockets:
+            await self.send_message(
+                {"type": "connection_error", "payload": {"message": TOO_MANY_SOCKETS_REASON}}
+            )
+            await self.websocket.close(code=CLOSE_TOO_MANY_SOCKETS, reason=TOO_MANY_SOCKETS_REASON)
+            return
         ack_message: ConnectionAckMessage = {
             "type": "connection_ack",
             "payload": ack if isinstance(ack, dict) else {},
@@ -137,6 +222,10 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         ):
             refusal: LegacyError = {"type": "error", "id": message["id"], "payload": _limit_error(limit)}
             await self.send_message(refusal)
+            return
+        limited = refused_early(self.context) if self.connection_acknowledged else None
+        if limited is not None:
+            await self.send_message({"type": "error", "id": message["id"], "payload": limited.formatted})
             return
         await super().handle_start(message)
 

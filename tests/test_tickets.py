@@ -1392,25 +1392,30 @@ async def test_the_dashboard_costs_the_same_sql_for_ten_tickets_as_for_two_hundr
     await _fill_queue(services, small.token, family, 10)
     await _fill_queue(services, large.token, family, 200)
 
+    # 30 tickets a page: the dashboard could return ~316 objects per ticket (a checklist holds up
+    # to 100 items), and MAX_QUERY_COST (10,000) refuses 100 tickets a page.
+    page = 30
+
     async def cost(adv: Account, after: str | None = None) -> tuple[int, dict[str, Any]]:
         with _counting() as counter:
-            data = await gql.data(DASHBOARD, {"first": 100, "after": after}, adv.token)
+            data = await gql.data(DASHBOARD, {"first": page, "after": after}, adv.token)
         return counter.count, data["ticketQueue"]
 
     small_cost, small_page = await cost(small)
     large_cost, large_page = await cost(large)
     next_cost, next_page = await cost(large, large_page["pageInfo"]["endCursor"])
     assert len(small_page["edges"]) == 10
-    assert len(large_page["edges"]) == 100
-    assert len(next_page["edges"]) == 100
-    assert next_page["pageInfo"]["hasNextPage"] is False
+    assert len(large_page["edges"]) == page
+    assert len(next_page["edges"]) == page
+    assert next_page["pageInfo"]["hasNextPage"] is True
     # Each field came back filled in, so each was really loaded.
     node = large_page["edges"][0]["node"]
     assert node["checklist"][0]["doneBy"]["displayName"]
     assert len(node["notes"]["edges"]) == 3
     assert node["request"]["family"]["displayName"] == node["familyDisplayName"]
     assert any(e["node"]["relationship"] for e in large_page["edges"] + next_page["edges"])
-    assert small_cost == large_cost == next_cost, (small_cost, large_cost, next_cost)
+    # A later page may skip a loader its rows do not need (no relationship on it): never more.
+    assert small_cost == large_cost >= next_cost, (small_cost, large_cost, next_cost)
     assert small_cost < 20
 
 

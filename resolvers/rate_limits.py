@@ -1,0 +1,207 @@
+"""Rate limits in cost points per credential (or client address), on every transport.
+
+A token bucket per key (GCRA: one number per key, the time at which its bucket will be full
+again): it refills at `RATE_LIMIT_PER_MINUTE / 60` points a second and holds `capacity` points, a
+sixth of a minute's points but at least what the costliest allowed query draws (`burst_capacity`).
+So a client's points are spent as they come rather than all at the start of a minute, and an
+attacker's work is spread over time instead of arriving in one burst every minute.
+
+Buckets are shared by every server process through Redis: one script call (a single round trip)
+per operation. Redis is given `REDIS_PATIENCE` seconds at most; when it does not answer, this
+process counts on its own (in memory) and leaves Redis alone for `REDIS_BACKOFF` seconds, so no
+request waits on a hung Redis more than once per back-off period, and never longer than the
+patience. With the in-process broadcast (`memory://`) the limiter is in memory from the start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from redis import asyncio as aioredis
+
+from resolvers.viewer import Viewer
+
+log = logging.getLogger("senvault.rate_limits")
+
+REDIS_PATIENCE = 0.2
+REDIS_BACKOFF = 5.0
+# Keys one process remembers in memory before it forgets the full buckets (bounds its memory).
+MAX_LOCAL_KEYS = 100_000
+# A bucket holds a sixth of a minute's points (ten seconds' worth)...
+BURST_FRACTION = 6
+
+# KEYS[1]: the bucket; ARGV: now, seconds per point, capacity in seconds, cost.
+# Returns {allowed, the bucket's full-again time after this operation (or unchanged if refused)}.
+_GCRA = """
+local tat = tonumber(redis.call('GET', KEYS[1]))
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local span = tonumber(ARGV[3])
+local cost = tonumber(ARGV[4])
+if tat == nil or tat < now then tat = now end
+local new_tat = tat + cost * interval
+if new_tat - now <= span then
+  redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+  return {1, string.format('%.6f', new_tat)}
+end
+return {0, string.format('%.6f', tat)}
+"""
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """What the server configured; the defaults are for a schema run without the server."""
+
+    max_query_cost: int = 10_000
+    rate_limit_per_minute: int = 600
+    anonymous_rate_limit_per_minute: int = 120
+
+
+def burst_capacity(per_minute: int, max_points: int) -> int:
+    """Points a bucket holds: a sixth of a minute's, but enough for the costliest allowed query
+    (`max_points`), and never more than a minute's."""
+    return max(1, min(per_minute, max(math.ceil(per_minute / BURST_FRACTION), max_points)))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A key's bucket after an operation was counted (or refused)."""
+
+    allowed: bool
+    limit: int  # the bucket's capacity, in points
+    cost: int
+    remaining: int
+    full_at: float  # seconds since the epoch: when the bucket is full again (`resetAt`)
+    retry_at: float  # when this operation's cost would fit (now, when allowed)
+    next_point_at: float  # when at least one point is free
+
+    def retry_after(self, now: float) -> int:
+        return max(1, math.ceil(self.retry_at - now))
+
+    def reset_after(self, now: float) -> int:
+        return max(0, math.ceil(self.full_at - now))
+
+
+def credential_key(viewer: Viewer) -> str:
+    """The budget a signed-in caller draws on: its session or API token, on every transport."""
+    if viewer.api_token_id is not None:
+        return f"api-token:{viewer.api_token_id}"
+    if viewer.session_id is not None:
+        return f"session:{viewer.session_id}"
+    return f"user:{viewer.user_id}"
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        redis_url: str | None,
+        namespace: str,
+        now: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.namespace = namespace
+        self._now = now
+        self._monotonic = monotonic
+        self._local: dict[str, float] = {}
+        self._redis: aioredis.Redis | None = None
+        self._script: object | None = None
+        if redis_url and redis_url.startswith(("redis://", "rediss://")):
+            self._redis = aioredis.Redis.from_url(
+                redis_url, socket_timeout=REDIS_PATIENCE, socket_connect_timeout=REDIS_PATIENCE
+            )
+            self._script = self._redis.register_script(_GCRA)
+        self._redis_down_until = 0.0
+        self.fallbacks = 0
+        # What this process has learnt, so that a caller past its budget is refused before its
+        # request is authenticated or parsed: budget key -> the refusal, until a point is free;
+        # bearer-token digest -> budget key (remembered once the token has authenticated).
+        self._refused: dict[str, Verdict] = {}
+        self._token_keys: dict[str, str] = {}
+
+    def remember_token(self, digest: str, key: str) -> None:
+        if len(self._token_keys) >= MAX_LOCAL_KEYS:
+            self._token_keys.clear()
+        self._token_keys[digest] = key
+
+    def key_for_token(self, digest: str) -> str | None:
+        return self._token_keys.get(digest)
+
+    def refused(self, key: str) -> Verdict | None:
+        """The refusal `key` got while its bucket is still empty; O(1), no I/O."""
+        verdict = self._refused.get(key)
+        if verdict is None:
+            return None
+        if self._now() >= verdict.next_point_at:
+            del self._refused[key]
+            return None
+        return verdict
+
+    async def charge(self, key: str, cost: int, per_minute: int, capacity: int) -> Verdict:
+        """Take `cost` points from `key`'s bucket (refilling at `per_minute`, holding `capacity`);
+        refused, taking nothing, when they are not there."""
+        now = self._now()
+        interval = 60.0 / max(1, per_minute)
+        span = capacity * interval
+        outcome = await self._take_shared(key, now, interval, span, cost)
+        if outcome is None:
+            outcome = self._take_local(key, now, interval, span, cost)
+        allowed, tat = outcome
+        verdict = Verdict(
+            allowed=allowed,
+            limit=capacity,
+            cost=cost,
+            # (to within a thousandth of a point: times pass through Redis as text)
+            remaining=max(0, math.floor((span - (tat - now)) / interval + 1e-3)),
+            full_at=max(tat, now),
+            retry_at=now if allowed else tat + cost * interval - span,
+            next_point_at=tat + interval - span,
+        )
+        if not allowed and verdict.next_point_at > now:
+            if len(self._refused) >= MAX_LOCAL_KEYS:
+                self._refused.clear()
+            self._refused[key] = verdict
+        return verdict
+
+    def _take_local(
+        self, key: str, now: float, interval: float, span: float, cost: int
+    ) -> tuple[bool, float]:
+        if len(self._local) >= MAX_LOCAL_KEYS:
+            # Full buckets need no memory: forget them.
+            self._local = {k: t for k, t in self._local.items() if t > now}
+        tat = max(self._local.get(key, now), now)
+        new_tat = tat + cost * interval
+        if new_tat - now <= span:
+            self._local[key] = new_tat
+            return True, new_tat
+        return False, tat
+
+    async def _take_shared(
+        self, key: str, now: float, interval: float, span: float, cost: int
+    ) -> tuple[bool, float] | None:
+        if self._redis is None or self._script is None or self._monotonic() < self._redis_down_until:
+            return None
+        try:
+            async with asyncio.timeout(REDIS_PATIENCE):
+                allowed, tat = await self._script(  # type: ignore[operator]
+                    keys=[f"{self.namespace}:rate:{key}"], args=[now, interval, span, cost]
+                )
+            return bool(int(allowed)), float(tat)
+        except Exception:
+            self._redis_down_until = self._monotonic() + REDIS_BACKOFF
+            self.fallbacks += 1
+            log.warning(
+                "rate limiter: Redis did not answer within %.0f ms; counting in this process for %.0f s",
+                REDIS_PATIENCE * 1000,
+                REDIS_BACKOFF,
+                exc_info=True,
+            )
+            return None
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
