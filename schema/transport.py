@@ -249,19 +249,22 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             )
             self.subscriptions[operation_id] = result_source
             is_first_result = True
-            async for result in result_source:
-                if is_first_result and isinstance(result, PreExecutionError):
-                    assert result.errors
-                    error: LegacyError = {
-                        "type": "error",
-                        "id": operation_id,
-                        "payload": result.errors[0].formatted,
-                    }
-                    await self.send_message(error)
-                    return
-                if isinstance(result, ExecutionResult):
-                    await self.send_data_message(result, operation_id)
-                is_first_result = False
+            # Closed here, in this task, whatever ends the loop: a stream left to the garbage
+            # collector is finalised outside the event loop, where its cleanup cannot run.
+            async with contextlib.aclosing(result_source):
+                async for result in result_source:
+                    if is_first_result and isinstance(result, PreExecutionError):
+                        assert result.errors
+                        error: LegacyError = {
+                            "type": "error",
+                            "id": operation_id,
+                            "payload": result.errors[0].formatted,
+                        }
+                        await self.send_message(error)
+                        return
+                    if isinstance(result, ExecutionResult):
+                        await self.send_data_message(result, operation_id)
+                    is_first_result = False
             await self.send_message({"type": "complete", "id": operation_id})
         except asyncio.CancelledError:
             await self.send_message({"type": "complete", "id": operation_id})
