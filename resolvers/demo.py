@@ -119,7 +119,7 @@ async def seed(services: Services) -> list[str]:
         ehcp_stage=EhcpStage.ANNUAL_REVIEW,
         local_authority="Leeds",
     )
-    priya, charity, sendiass, solicitor, _ = advocate_ids
+    _, charity, _, solicitor, _ = advocate_ids
 
     async def send(advocate_id: int, child_id: int, message: str, kinds: list[SupportType]) -> int:
         request = await support_requests.send(
@@ -141,14 +141,14 @@ async def seed(services: Services) -> list[str]:
         services, await _viewer(services, ADVOCATES[1][0]), asked, "Which school is Jo at?"
     )
     # Accepted: SENDIASS is supporting Alex.
-    accepted = await send(
-        sendiass, alex.id, "Alex has had two exclusions this term.", [SupportType.EXCLUSION]
-    )
     amina = await _viewer(services, ADVOCATES[2][0])
-    await support_requests.accept(
+    accepted = await _accepted_case(
         services,
+        family,
         amina,
-        accepted,
+        alex.id,
+        "Alex has had two exclusions this term.",
+        [SupportType.EXCLUSION],
         "Hello, I'm Amina. I've read your request and would like to understand where you are.",
     )
     # Alex's Vault, part of it shared with SENDIASS for the case.
@@ -203,7 +203,7 @@ async def seed(services: Services) -> list[str]:
         "Both exclusions followed a change of teaching assistant. Parent is anxious about a permanent "
         "exclusion; explain the governors' review at our first call.",
     )
-    await _second_family(services, priya)
+    await _second_family(services)
     # Declined by the solicitor, with alternatives.
     declined = await send(solicitor, jo.id, "Do we need a solicitor?", [SupportType.ADVICE])
     await support_requests.decline(
@@ -220,23 +220,18 @@ async def seed(services: Services) -> list[str]:
     return lines
 
 
-async def _second_family(services: Services, priya: int) -> None:
+async def _second_family(services: Services) -> None:
     """Chris Morgan's Riley, supported by Priya, with Riley's evidence and timeline shared with her."""
     family, riley = await _family_with_child(
         services, SECOND_FAMILY, "Riley", date(2014, 6, 21), EhcpStage.DRAFT_PLAN, "Bradford"
     )
-    request = await support_requests.send(
+    request_id = await _accepted_case(
         services,
         family,
-        advocate_id=priya,
-        child_id=riley.id,
-        message="The draft plan leaves out Riley's speech and language therapy.",
-        support_types=[SupportType.DRAFT_PLAN_REVIEW],
-    )
-    await support_requests.accept(
-        services,
         await _viewer(services, ADVOCATES[0][0]),
-        request.id,
+        riley.id,
+        "The draft plan leaves out Riley's speech and language therapy.",
+        [SupportType.DRAFT_PLAN_REVIEW],
         "Hello, I'm Priya. Please share the draft plan and the therapist's report.",
     )
     await _add_evidence(
@@ -251,7 +246,30 @@ async def _second_family(services: Services, priya: int) -> None:
     await vault.add_timeline_entry(
         services, family, child_id=riley.id, on=date(2026, 2, 9), title="Draft plan received", note=""
     )
-    await _share_evidence_and_timeline(services, family, request.id, riley.id)
+    await _share_evidence_and_timeline(services, family, request_id, riley.id)
+
+
+async def _accepted_case(
+    services: Services,
+    family: Viewer,
+    advocate: Viewer,
+    child_id: int,
+    message: str,
+    kinds: list[SupportType],
+    hello: str,
+) -> int:
+    """A request from `family` to `advocate`, accepted with `hello`; returns the request's id."""
+    assert advocate.advocate_id is not None
+    request = await support_requests.send(
+        services,
+        family,
+        advocate_id=advocate.advocate_id,
+        child_id=child_id,
+        message=message,
+        support_types=kinds,
+    )
+    await support_requests.accept(services, advocate, request.id, hello)
+    return int(request.id)
 
 
 async def _family_with_child(
