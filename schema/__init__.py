@@ -14,6 +14,7 @@ from strawberry.types import ExecutionContext
 
 from schema.accounts import AccountMutation, AccountQuery
 from schema.advocates import AdvocateMutation, AdvocateQuery
+from schema.documents import DocumentCache
 from schema.errors import ErrorPolicy
 from schema.families import FamilyMutation
 from schema.hygiene import DATETIME, UnstorableText
@@ -78,6 +79,8 @@ schema = Schema(
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         UnstorableText,
         lambda: ErrorPolicy(_request_id),
+        # Last: reuses the parse and validation of a text seen before, never a refusal made above.
+        DocumentCache,
     ],
 )
 

@@ -1,0 +1,116 @@
+"""Parsed and validated documents, kept for the next request that sends the same text.
+
+An SPA sends the same few documents all day; parsing and validating each again was most of the CPU of
+a small query (`{ __typename }`: 55% of it in graphql-core's validation, 6% in parsing; see
+`bench/RESULTS.md`). `DocumentCache` keeps, by the document's text, the parsed document and the
+errors of graphql-core's validation, which depend on nothing else (not on variables, viewer or
+limits): both are a function of the text and the schema.
+
+What is per request stays per request: `QueryLimits` prices and charges every operation,
+`UnstorableText` checks variables, and a refusal either of them makes is never cached. The cache
+is bounded in entries and in the total length of the texts it holds, and documents longer than
+`MAX_CACHED_CHARS` are never kept, so unique texts from a client cannot grow memory; they only
+evict each other.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+
+from graphql import DocumentNode, GraphQLError
+from strawberry.extensions import SchemaExtension
+
+MAX_ENTRIES = 256
+MAX_CACHED_CHARS = 8 * 1024
+MAX_TOTAL_CHARS = 512 * 1024
+
+
+class _Entry:
+    __slots__ = ("document", "errors")
+
+    def __init__(self, document: DocumentNode) -> None:
+        self.document = document
+        # graphql-core's validation errors (an empty list: valid), once validation has run.
+        self.errors: list[GraphQLError] | None = None
+
+
+class DocumentLRU:
+    """Documents by text, least recently used first out."""
+
+    def __init__(
+        self,
+        max_entries: int = MAX_ENTRIES,
+        max_chars: int = MAX_CACHED_CHARS,
+        max_total_chars: int = MAX_TOTAL_CHARS,
+    ) -> None:
+        self.max_entries = max_entries
+        self.max_chars = max_chars
+        self.max_total_chars = max_total_chars
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._chars = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, text: str) -> _Entry | None:
+        entry = self._entries.get(text)
+        if entry is not None:
+            self._entries.move_to_end(text)
+        return entry
+
+    def put(self, text: str, document: DocumentNode) -> _Entry | None:
+        if len(text) > self.max_chars:
+            return None
+        entry = self.get(text)
+        if entry is not None:
+            return entry
+        entry = self._entries[text] = _Entry(document)
+        self._chars += len(text)
+        while len(self._entries) > self.max_entries or self._chars > self.max_total_chars:
+            evicted, _ = self._entries.popitem(last=False)
+            self._chars -= len(evicted)
+        return entry
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._chars = 0
+
+
+documents = DocumentLRU()
+
+
+class DocumentCache(SchemaExtension):
+    """Reuse the parse and the validation of a text seen before (see the module's docstring).
+
+    Listed last among the schema's extensions: its validation hook then runs after those that may
+    refuse an operation before validation, and it neither reuses nor keeps their refusals."""
+
+    def __init__(self) -> None:
+        self._entry: _Entry | None = None
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        text = context.query
+        entry = documents.get(text) if text else None
+        if entry is not None and context.graphql_document is None:
+            context.graphql_document = entry.document
+        yield
+        if entry is None and text and context.graphql_document is not None:
+            entry = documents.put(text, context.graphql_document)
+        self._entry = entry
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        entry = self._entry
+        if entry is None or context.pre_execution_errors is not None:
+            # Not cached, or refused by an extension before validation: nothing to reuse or keep.
+            yield
+            return
+        if entry.errors is not None:
+            context.pre_execution_errors = list(entry.errors)
+            yield
+            return
+        yield
+        if context.pre_execution_errors is not None:
+            entry.errors = list(context.pre_execution_errors)
