@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from models.accounts import ApiScope
 from models.notifications import NotificationKind
 from models.support import Message, SupportRelationship, SupportRequest, Thread
@@ -10,7 +12,7 @@ from resolvers.access import core
 from resolvers.access import relationships as access
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import unit_of_work
-from resolvers.pagination import Page, paginate
+from resolvers.pagination import Page, PageKey, pages_by_parent
 from resolvers.services import Services
 from resolvers.viewer import Viewer
 
@@ -89,8 +91,6 @@ async def send(
     return message
 
 
-async def list_for(thread: Thread, first: int | None, after: str | None) -> Page[Message]:
-    """A thread's messages, oldest first."""
-    return await paginate(
-        Message.filter(thread_id=thread.id), kind="Message", first=first, after=after, newest_first=False
-    )
+async def pages(keys: Sequence[PageKey]) -> list[Page[Message]]:
+    """Oldest-first pages of many threads' messages, in one windowed query per distinct page."""
+    return await pages_by_parent(Message, "thread_id", "Message", keys, newest_first=False)

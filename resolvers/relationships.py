@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tortoise.expressions import F
+from tortoise.functions import Count, Sum
 
 from models.advocates import Advocate
 from models.notifications import NotificationKind
@@ -122,12 +125,20 @@ async def hide_review(services: Services, viewer: Viewer | None, review_id: int)
     return await Review.get(id=review.id)
 
 
-async def rating(advocate_id: int) -> tuple[float | None, int]:
-    ratings = await Review.filter(advocate_id=advocate_id, hidden_at__isnull=True).values_list(
-        "rating", flat=True
+async def ratings(advocate_ids: Sequence[int]) -> list[tuple[float | None, int]]:
+    """Each advocate's average rating (two places) and count of shown reviews, in one query."""
+    rows = (
+        await Review.filter(advocate_id__in=list(advocate_ids), hidden_at__isnull=True)
+        .annotate(count=Count("id"), total=Sum("rating"))
+        .group_by("advocate_id")
+        .values_list("advocate_id", "count", "total")
     )
-    values = [int(r) for r in ratings]  # type: ignore[call-overload]
-    return (round(sum(values) / len(values), 2) if values else None), len(values)
+    found = {int(a): (int(c), int(t)) for a, c, t in rows}
+    result: list[tuple[float | None, int]] = []
+    for advocate_id in advocate_ids:
+        count, total = found.get(advocate_id, (0, 0))
+        result.append(((round(total / count, 2) if count else None), count))
+    return result
 
 
 async def reviews_of(advocate_id: int, first: int | None, after: str | None) -> Page[Review]:

@@ -47,7 +47,16 @@ from resolvers.access.core import own_row
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import Outbox, advocate_channel, unit_of_work
 from resolvers.ids import parse_row_id
-from resolvers.pagination import Page, check_first, decode_keyset, encode_keyset, paginate
+from resolvers.pagination import (
+    Page,
+    PageKey,
+    check_first,
+    decode_keyset,
+    encode_keyset,
+    page_key,
+    pages_by_parent,
+    paginate,
+)
 from resolvers.services import Services
 from resolvers.viewer import Viewer
 
@@ -416,10 +425,14 @@ async def queue(
     order: TicketOrder,
     first: int | None,
     after: str | None,
+    related: Sequence[str] = (),
 ) -> Page[Ticket]:
     """The advocate's tickets, filtered; by default the next SLA due first, then those with no
-    clock running, oldest first. Keyset cursors, so pages hold still as tickets change."""
+    clock running, oldest first. Keyset cursors, so pages hold still as tickets change. `related`
+    rows (`request`, `relationship`, `family__user`) come in the same statement."""
     query = Ticket.filter(access.listed(viewer))
+    if related:
+        query = query.select_related(*related)
     if flt.status:
         query = query.filter(status__in=list(flt.status))
     if flt.sla_state:
@@ -484,65 +497,14 @@ async def items_by_ticket(ticket_ids: Sequence[int]) -> list[list[ChecklistItem]
     return [grouped[i] for i in ticket_ids]
 
 
-@dataclass(frozen=True)
-class NotesKey:
-    ticket_id: int
-    first: int
-    after_id: int | None
+async def notes_pages(keys: Sequence[PageKey]) -> list[Page[TicketNote]]:
+    """Newest-first pages of notes for many tickets, in one windowed query per distinct page."""
+    return await pages_by_parent(TicketNote, "ticket_id", "TicketNote", keys, newest_first=True)
 
 
-async def notes_pages(keys: Sequence[NotesKey]) -> list[Page[TicketNote]]:
-    """Newest-first pages of notes for many tickets: the first pages in one windowed query."""
-    pages: dict[NotesKey, Page[TicketNote]] = {}
-    firsts: dict[int, list[NotesKey]] = {}
-    for key in keys:
-        if key.after_id is None:
-            firsts.setdefault(key.first, []).append(key)
-        elif key not in pages:
-            rows = list(
-                await TicketNote.filter(ticket_id=key.ticket_id, id__lt=key.after_id)
-                .order_by("-id")
-                .limit(key.first + 1)
-            )
-            pages[key] = _notes_page(rows, key.first, has_previous=True)
-    for first, group in firsts.items():
-        ids = sorted({k.ticket_id for k in group})
-        grouped: dict[int, list[TicketNote]] = {i: [] for i in ids}
-        if first >= 0 and ids:
-            # Ids are integers from the database, formatted as such: nothing from a client is spliced.
-            id_list = ",".join(str(int(i)) for i in ids)
-            sql = (
-                "SELECT id, ticket_id, author_id, body, created_at FROM ("
-                "SELECT id, ticket_id, author_id, body, created_at, "
-                "ROW_NUMBER() OVER (PARTITION BY ticket_id ORDER BY id DESC) AS rn "
-                f"FROM ticket_notes WHERE ticket_id IN ({id_list})) ranked "
-                f"WHERE rn <= {int(first) + 1} ORDER BY ticket_id, id DESC"
-            )
-            found: list[TicketNote] = await TicketNote.raw(sql)
-            for note in found:
-                grouped[note.ticket_id].append(note)
-        for key in group:
-            pages[key] = _notes_page(grouped[key.ticket_id], first, has_previous=False)
-    return [pages[k] for k in keys]
-
-
-def _notes_page(rows: list[TicketNote], first: int, *, has_previous: bool) -> Page[TicketNote]:
-    from resolvers.pagination import encode_cursor
-
-    shown = rows[:first]
-    return Page(
-        items=shown,
-        cursors=[encode_cursor("TicketNote", n.id) for n in shown],
-        has_next_page=len(rows) > first,
-        has_previous_page=has_previous,
-    )
-
-
-def notes_key(ticket_id: int, first: int | None, after: str | None) -> NotesKey:
+def notes_key(ticket_id: int, first: int | None, after: str | None) -> PageKey:
     """The loader key for a page of a ticket's notes; a bad `first` or cursor is INVALID."""
-    from resolvers.pagination import decode_cursor
-
-    return NotesKey(ticket_id, check_first(first), decode_cursor("TicketNote", after) if after else None)
+    return page_key("TicketNote", ticket_id, first, after)
 
 
 # --- changing a ticket ----------------------------------------------------------------------

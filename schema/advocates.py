@@ -77,11 +77,10 @@ class Advocate(relay.Node):
         return self._row.updated_at
 
     @strawberry.field(description="The average of the reviews families left, and how many.")
-    async def rating(self) -> Annotated[Rating, strawberry.lazy("schema.vault")]:
-        from resolvers import relationships
+    async def rating(self, info: Info) -> Annotated[Rating, strawberry.lazy("schema.vault")]:
         from schema.vault import Rating as RatingType
 
-        average, count = await relationships.rating(self.id)
+        average, count = await info.context.loaders.rating.load(self.id)
         return RatingType(average=average, count=count)
 
     @strawberry.field(description="Reviews families left, newest first (hidden ones left out).")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from strawberry import relay
+from strawberry.types.info import Info
+from strawberry.types.nodes import SelectedField, Selection
 from tortoise.models import Model
 
 from resolvers.errors import NotFound
@@ -64,3 +66,26 @@ async def nodes(
     in one query, each converted, None in the place of any other id."""
     rows = await fetch(viewer, list(node_ids))
     return [convert(row) if row is not None else None for row in rows]
+
+
+def node_selection(info: Info) -> set[str]:
+    """The names of the fields a connection's caller selected on its nodes (under `edges { node }`
+    and `nodes`), fragments included: what a list resolver may fetch in the same statement."""
+    names: set[str] = set()
+
+    def flatten(selections: Sequence[Selection]) -> Iterator[SelectedField]:
+        for selection in selections:
+            if isinstance(selection, SelectedField):
+                yield selection
+            else:
+                yield from flatten(selection.selections)
+
+    for field in info.selected_fields:
+        for child in flatten(field.selections):
+            if child.name == "nodes":
+                names.update(f.name for f in flatten(child.selections))
+            elif child.name == "edges":
+                for edge_field in flatten(child.selections):
+                    if edge_field.name == "node":
+                        names.update(f.name for f in flatten(edge_field.selections))
+    return names

@@ -22,6 +22,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from resolvers import db
 from schema.context import Context
 from schema.errors import SERVICE_UNAVAILABLE, database_unavailable
 
@@ -53,7 +54,9 @@ class HTTPBoundary(GraphQL[Context, None]):
             await super().__call__(scope, receive, send)
             return
         try:
-            response = await self.run(Request(scope=scope, receive=receive))
+            # One database connection for the whole request, authentication included.
+            async with db.request_scope():
+                response = await self.run(Request(scope=scope, receive=receive))
         except HTTPException as exc:
             response = refusal(exc.status_code, exc.reason)
         except ClientDisconnect:

@@ -5,9 +5,9 @@ priced differently (memoised by fragment name and inherited page size): its dept
 expanded size and cost are computed once and reused at every spread. A document whose fragments
 each spread the previous one twice is therefore priced in time linear in its length, and refused.
 
-Cost is GitHub's: each connection or list field multiplies its subtree by its `first` (or `last`,
-or the page cap when neither is given), and the cost is the number of objects the query could
-return. Introspection (`__schema`, `__type`) is counted in the size only.
+Cost is GitHub's: each connection or list field multiplies its subtree by its `first` (or `last`;
+for a plain list the product bounds, that bound; else the page cap), and the cost is the number of
+objects the query could return. Introspection (`__schema`, `__type`) is counted in the size only.
 
 `QueryLimits` refuses, before execution: an expanded size over `MAX_EXPANDED_FIELDS`
 (`QUERY_TOO_COMPLEX`), depth over `MAX_DEPTH` or aliases over `MAX_ALIASES` (`BAD_USER_INPUT`), a
@@ -51,7 +51,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 
+from models.tickets import SlaClockKind
 from resolvers.rate_limits import LimitSettings, RateLimiter, Verdict, burst_capacity, credential_key
+from resolvers.support_requests import MAX_SUGGESTIONS
+from resolvers.tickets import MAX_TEMPLATES
 
 MAX_DEPTH = 12
 MAX_ALIASES = 30
@@ -62,6 +65,13 @@ MAX_EXPANDED_FIELDS = 5000
 # Nested selection sets and fragment spreads followed at once; past it the document is refused
 # (a guard for Python's stack: a real operation nests a dozen levels).
 MAX_NESTING = 200
+# Plain lists the product bounds below the page cap, priced at their bound (type, field): a
+# ticket has one clock of each kind, a declined request at most MAX_SUGGESTIONS alternatives.
+LIST_BOUNDS: dict[tuple[str, str], int] = {
+    ("Ticket", "slaClocks"): len(SlaClockKind),
+    ("SupportRequest", "suggestedAlternatives"): MAX_SUGGESTIONS,
+    ("Query", "checklistTemplates"): MAX_TEMPLATES,
+}
 # Numbers are saturated here so a fragment bomb's counts stay small integers (and exact in JSON).
 SATURATED = 2**53 - 1
 # Objects per rate-limit point, as GitHub: an operation costs ceil(cost / 100) points, at least 1.
@@ -183,7 +193,8 @@ class _Analyser:
         named = get_named_type(type_) if type_ is not None else None
         first = self.page_argument(node, definition)
         if _unwrap_is_list(type_):
-            count = first if first is not None else (page if page is not None else self.page_cap)
+            bound = LIST_BOUNDS.get((parent.name, name)) if parent is not None else None
+            count = first if first is not None else (page if page is not None else bound or self.page_cap)
             inner = self.selection_set(named, node.selection_set, None)
             cost = _sat(count * (1 + inner.cost))
         else:

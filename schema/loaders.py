@@ -7,10 +7,10 @@ from strawberry.dataloader import DataLoader
 from models.accounts import User
 from models.advocates import Advocate
 from models.families import Child, Family
-from models.support import SupportRelationship, SupportRequest
+from models.support import Message, SupportRelationship, SupportRequest
 from models.tickets import ChecklistItem, SlaClock, Ticket, TicketNote
-from resolvers import loaders, tickets
-from resolvers.pagination import Page
+from resolvers import loaders, messages, relationships, tickets
+from resolvers.pagination import Page, PageKey
 
 
 class Loaders:
@@ -32,4 +32,6 @@ class Loaders:
         self.ticket_by_request: DataLoader[int, Ticket | None] = DataLoader(tickets.tickets_by_request)
         self.sla_clocks: DataLoader[int, list[SlaClock]] = DataLoader(tickets.clocks_by_ticket)
         self.checklist: DataLoader[int, list[ChecklistItem]] = DataLoader(tickets.items_by_ticket)
-        self.notes: DataLoader[tickets.NotesKey, Page[TicketNote]] = DataLoader(tickets.notes_pages)
+        self.notes: DataLoader[PageKey, Page[TicketNote]] = DataLoader(tickets.notes_pages)
+        self.messages: DataLoader[PageKey, Page[Message]] = DataLoader(messages.pages)
+        self.rating: DataLoader[int, tuple[float | None, int]] = DataLoader(relationships.ratings)

@@ -20,6 +20,7 @@ from resolvers.access import requests as request_access
 from resolvers.access import tickets as ticket_access
 from resolvers.access import vault as vault_access
 from resolvers.events import thread_channel, user_channel
+from resolvers.pagination import page_key
 from schema.accounts import User
 from schema.advocates import Advocate
 from schema.connections import decode_id, id_of, nodes, to_connection
@@ -45,11 +46,15 @@ if TYPE_CHECKING:
 THREAD_CLOSED = "thread.closed"
 
 
-async def _child(info: Info, child_id: int) -> Child | None:
+async def _child(info: Info, child_id: int, family_id: int) -> Child | None:
     """The child's record, to whoever may read it (`access.vault`): its own family, with VAULT_READ.
-    Advocates see what the request says of the child, or what a grant shares through `vault`."""
+    Advocates see what the request says of the child, or what a grant shares through `vault`.
+    Whether the viewer owns the family's Vault is known before the row is loaded."""
+    viewer = info.context.viewer
+    if not vault_access.owns(viewer, family_id):
+        return None
     row = await info.context.loaders.child.load(child_id)
-    return Child.from_model(row) if row and vault_access.may_read_record(info.context.viewer, row) else None
+    return Child.from_model(row) if row and vault_access.may_read_record(viewer, row) else None
 
 
 @strawberry.type(description="A message in the thread a request and its relationship share.")
@@ -85,24 +90,17 @@ class MessageConnection(relay.Connection[Message]):
 
 
 async def _thread_messages(
-    info: Info,
-    *,
-    request_id: int | None = None,
-    relationship_id: int | None = None,
-    first: int | None,
-    after: str | None,
+    info: Info, row: m.SupportRequest | m.SupportRelationship, first: int | None, after: str | None
 ) -> MessageConnection:
-    thread = await messages.visible_thread(
-        info.context.viewer, request_id=request_id, relationship_id=relationship_id
-    )
-    if thread is None:
+    """A page of the thread a request or relationship carries, to its parties; else an empty page."""
+    if not relationship_access.may_read_thread_of(info.context.viewer, row):
         return MessageConnection(
             edges=[],
             page_info=relay.PageInfo(
                 has_next_page=False, has_previous_page=False, start_cursor=None, end_cursor=None
             ),
         )
-    page = await messages.list_for(thread, first, after)
+    page = await info.context.loaders.messages.load(page_key("Message", row.thread_id, first, after))
     return to_connection(MessageConnection, page, Message.from_model)  # type: ignore[return-value]
 
 
@@ -166,7 +164,7 @@ class SupportRequest(relay.Node):
         description="The child it is about; only the family sees the child's record (API tokens: VAULT_READ)."
     )
     async def child(self, info: Info) -> Child | None:
-        return await _child(info, self._row.child_id)
+        return await _child(info, self._row.child_id, self._row.family_id)
 
     @strawberry.field(description="The advocate it was sent to.")
     async def advocate(self, info: Info) -> Advocate | None:
@@ -195,7 +193,7 @@ class SupportRequest(relay.Node):
     async def messages(
         self, info: Info, first: int | None = 50, after: str | None = None
     ) -> MessageConnection:
-        return await _thread_messages(info, request_id=self.id, first=first, after=after)
+        return await _thread_messages(info, self._row, first, after)
 
     @strawberry.field(
         description="Your ticket for it, for the advocate it was sent to; null for anyone else."
@@ -256,13 +254,13 @@ class SupportRelationship(relay.Node):
     async def messages(
         self, info: Info, first: int | None = 50, after: str | None = None
     ) -> MessageConnection:
-        return await _thread_messages(info, relationship_id=self.id, first=first, after=after)
+        return await _thread_messages(info, self._row, first, after)
 
     @strawberry.field(
         description="The child supported; only the family sees the child's record (API tokens: VAULT_READ)."
     )
     async def child(self, info: Info) -> Child | None:
-        return await _child(info, self._row.child_id)
+        return await _child(info, self._row.child_id, self._row.family_id)
 
     @strawberry.field(description="Who ended it.")
     async def closed_by(self, info: Info) -> User | None:

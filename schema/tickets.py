@@ -24,7 +24,7 @@ from resolvers.events import advocate_channel
 from resolvers.pagination import Page
 from schema.accounts import User
 from schema.advocates import AdvocatePayload
-from schema.connections import decode_id, nodes, to_connection
+from schema.connections import decode_id, node_selection, nodes, to_connection
 from schema.context import Info
 from schema.enums import SlaClockKind, SlaState, TicketChange, TicketOrder, TicketOutcome, TicketStatus
 from schema.errors import UserError, attempt
@@ -428,6 +428,13 @@ def _run(make: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
     return run()
 
 
+# Relations of a ticket joined into the queue's statement, by the node fields that read them.
+_PREFETCH = {
+    "request": {"request", "childDisplayName"},
+    "relationship": {"relationship"},
+    "family__user": {"familyDisplayName"},
+}
+
 _READ: list[type[BasePermission]] = [IsAdvocate, needs(Scope.REQUESTS_READ)]
 _WRITE: list[type[BasePermission]] = [IsAdvocate, needs(Scope.REQUESTS_WRITE)]
 
@@ -450,6 +457,13 @@ class TicketQuery:
         after: str | None = None,
     ) -> TicketConnection:
         f = filter or TicketFilter()
+        selected = node_selection(info)
+        # What the page's rows will ask their loaders for, fetched with the tickets instead.
+        related = [
+            name
+            for name, fields in _PREFETCH.items()
+            if selected & fields  # a name the client selected on the nodes
+        ]
         page = await tickets.queue(
             info.context.services,
             info.context.viewer,
@@ -457,7 +471,16 @@ class TicketQuery:
             order_by,
             first,
             after,
+            related,
         )
+        loaders = info.context.loaders
+        for row in page.items:
+            if "request" in related:
+                loaders.request.prime(row.request_id, row.request)
+            if "relationship" in related and row.relationship_id is not None:
+                loaders.relationship.prime(row.relationship_id, row.relationship)
+            if "family__user" in related:
+                loaders.family_name.prime(row.family_id, row.family.user.display_name)
         return to_connection(TicketConnection, page, Ticket.from_model)  # type: ignore[return-value]
 
     @strawberry.field(

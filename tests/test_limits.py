@@ -109,6 +109,9 @@ def test_cost_counts_the_objects_a_query_could_return() -> None:
     spread = "query { ...A ...A } fragment A on Query { advocates(first: 5) { edges { node { id } } } }"
     assert cost_of(spread) == 2 * (1 + 5 * 2)
     assert cost_of("{ __schema { types { name fields { name } } } }") == 0
+    # A list the product bounds costs its bound: a ticket has one SLA clock of each kind.
+    clocks = "{ ticketQueue(first: 3) { edges { node { id slaClocks { kind dueAt } } } } }"
+    assert cost_of(clocks) == 1 + 3 * (1 + 1 + 2)
 
 
 async def test_depth_and_alias_limits_keep_their_code(gql: GraphQLClient) -> None:

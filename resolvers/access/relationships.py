@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from models.accounts import ApiScope
-from models.support import Message, SupportRelationship, Thread
+from models.support import Message, SupportRelationship, SupportRequest, Thread
 from resolvers.access import core
 from resolvers.viewer import Viewer
 
@@ -18,6 +18,12 @@ def may_read(viewer: Viewer | None, relationship: SupportRelationship) -> bool:
 
 async def relationships(viewer: Viewer | None, ids: Sequence[object]) -> list[SupportRelationship | None]:
     return await core.fetch(viewer, SupportRelationship, ids, may_read)
+
+
+def may_read_thread_of(viewer: Viewer | None, row: SupportRequest | SupportRelationship) -> bool:
+    """The thread a request or relationship carries, to read: its parties are the row's (a thread
+    is made between the request's family and advocate, and the relationship it becomes shares it)."""
+    return core.is_party(viewer, ApiScope.REQUESTS_READ, row.family_id, row.advocate_id)
 
 
 def may_use_thread(viewer: Viewer | None, thread: Thread, scope: ApiScope = ApiScope.REQUESTS_READ) -> bool:

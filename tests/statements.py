@@ -1,0 +1,45 @@
+"""Count the SQL statements the ORM sends while a block runs (the served app runs in the test's process).
+
+Every statement Tortoise sends is logged at DEBUG on `tortoise.db_client` before it is executed, on
+every backend; counting those records counts statements, raw SQL through the ORM's client included.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from resolvers import db
+
+_LOGGER = logging.getLogger("tortoise.db_client")
+
+
+class _Counter(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.statements: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not db.in_request():
+            return  # the sweeper's, or the test's own
+        query = record.args[0] if isinstance(record.args, tuple) and record.args else record.msg
+        self.statements.append(str(query))
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    """The statements HTTP requests sent while the block ran, in order (the list fills as they
+    are sent); not the sweeper's or the test's own."""
+    counter = _Counter()
+    level, propagate = _LOGGER.level, _LOGGER.propagate
+    _LOGGER.addHandler(counter)
+    _LOGGER.setLevel(logging.DEBUG)
+    # Counted here, not repeated into the test's captured log.
+    _LOGGER.propagate = False
+    try:
+        yield counter.statements
+    finally:
+        _LOGGER.removeHandler(counter)
+        _LOGGER.setLevel(level)
+        _LOGGER.propagate = propagate

@@ -1,0 +1,195 @@
+"""The read path's SQL is constant per page: the richest pages a family's and an advocate's SPA ask
+for send the same number of statements for 10 items as for 100 (every relation through a
+per-request loader, access decided on the loaded rows)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from strawberry.relay import GlobalID
+
+from models.families import Child, EhcpStage
+from tests.client import GraphQLClient
+from tests.factories import Account, AdvocateAccount, advocate, db_id, send_request, sign_up
+from tests.statements import statements
+from tests.test_support_requests import ACCEPT
+from tests.test_tickets import ADD_ITEM
+
+TICKETS = 100
+
+# The advocate's dashboard as the SPA asks for it (issue 13's page): at most 5 statements.
+DASHBOARD_PAGE = """
+query($n: Int) {
+  ticketQueue(first: $n) {
+    pageInfo { hasNextPage endCursor }
+    edges { node {
+      id status slaState nextSlaDueAt familyDisplayName
+      checklist { id text done }
+      request {
+        id childDisplayName childAgeYears ehcpStage
+        child { id displayName }
+        messages(first: 5) { edges { node { id body createdAt fromViewer } } }
+      }
+    } }
+  }
+}
+"""
+MAX_DASHBOARD_STATEMENTS = 5
+
+# The advocate's dashboard with every relation a ticket row can show.
+DASHBOARD = """
+query($n: Int) {
+  ticketQueue(first: $n) {
+    pageInfo { hasNextPage endCursor }
+    edges { node {
+      id status slaState nextSlaDueAt familyDisplayName childDisplayName lastFamilyMessageAt
+      slaClocks { kind state dueAt }
+      checklist { id text done position }
+      notes(first: 5) { edges { node { id body author { displayName } } } }
+      request {
+        id status childDisplayName childAgeYears ehcpStage supportTypes
+        child { id displayName }
+        family { id displayName }
+        messages(first: 5) { edges { node { id body createdAt fromViewer author { displayName } } } }
+      }
+      relationship {
+        id status openedAt
+        child { id }
+        advocate { id displayName }
+        messages(first: 5) { edges { node { id body } } }
+      }
+    } }
+  }
+}
+"""
+
+# The same without the checklist, which can hold 100 items a ticket: what fits the cost limit at
+# 100 tickets a page.
+DASHBOARD_WIDE = DASHBOARD.replace("      checklist { id text done position }\n", "")
+
+# The family's home page: children, requests with their advocates and messages, notifications.
+FAMILY_HOME = """
+query($n: Int) {
+  viewer { id displayName family { id children { id displayName ageYears ehcpStage } } }
+  supportRequests(first: $n) {
+    edges { node {
+      id status createdAt childDisplayName
+      child { id displayName }
+      advocate { id displayName rating { average count } }
+      relationship { id status advocate { displayName } }
+      messages(first: 5) { edges { node { id body createdAt fromViewer author { displayName } } } }
+    } }
+  }
+  supportRelationships(first: $n) {
+    edges { node { id status request { id } child { displayName } } }
+  }
+  notifications(first: $n) { edges { node { id kind title body subjectId createdAt readAt } } }
+}
+"""
+
+
+async def _world(gql: GraphQLClient) -> tuple[Account, AdvocateAccount]:
+    """One family with TICKETS children, each with a request to one advocate that the advocate
+    accepted with a message and gave a checklist item: every ticket the same shape, so a page of 10
+    and a page of 100 hold the same kinds of rows."""
+    family = await sign_up(gql)
+    adv = await advocate(gql, capacity=200)
+    now = gql.app.state.services.clock.now()
+    for i in range(TICKETS):
+        child = await Child.create(
+            family_id=db_id(family.family_id or ""),
+            display_name=f"Child {i}",
+            date_of_birth=date(2015, 1, 1),
+            ehcp_stage=EhcpStage.ASSESSING,
+            local_authority="Leeds",
+            created_at=now,
+            updated_at=now,
+        )
+        sent = await send_request(gql, family, adv.advocate_id, str(GlobalID("Child", str(child.id))))
+        request_id = sent["supportRequest"]["id"]
+        accepted = await gql.data(ACCEPT, {"input": {"requestId": request_id, "message": "Yes."}}, adv.token)
+        assert accepted["acceptSupportRequest"]["userErrors"] == [], accepted
+        ticket = await gql.data(
+            "query($r: ID!) { node(id: $r) { ... on SupportRequest { ticket { id } } } }",
+            {"r": request_id},
+            adv.token,
+        )
+        added = await gql.data(
+            ADD_ITEM,
+            {"input": {"ticketId": ticket["node"]["ticket"]["id"], "text": "Call the LA"}},
+            adv.token,
+        )
+        assert added["addChecklistItem"]["userErrors"] == [], added
+    return family, adv
+
+
+async def _count(gql: GraphQLClient, query: str, page: int, token: str) -> tuple[int, dict[str, Any]]:
+    with statements() as sent:
+        data = await gql.data(query, {"n": page}, token)
+    return len(sent), data
+
+
+def _check_dashboard(data: dict[str, Any], page: int, checklist: bool) -> None:
+    edges = data["ticketQueue"]["edges"]
+    assert len(edges) == page
+    # Every relation really was resolved, on the last row as on the first.
+    for row in (edges[0]["node"], edges[-1]["node"]):
+        assert row["familyDisplayName"]
+        assert row["request"]["child"] is None  # the child's record is the family's alone
+        assert row["request"]["family"]["id"]
+        assert [m["node"]["body"] for m in row["request"]["messages"]["edges"]][-1] == "Yes."
+        assert row["request"]["messages"]["edges"][-1]["node"]["fromViewer"] is True
+        assert row["relationship"]["status"] == "ACTIVE"
+        assert row["relationship"]["advocate"]["displayName"]
+        assert len(row["relationship"]["messages"]["edges"]) == 2
+        assert [c["kind"] for c in row["slaClocks"]] == ["FIRST_RESPONSE", "FIRST_MESSAGE"]
+        if checklist:
+            assert [i["text"] for i in row["checklist"]] == ["Call the LA"]
+
+
+def _check_family_home(data: dict[str, Any], page: int) -> None:
+    requests = data["supportRequests"]["edges"]
+    assert len(requests) == page
+    for row in (requests[0]["node"], requests[-1]["node"]):
+        assert row["child"]["displayName"].startswith("Child ")
+        assert row["advocate"]["displayName"]
+        assert row["relationship"]["status"] == "ACTIVE"
+        assert len(row["messages"]["edges"]) == 2
+    assert len(data["viewer"]["family"]["children"]) == TICKETS
+    assert len(data["supportRelationships"]["edges"]) == page
+    assert len(data["notifications"]["edges"]) == page
+
+
+async def test_the_richest_pages_send_as_many_statements_for_100_items_as_for_10(
+    gql: GraphQLClient,
+) -> None:
+    family, adv = await _world(gql)
+    counts: dict[str, dict[int, int]] = {
+        "dashboard page": {},
+        "dashboard": {},
+        "dashboard, wide": {},
+        "family home": {},
+    }
+    # 100 tickets with their checklists (100 items each) are over the cost limit: 10 and 50.
+    for page in (10, 50):
+        n, data = await _count(gql, DASHBOARD_PAGE, page, adv.token)
+        edges = data["ticketQueue"]["edges"]
+        assert len(edges) == page
+        assert edges[-1]["node"]["request"]["messages"]["edges"][-1]["node"]["body"] == "Yes."
+        assert edges[-1]["node"]["familyDisplayName"]
+        counts["dashboard page"][page] = n
+    for page in (10, 50):
+        n, data = await _count(gql, DASHBOARD, page, adv.token)
+        _check_dashboard(data, page, checklist=True)
+        counts["dashboard"][page] = n
+    for page in (10, TICKETS):
+        n, data = await _count(gql, DASHBOARD_WIDE, page, adv.token)
+        _check_dashboard(data, page, checklist=False)
+        counts["dashboard, wide"][page] = n
+        n, data = await _count(gql, FAMILY_HOME, page, family.token)
+        _check_family_home(data, page)
+        counts["family home"][page] = n
+    for name, by_page in counts.items():
+        assert len(set(by_page.values())) == 1, (name, counts)
+    assert counts["dashboard page"][50] <= MAX_DASHBOARD_STATEMENTS, counts
