@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,15 @@ from resolvers.services import Services
 from resolvers.viewer import Viewer
 from schema.loaders import Loaders
 
+# Request ids: this process's random prefix and a counter (16 hex digits, like the uuid4 prefix
+# they replace, at a fraction of the cost: they only need to be unique in the logs).
+_PREFIX = secrets.token_hex(4)
+_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_PREFIX}{next(_COUNTER) & 0xFFFFFFFF:08x}"
+
 
 @dataclass
 class Context:
@@ -25,7 +35,7 @@ class Context:
     response: Response | WebSocket | None
     viewer: Viewer | None = None
     loaders: Loaders = field(default_factory=Loaders)
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    request_id: str = field(default_factory=new_request_id)
     # Set by strawberry on websockets from the `connection_init` payload.
     connection_params: dict[str, Any] | None = None
     # On websockets, the socket as this process's registry knows it (set once acknowledged).

@@ -16,23 +16,30 @@ evict each other.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any, TypeVar
 
 from graphql import DocumentNode, GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
+
+T = TypeVar("T")
 
 MAX_ENTRIES = 256
 MAX_CACHED_CHARS = 8 * 1024
 MAX_TOTAL_CHARS = 512 * 1024
+MAX_FACTS = 16
 
 
 class _Entry:
-    __slots__ = ("document", "errors")
+    __slots__ = ("document", "errors", "facts")
 
     def __init__(self, document: DocumentNode) -> None:
         self.document = document
         # graphql-core's validation errors (an empty list: valid), once validation has run.
         self.errors: list[GraphQLError] | None = None
+        # What other extensions derive from the document alone (see `derived`), at most MAX_FACTS.
+        self.facts: dict[Hashable, Any] = {}
 
 
 class DocumentLRU:
@@ -52,6 +59,10 @@ class DocumentLRU:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def peek(self, text: str) -> _Entry | None:
+        """The entry, without counting it as a use."""
+        return self._entries.get(text)
 
     def get(self, text: str) -> _Entry | None:
         entry = self._entries.get(text)
@@ -78,6 +89,24 @@ class DocumentLRU:
 
 
 documents = DocumentLRU()
+
+
+def derived(context: ExecutionContext, key: Hashable, compute: Callable[[DocumentNode], T]) -> T:
+    """`compute(document)` for a fact that depends only on the document's text and on `key` (its
+    token count, whether its literals can be stored, its cost for given page sizes): computed once
+    per cached document, and on every request for a document that is not cached."""
+    document = context.graphql_document
+    assert document is not None
+    entry = documents.peek(context.query) if context.query else None
+    if entry is None or entry.document is not document:
+        return compute(document)
+    if key in entry.facts:
+        value: T = entry.facts[key]
+        return value
+    value = compute(document)
+    if len(entry.facts) < MAX_FACTS:
+        entry.facts[key] = value
+    return value
 
 
 class DocumentCache(SchemaExtension):

@@ -8,12 +8,14 @@ import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from graphql import GraphQLError, StringValueNode, visit
+from graphql import DocumentNode, GraphQLError, StringValueNode, visit
 from graphql.language import Visitor
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.types.base_scalars import DateTimeDefinition
 from strawberry.types.scalar import ScalarDefinition
+
+from schema.documents import derived
 
 
 def storable(value: str) -> bool:
@@ -74,9 +76,13 @@ class UnstorableText(SchemaExtension):
             return False
         if context.graphql_document is None:
             return True
-        literals = _Literals()
-        visit(context.graphql_document, literals)
-        return literals.clean
+        return derived(context, "storable literals", _literals_storable)
+
+
+def _literals_storable(document: DocumentNode) -> bool:
+    literals = _Literals()
+    visit(document, literals)
+    return literals.clean
 
 
 _parse_datetime = DateTimeDefinition.parse_value

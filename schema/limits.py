@@ -55,6 +55,7 @@ from models.tickets import SlaClockKind
 from resolvers.rate_limits import LimitSettings, RateLimiter, Verdict, burst_capacity, credential_key
 from resolvers.support_requests import MAX_SUGGESTIONS
 from resolvers.tickets import MAX_TEMPLATES
+from schema.documents import derived
 
 MAX_DEPTH = 12
 MAX_ALIASES = 30
@@ -290,6 +291,17 @@ def token_count(document: DocumentNode) -> int:
     return max(0, count - 2)  # not the start- and end-of-file markers
 
 
+def _scalar_items(variables: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...] | None:
+    """The variables as a hashable key when there are few and all are scalars; else None."""
+    if not variables:
+        return ()
+    if len(variables) > 16 or not all(
+        value is None or isinstance(value, int | str | float) for value in variables.values()
+    ):
+        return None
+    return tuple(sorted(variables.items()))
+
+
 def _refusal(message: str, code: str, **extra: object) -> GraphQLError:
     return GraphQLError(message, extensions={"code": code, **extra})
 
@@ -355,12 +367,18 @@ class QueryLimits(SchemaExtension):
         policy = getattr(services, "policy", None)
         page_cap = int(getattr(policy, "max_page_size", 100))
         assert context.graphql_document is not None
-        shape = analyse(
-            context.schema._schema,
-            context.graphql_document,
-            context.operation_name,
-            context.variables,
-            page_cap,
+
+        def price(document: DocumentNode) -> Shape | None:
+            return analyse(
+                context.schema._schema, document, context.operation_name, context.variables, page_cap
+            )
+
+        # The same text with the same operation, page cap and scalar variables has the same shape.
+        variables = _scalar_items(context.variables)
+        shape = (
+            derived(context, ("shape", context.operation_name, page_cap, variables), price)
+            if variables is not None
+            else price(context.graphql_document)
         )
         self.shape = shape
         refusal: GraphQLError | None = None
@@ -386,7 +404,7 @@ class QueryLimits(SchemaExtension):
                     cost=shape.cost,
                     limit=settings.max_query_cost,
                 )
-        tokens = token_count(context.graphql_document)
+        tokens = derived(context, "tokens", token_count)
         points = rate_points(shape.cost if shape is not None and refusal is None else 0, tokens)
         verdict = await self._charge(points)
         if verdict is not None and not verdict.allowed:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from strawberry.dataloader import DataLoader
 
 from models.accounts import User
@@ -14,24 +16,68 @@ from resolvers.pagination import Page, PageKey
 
 
 class Loaders:
-    def __init__(self) -> None:
-        self.user: DataLoader[int, User | None] = DataLoader(loaders.users_by_id)
-        self.family: DataLoader[int, Family | None] = DataLoader(loaders.families_by_id)
-        self.family_name: DataLoader[int, str] = DataLoader(loaders.family_names_by_id)
-        self.family_by_user: DataLoader[int, Family | None] = DataLoader(loaders.families_by_user_id)
-        self.children: DataLoader[int, list[Child]] = DataLoader(loaders.children_by_family_id)
-        self.child: DataLoader[int, Child | None] = DataLoader(loaders.children_by_id)
-        self.advocate: DataLoader[int, Advocate | None] = DataLoader(loaders.advocates_by_id)
-        self.request: DataLoader[int, SupportRequest | None] = DataLoader(loaders.requests_by_id)
-        self.relationship: DataLoader[int, SupportRelationship | None] = DataLoader(
-            loaders.relationships_by_id
-        )
-        self.relationship_by_request: DataLoader[int, SupportRelationship | None] = DataLoader(
-            loaders.relationships_by_request_id
-        )
-        self.ticket_by_request: DataLoader[int, Ticket | None] = DataLoader(tickets.tickets_by_request)
-        self.sla_clocks: DataLoader[int, list[SlaClock]] = DataLoader(tickets.clocks_by_ticket)
-        self.checklist: DataLoader[int, list[ChecklistItem]] = DataLoader(tickets.items_by_ticket)
-        self.notes: DataLoader[PageKey, Page[TicketNote]] = DataLoader(tickets.notes_pages)
-        self.messages: DataLoader[PageKey, Page[Message]] = DataLoader(messages.pages)
-        self.rating: DataLoader[int, tuple[float | None, int]] = DataLoader(relationships.ratings)
+    """The request's dataloaders, each made on first use (most requests use two or three)."""
+
+    @cached_property
+    def user(self) -> DataLoader[int, User | None]:
+        return DataLoader(loaders.users_by_id)
+
+    @cached_property
+    def family(self) -> DataLoader[int, Family | None]:
+        return DataLoader(loaders.families_by_id)
+
+    @cached_property
+    def family_name(self) -> DataLoader[int, str]:
+        return DataLoader(loaders.family_names_by_id)
+
+    @cached_property
+    def family_by_user(self) -> DataLoader[int, Family | None]:
+        return DataLoader(loaders.families_by_user_id)
+
+    @cached_property
+    def children(self) -> DataLoader[int, list[Child]]:
+        return DataLoader(loaders.children_by_family_id)
+
+    @cached_property
+    def child(self) -> DataLoader[int, Child | None]:
+        return DataLoader(loaders.children_by_id)
+
+    @cached_property
+    def advocate(self) -> DataLoader[int, Advocate | None]:
+        return DataLoader(loaders.advocates_by_id)
+
+    @cached_property
+    def request(self) -> DataLoader[int, SupportRequest | None]:
+        return DataLoader(loaders.requests_by_id)
+
+    @cached_property
+    def relationship(self) -> DataLoader[int, SupportRelationship | None]:
+        return DataLoader(loaders.relationships_by_id)
+
+    @cached_property
+    def relationship_by_request(self) -> DataLoader[int, SupportRelationship | None]:
+        return DataLoader(loaders.relationships_by_request_id)
+
+    @cached_property
+    def ticket_by_request(self) -> DataLoader[int, Ticket | None]:
+        return DataLoader(tickets.tickets_by_request)
+
+    @cached_property
+    def sla_clocks(self) -> DataLoader[int, list[SlaClock]]:
+        return DataLoader(tickets.clocks_by_ticket)
+
+    @cached_property
+    def checklist(self) -> DataLoader[int, list[ChecklistItem]]:
+        return DataLoader(tickets.items_by_ticket)
+
+    @cached_property
+    def notes(self) -> DataLoader[PageKey, Page[TicketNote]]:
+        return DataLoader(tickets.notes_pages)
+
+    @cached_property
+    def messages(self) -> DataLoader[PageKey, Page[Message]]:
+        return DataLoader(messages.pages)
+
+    @cached_property
+    def rating(self) -> DataLoader[int, tuple[float | None, int]]:
+        return DataLoader(relationships.ratings)

@@ -104,3 +104,13 @@ def test_a_used_entry_is_the_last_to_be_evicted(reused: str) -> None:
     lru.put("c", document)
     assert lru.get("a") is not None
     assert lru.get("b") is None
+
+
+async def test_a_document_with_unstorable_literals_is_refused_every_time(gql: GraphQLClient) -> None:
+    family = await sign_up(gql)
+    query = '{ advocates(first: 1, filter: {area: "Le\\u0000eds"}) { edges { node { id } } } }'
+    for _ in range(3):
+        body = await gql(query, token=family.token)
+        assert body.get("data") is None
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        assert "NUL" in body["errors"][0]["message"]
