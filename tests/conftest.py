@@ -8,6 +8,7 @@ that cannot be reached fails the run instead of skipping.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import socket
 import tempfile
@@ -28,7 +29,7 @@ from tortoise.context import get_current_context
 
 import server
 from resolvers.clock import Clock
-from tests.client import GraphQLClient
+from tests.client import DEADLINE, GraphQLClient
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -143,8 +144,22 @@ async def live_server(settings: server.Settings, clock: Clock) -> AsyncIterator[
         yield Live(f"http://127.0.0.1:{port}", app)
     finally:
         uv.should_exit = True
-        await task
-        await Tortoise.close_connections()
+        try:
+            async with asyncio.timeout(DEADLINE):
+                await task
+        except TimeoutError:
+            # Something the tests left open kept the server from stopping: fail with what it was,
+            # instead of hanging the run.
+            stacks = io.StringIO()
+            for other in asyncio.all_tasks():
+                if other is not asyncio.current_task():
+                    other.print_stack(limit=6, file=stacks)
+            uv.force_exit = True
+            raise AssertionError(
+                f"the served app did not stop within {DEADLINE:.0f} s:\n{stacks.getvalue()}"
+            ) from None
+        finally:
+            await Tortoise.close_connections()
 
 
 async def _truncate() -> None:
