@@ -32,7 +32,6 @@ import contextlib
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,7 +44,15 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    ROOT,
+    free_port,
+    p99,
+    wait_ready,
+)
+
 PASSWORD = "bench-password-123"
 SIGN_UP = "mutation($input: SignUpInput!) { signUp(input: $input) { token userErrors { code } } }"
 ORDINARY = "{ viewer { id displayName } notifications(first: 10) { edges { node { id kind } } } }"
@@ -78,30 +85,6 @@ def varied(query: str, n: int) -> str:
     if query.startswith("query {"):
         return f"query Q{n} " + query.removeprefix("query ")
     return f"query Q{n} " + query
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def p99(values: list[float]) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[98]
-
-
-async def _wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
-    async with httpx.AsyncClient(base_url=base, timeout=5) as http:
-        for _ in range(600):
-            if proc.poll() is not None:
-                raise RuntimeError("the server exited")
-            try:
-                if (await http.get("/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-    raise RuntimeError("the server did not start")
 
 
 async def _sign_up(http: httpx.AsyncClient, name: str) -> str:
@@ -138,7 +121,7 @@ async def attack(
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     kinds = set(args.kinds.split(","))
     with tempfile.TemporaryDirectory(prefix="senvault-abuse-") as tmp:
@@ -165,7 +148,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         go, stop = asyncio.Event(), asyncio.Event()
         loops: list[asyncio.Task[None]] = []
         try:
-            await _wait_ready(base, proc)
+            await wait_ready(f"{base}/readyz", proc)
             async with httpx.AsyncClient(base_url=base, timeout=30) as http:
                 token = await _sign_up(http, "Measured")
                 attacker_token = await _sign_up(http, "Attacker")

@@ -24,25 +24,23 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse, urlunparse
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ROOT, free_port, fresh_database, machine, wait_ready
+
 NOTIFICATIONS = "subscription { notificationReceived { cursor occurredAt notification { id kind title } } }"
 SIGN_UP = """
 mutation($input: SignUpInput!) { signUp(input: $input) { token userErrors { code } } }
@@ -68,33 +66,11 @@ class Result:
         return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError("no VmRSS")
-
-
-async def _wait_http(url: str, proc: asyncio.subprocess.Process) -> None:
-    async with httpx.AsyncClient() as http:
-        for _ in range(300):
-            if proc.returncode is not None:
-                raise RuntimeError("server exited")
-            try:
-                if (await http.get(url)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} never became ready")
 
 
 class Receivers:
@@ -151,35 +127,9 @@ def _ours_stamp(message: dict[str, Any]) -> float | None:
     return datetime.fromisoformat(occurred).timestamp()
 
 
-@asynccontextmanager
-async def _database(postgres_url: str | None) -> AsyncIterator[str]:
-    """A fresh database: a SQLite file, or a new PostgreSQL database dropped afterwards."""
-    if postgres_url is None:
-        with tempfile.TemporaryDirectory(prefix="senvault-bench-") as tmp:
-            yield f"sqlite://{tmp}/bench.sqlite3"
-        return
-    import asyncpg
-
-    parts = urlparse(postgres_url)
-    name = f"senvault_bench_{os.getpid()}_{time.monotonic_ns()}"
-    admin = await asyncpg.connect(
-        host=parts.hostname,
-        port=parts.port or 5432,
-        user=parts.username or "postgres",
-        password=parts.password,
-        database=parts.path.lstrip("/") or "postgres",
-    )
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunparse(parts._replace(path="/" + name))
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
 async def run_ours(n: int, events: int, broadcast_url: str, postgres_url: str | None) -> Result:
-    port = _free_port()
-    async with _database(postgres_url) as database_url:
+    port = free_port()
+    async with fresh_database(postgres_url) as database_url:
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
@@ -207,7 +157,7 @@ async def run_ours(n: int, events: int, broadcast_url: str, postgres_url: str | 
         receivers = Receivers()
         try:
             base = f"http://127.0.0.1:{port}"
-            await _wait_http(base + "/readyz", proc)
+            await wait_ready(base + "/readyz", proc)
             async with httpx.AsyncClient(base_url=base, timeout=60) as http:
                 email = f"bench{port}@example.test"
                 signed = await http.post(
@@ -296,7 +246,7 @@ def _baseline_stamp(message: dict[str, Any]) -> float | None:
 
 
 async def run_baseline(n: int, events: int, sample_payload: str) -> Result:
-    port = _free_port()
+    port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", BASELINE_SERVER, str(port), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
@@ -331,23 +281,6 @@ async def run_baseline(n: int, events: int, sample_payload: str) -> Result:
 
 
 # --- report ---------------------------------------------------------------------------------
-
-
-def _machine() -> list[str]:
-    mem_kib = next(
-        int(line.split()[1])
-        for line in Path("/proc/meminfo").read_text().splitlines()
-        if line.startswith("MemTotal")
-    )
-    packages = ", ".join(
-        f"{p} {version(p)}"
-        for p in ("strawberry-graphql", "starlette", "uvicorn", "websockets", "tortoise-orm")
-    )
-    return [
-        f"- Machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
-        f"{mem_kib / 1024 / 1024:.1f} GiB memory, {platform.system()} {platform.release()}",
-        f"- Python {platform.python_version()}; {packages}",
-    ]
 
 
 def _table(results: list[tuple[Result, Result]]) -> list[str]:
@@ -405,7 +338,7 @@ async def main() -> None:
                     f" ({args.events} events per size; our server on "
                     f"{'PostgreSQL' if args.postgres_url else 'SQLite'}, broadcast `{args.broadcast_url}`).",
                     "",
-                    *_machine(),
+                    *machine(("websockets",)),
                     "",
                     *table,
                     "",
