@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
-from strawberry.extensions import MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from schema.accounts import AccountMutation, AccountQuery
 from schema.advocates import AdvocateMutation, AdvocateQuery
-from schema.documents import DocumentCache
-from schema.errors import ErrorPolicy
 from schema.families import FamilyMutation
-from schema.hygiene import DATETIME, UnstorableText
-from schema.limits import MAX_TOKENS, QueryLimits, RateLimitQuery
+from schema.hygiene import DATETIME
+from schema.limits import RateLimitQuery
 from schema.notifications import NotificationMutation, NotificationQuery, NotificationSubscription
+from schema.policy import OperationPolicy
 from schema.support import SupportMutation, SupportQuery, SupportSubscription
 from schema.tickets import TicketMutation, TicketQuery, TicketSubscription
 from schema.vault import VaultMutation, VaultQuery, VaultSubscription
@@ -52,10 +49,6 @@ class Subscription(SupportSubscription, VaultSubscription, NotificationSubscript
     pass
 
 
-def _request_id(context: Any) -> str | None:
-    return getattr(context, "request_id", None)
-
-
 class Schema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -71,16 +64,12 @@ schema = Schema(
     subscription=Subscription,
     config=StrawberryConfig(auto_camel_case=True, scalar_map={datetime: DATETIME}),
     extensions=[
-        # Depth, aliases, expanded size, cost and rate limits in one linear pass (schema/limits.py),
+        # Limits, text hygiene and the document cache, stepped as one extension (schema/policy.py):
+        # depth, aliases, expanded size, cost and rate limits in one linear pass (schema/limits.py),
         # instead of strawberry's QueryDepthLimiter and MaxAliasesLimiter, which re-walk every
-        # fragment spread (exponential on a fragment bomb). No validation rule is added, so
-        # nothing is built per request.
-        QueryLimits,
-        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        UnstorableText,
-        lambda: ErrorPolicy(_request_id),
-        # Last: reuses the parse and validation of a text seen before, never a refusal made above.
-        DocumentCache,
+        # fragment spread (exponential on a fragment bomb).
+        # and every error shown with a code, or masked with a reference the logs can find.
+        OperationPolicy,
     ],
 )
 

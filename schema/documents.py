@@ -16,7 +16,7 @@ evict each other.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Generator, Hashable
 from typing import Any, TypeVar
 
 from graphql import DocumentNode, GraphQLError
@@ -118,7 +118,7 @@ class DocumentCache(SchemaExtension):
     def __init__(self) -> None:
         self._entry: _Entry | None = None
 
-    def on_parse(self) -> Iterator[None]:
+    def on_parse(self) -> Generator[None, None, None]:
         context = self.execution_context
         text = context.query
         entry = documents.get(text) if text else None
@@ -129,7 +129,7 @@ class DocumentCache(SchemaExtension):
             entry = documents.put(text, context.graphql_document)
         self._entry = entry
 
-    def on_validate(self) -> Iterator[None]:
+    def on_validate(self) -> Generator[None, None, None]:
         context = self.execution_context
         entry = self._entry
         if entry is None or context.pre_execution_errors is not None:

@@ -5,7 +5,7 @@ deep in a driver (SPEC §12, "No client mistake is an internal error")."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import UTC, datetime
 
 from graphql import DocumentNode, GraphQLError, StringValueNode, visit
@@ -58,7 +58,7 @@ class _Literals(Visitor):
 class UnstorableText(SchemaExtension):
     """Refuse an operation whose document or variables carry text that cannot be stored."""
 
-    def on_validate(self) -> Iterator[None]:
+    def on_validate(self) -> Generator[None, None, None]:
         context = self.execution_context
         if context.pre_execution_errors is None and not self._clean():
             # Set before validation runs, strawberry skips it and answers with this.

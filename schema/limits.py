@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -352,7 +352,7 @@ class QueryLimits(SchemaExtension):
         settings = getattr(services, "limits", None) or LimitSettings()
         return settings, getattr(services, "rate_limiter", None)
 
-    async def on_operation(self) -> AsyncIterator[None]:
+    async def on_operation(self) -> AsyncGenerator[None, None]:
         yield
         if not self.charged:
             # The document did not parse: the attempt still draws its points, by its length (about
@@ -360,7 +360,7 @@ class QueryLimits(SchemaExtension):
             length = len(self.execution_context.query or "")
             await self._charge(rate_points(0, min(MAX_TOKENS, length // 4)))
 
-    async def on_validate(self) -> AsyncIterator[None]:
+    async def on_validate(self) -> AsyncGenerator[None, None]:
         context = self.execution_context
         settings, _ = self._settings()
         services = getattr(context.context, "services", None)
