@@ -1,6 +1,8 @@
 """The baselines `bench/read.py` measures the API against, as one Starlette app under uvicorn.
 
 - `POST /bare`: a bare Starlette route: reads the body, answers `{"data":{"__typename":"Query"}}`.
+- `POST /strawberry`: strawberry alone (a one-field schema, its own parser and validation caches):
+  what the GraphQL layer costs before anything of ours.
 - `POST /dashboard`: the advocate's dashboard page written by hand: the bearer token checked
   against `sessions`, then the page in three statements over one asyncpg connection (tickets with
   their request and family name; checklist items; the first messages of each thread, windowed),
@@ -22,10 +24,13 @@ from typing import Any
 
 import asyncpg
 import orjson
+import strawberry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from strawberry.asgi import GraphQL
+from strawberry.extensions import ParserCache, ValidationCache
 
 TICKETS = """
 SELECT t.id, t.status, t.next_sla_due_at, t.next_sla_at_risk_from,
@@ -161,7 +166,20 @@ async def dashboard(request: Request) -> Response:
     return Response(orjson.dumps(page), media_type="application/json")
 
 
+@strawberry.type
+class _Query:
+    ok: bool = True
+
+
+_STRAWBERRY_ALONE = strawberry.Schema(query=_Query, extensions=[ParserCache, ValidationCache])
+
 app = Starlette(
-    routes=[Route("/bare", bare, methods=["POST"]), Route("/dashboard", dashboard, methods=["POST"])],
+    routes=[
+        Route("/bare", bare, methods=["POST"]),
+        Route("/dashboard", dashboard, methods=["POST"]),
+        Route(
+            "/strawberry", GraphQL(strawberry.Schema(query=_Query, extensions=[ParserCache, ValidationCache]))
+        ),
+    ],
     lifespan=lifespan,
 )

@@ -325,14 +325,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 if graph_page.get("errors") or len(graph_page["data"]["allTickets"]["edges"]) != PAGE:
                     raise SystemExit(f"PostGraphile's page is not right: {check.text[:600]}")
                 best: dict[str, Load] = {}
+                chosen = {
+                    name: target
+                    for name, target in targets.items()
+                    if not args.only or any(name.startswith(prefix) for prefix in args.only.split(","))
+                }
                 for _ in range(args.rounds):
-                    for name, target in targets.items():
+                    for name, target in chosen.items():
                         load = wrk(target, args.seconds, args.connections)
                         print(f"{name}: {load.rps:.1f} req/s, p99 {load.p99_ms:.1f} ms", flush=True)
                         if name not in best or load.rps > best[name].rps:
                             best[name] = load
                 at_70: dict[str, tuple[float, int, float]] = {}
                 for name in ("dashboard, API", "dashboard, PostGraphile", "dashboard, hand-written"):
+                    if name not in best:
+                        continue
                     rate = 0.7 * best[name].rps
                     at_70[name] = await open_loop(targets[name], rate, args.seconds)
                     print(f"{name} at {rate:.0f} req/s: p99 {at_70[name][0]:.1f} ms", flush=True)
@@ -365,6 +372,12 @@ def _targets(
         "__typename, bare route": Target(
             "__typename, bare route", f"http://127.0.0.1:{base_port}/bare", {"query": "{ __typename }"}, {}
         ),
+        "__typename, strawberry alone": Target(
+            "__typename, strawberry alone",
+            f"http://127.0.0.1:{base_port}/strawberry",
+            {"query": "{ __typename }"},
+            {},
+        ),
         "dashboard, API": Target("dashboard, API", f"{ours}/graphql", dashboard, signed_in),
         "dashboard, PostGraphile": Target(
             "dashboard, PostGraphile",
@@ -384,11 +397,19 @@ def _targets(
     }
 
 
+def _ratio(best: dict[str, Load], name: str, baseline: str) -> str:
+    if name not in best or baseline not in best:
+        return ""
+    return f"{best[name].rps / best[baseline].rps:.2f}×"
+
+
 def report(result: dict[str, Any], args: argparse.Namespace, command: str) -> list[str]:
     best: dict[str, Load] = result["best"]
     at_70: dict[str, tuple[float, int, float]] = result["at_70"]
 
     def row(name: str, baseline: str | None) -> str:
+        if name not in best or (baseline is not None and baseline not in best):
+            return f"| {name} | not run | | | |"
         load = best[name]
         ratio = f"{load.rps / best[baseline].rps:.2f}×" if baseline else ""
         return f"| {name} | {load.rps:,.0f} | {load.p50_ms:.1f} | {load.p99_ms:.1f} | {ratio} |"
@@ -405,12 +426,12 @@ def report(result: dict[str, Any], args: argparse.Namespace, command: str) -> li
         "| scenario | req/s | p50 ms | p99 ms | ratio |",
         "|---|---:|---:|---:|---:|",
         row("__typename, bare route", None),
+        row("__typename, strawberry alone", "__typename, bare route"),
         row("__typename, API", "__typename, bare route"),
         row("dashboard, PostGraphile", None),
         row("dashboard, hand-written", None),
         row("dashboard, API", "dashboard, PostGraphile"),
-        f"| (API / hand-written) | | | | "
-        f"{best['dashboard, API'].rps / best['dashboard, hand-written'].rps:.2f}× |",
+        f"| (API / hand-written) | | | | {_ratio(best, 'dashboard, API', 'dashboard, hand-written')} |",
         row("family home, API", None),
         "",
         f"p99 at 70% of each server's own maximum (open loop, {args.seconds} s):",
@@ -435,6 +456,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--write", type=Path)
+    parser.add_argument("--only", help="scenarios whose names start so, comma-separated (e.g. __typename)")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         # This process (the open-loop client) stays off the servers' CPU.

@@ -118,16 +118,25 @@ class DocumentCache(SchemaExtension):
     def __init__(self) -> None:
         self._entry: _Entry | None = None
 
-    def on_parse(self) -> Generator[None, None, None]:
+    def before_parse(self) -> None:
+        """A text seen before: its document, so that strawberry does not parse it again."""
         context = self.execution_context
         text = context.query
         entry = documents.get(text) if text else None
         if entry is not None and context.graphql_document is None:
             context.graphql_document = entry.document
-        yield
-        if entry is None and text and context.graphql_document is not None:
-            entry = documents.put(text, context.graphql_document)
         self._entry = entry
+
+    def after_parse(self) -> None:
+        """A new text that parsed: its document, kept for the next request that sends it."""
+        context = self.execution_context
+        if self._entry is None and context.query and context.graphql_document is not None:
+            self._entry = documents.put(context.query, context.graphql_document)
+
+    def on_parse(self) -> Generator[None, None, None]:
+        self.before_parse()
+        yield
+        self.after_parse()
 
     def on_validate(self) -> Generator[None, None, None]:
         context = self.execution_context

@@ -67,6 +67,8 @@ class OperationPolicy(SchemaExtension):
 
     async def on_operation(self) -> AsyncGenerator[None, None]:
         self.execution_context.parse_options["max_tokens"] = MAX_TOKENS
+        # Here rather than in a parsing hook (one hook fewer for strawberry to run per request).
+        self.cache.before_parse()
         limits = self.limits.on_operation()
         await anext(limits)
         errors = cast(Generator[None, None, None], self.errors.on_operation())
@@ -80,10 +82,9 @@ class OperationPolicy(SchemaExtension):
         _finish(errors)
         await _finish_async(limits)
 
-    def on_parse(self) -> Iterator[None]:
-        yield from self.cache.on_parse()
-
     async def on_validate(self) -> AsyncGenerator[None, None]:
+        # Validation runs only on a document that parsed.
+        self.cache.after_parse()
         limits = self.limits.on_validate()
         await anext(limits)
         hygiene = self.hygiene.on_validate()
