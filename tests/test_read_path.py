@@ -7,9 +7,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import pytest
 from strawberry.relay import GlobalID
+from tortoise.connection import get_connection
 
 from models.families import Child, EhcpStage
+from resolvers import db
 from tests.client import GraphQLClient
 from tests.factories import Account, AdvocateAccount, advocate, db_id, send_request, sign_up
 from tests.statements import statements
@@ -90,13 +93,17 @@ query($n: Int) {
 
 
 async def _world(gql: GraphQLClient) -> tuple[Account, AdvocateAccount]:
-    """One family with TICKETS children, each with a request to one advocate that the advocate
+    return await _world_of(gql, TICKETS)
+
+
+async def _world_of(gql: GraphQLClient, tickets: int) -> tuple[Account, AdvocateAccount]:
+    """One family with `tickets` children, each with a request to one advocate that the advocate
     accepted with a message and gave a checklist item: every ticket the same shape, so a page of 10
     and a page of 100 hold the same kinds of rows."""
     family = await sign_up(gql)
     adv = await advocate(gql, capacity=200)
     now = gql.app.state.services.clock.now()
-    for i in range(TICKETS):
+    for i in range(tickets):
         child = await Child.create(
             family_id=db_id(family.family_id or ""),
             display_name=f"Child {i}",
@@ -193,3 +200,38 @@ async def test_the_richest_pages_send_as_many_statements_for_100_items_as_for_10
     for name, by_page in counts.items():
         assert len(set(by_page.values())) == 1, (name, counts)
     assert counts["dashboard page"][50] <= MAX_DASHBOARD_STATEMENTS, counts
+
+
+async def test_a_request_takes_one_pooled_connection_for_all_its_statements(
+    gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL every statement of a request, its transactions included, runs on one
+    connection from the pool, taken at the first statement (resolvers/db.py)."""
+    client = get_connection("default")
+    if client.capabilities.dialect != "postgres":
+        pytest.skip("SQLite has one connection: there is no pool to take from")
+    _, adv = await _world_of(gql, tickets=12)
+    pool_class = type(client._pool)
+    taken: list[bool] = []
+    acquire = pool_class.acquire
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if db.in_request():
+            taken.append(True)
+        return acquire(self, *args, **kwargs)
+
+    monkeypatch.setattr(pool_class, "acquire", counted)
+    with statements() as sent:
+        data = await gql.data(DASHBOARD_PAGE, {"n": 10}, adv.token)
+    assert len(data["ticketQueue"]["edges"]) == 10
+    assert (len(sent), len(taken)) == (4, 1)
+    # A mutation's transaction runs on the request's connection too.
+    taken.clear()
+    ticket_id = data["ticketQueue"]["edges"][0]["node"]["id"]
+    added = await gql.data(ADD_ITEM, {"input": {"ticketId": ticket_id, "text": "Chase the LA"}}, adv.token)
+    assert added["addChecklistItem"]["userErrors"] == []
+    assert len(taken) == 1
+    # A request that sends no statement takes none.
+    taken.clear()
+    await gql.data("{ __typename }")
+    assert taken == []
