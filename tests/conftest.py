@@ -8,6 +8,8 @@ that cannot be reached fails the run instead of skipping.
 from __future__ import annotations
 
 import asyncio
+import gc
+import inspect
 import io
 import os
 import socket
@@ -151,15 +153,38 @@ async def live_server(settings: server.Settings, clock: Clock) -> AsyncIterator[
             # Something the tests left open kept the server from stopping: fail with what it was,
             # instead of hanging the run.
             stacks = io.StringIO()
-            for other in asyncio.all_tasks():
-                if other is not asyncio.current_task():
-                    other.print_stack(limit=6, file=stacks)
+            _describe_tasks(stacks)
             uv.force_exit = True
             raise AssertionError(
                 f"the served app did not stop within {DEADLINE:.0f} s:\n{stacks.getvalue()}"
             ) from None
         finally:
             await Tortoise.close_connections()
+
+
+def _describe_tasks(out: io.StringIO) -> None:
+    """Every other task's stack; for a task being cancelled, what it awaits, through the async
+    generators it is inside (a task's own stack stops at the first one)."""
+    for task in asyncio.all_tasks():
+        if task is asyncio.current_task():
+            continue
+        task.print_stack(limit=6, file=out)
+        if not task.cancelling():
+            continue
+        awaited: object = task.get_coro()
+        for _ in range(20):
+            print("  awaits:", repr(awaited)[:200], file=out)
+            following = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None)
+            if following is None and type(awaited).__name__ == "async_generator_asend":
+                generators = [r for r in gc.get_referents(awaited) if inspect.isasyncgen(r)]
+                if generators:
+                    frame = generators[0].ag_frame
+                    where = f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame else "finished"
+                    print("  in generator", generators[0].__qualname__, where, file=out)
+                    following = generators[0].ag_await
+            if following is None:
+                break
+            awaited = following
 
 
 async def _truncate() -> None:
