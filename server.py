@@ -303,7 +303,8 @@ async def readyz(request: Request) -> Response:
     services: Services = request.app.state.services
     checks: dict[str, str] = {}
     try:
-        await asyncio.wait_for(get_connection("default").execute_query("SELECT 1"), timeout=3)
+        async with asyncio.timeout(3):
+            await get_connection("default").execute_query("SELECT 1")
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"unavailable: {type(exc).__name__}"

@@ -126,6 +126,11 @@ class RedisPubSubBackend(BroadcastBackend):
         self._conn = aioredis.Redis.from_url(
             self._url,
             socket_connect_timeout=5,
+            # No per-write timeout: redis-py bounds writes with `asyncio.wait_for`, which on
+            # Python 3.11 drops a cancellation that lands as the write completes (a subscriber
+            # cancelled then waited for ever). Every call here is bounded by `asyncio.timeout`
+            # instead, and the heartbeat finds a link that stopped answering.
+            socket_timeout=None,
             socket_keepalive=True,
             health_check_interval=0,
             # Named, so that `CLIENT LIST` on a shared Redis shows whose connection is whose.
@@ -293,7 +298,8 @@ class Hub:
             return False
         if isinstance(self._backend, RedisPubSubBackend):
             try:
-                await asyncio.wait_for(self._backend.ping(), timeout=2)
+                async with asyncio.timeout(2):
+                    await self._backend.ping()
             except (RedisError, OSError, TimeoutError) as exc:
                 self.last_error = repr(exc)
                 return False
@@ -316,7 +322,8 @@ class Hub:
             self._subscribers[channel] = {subscription}
             if self.healthy:
                 try:
-                    await asyncio.wait_for(self._backend.subscribe(self._prefix + channel), timeout=5)
+                    async with asyncio.timeout(5):
+                        await self._backend.subscribe(self._prefix + channel)
                 except (RedisError, OSError, TimeoutError) as exc:
                     # The link is failing; the heartbeat will notice. This subscriber retries.
                     self.last_error = repr(exc)
@@ -383,8 +390,10 @@ class Hub:
                 # Stale subscriptions were all failed above: resubscribe only the heartbeat.
                 self._backend._channels = {self._heartbeat_channel}
                 # Bounded: a hung server must not hold up the retries for ever.
-                await asyncio.wait_for(self._backend.connect(), timeout=5)
-                await asyncio.wait_for(self._backend.subscribe(self._heartbeat_channel), timeout=5)
+                async with asyncio.timeout(5):
+                    await self._backend.connect()
+                async with asyncio.timeout(5):
+                    await self._backend.subscribe(self._heartbeat_channel)
             except (RedisError, OSError, TimeoutError) as exc:
                 self.last_error = repr(exc)
                 delay = min(delay * 2, self.reconnect_max_delay)
@@ -406,10 +415,10 @@ class Hub:
                 continue
             self._heartbeat_seen.clear()
             try:
-                await asyncio.wait_for(
-                    self._backend.publish(self._heartbeat_channel, "ping"), self.heartbeat_interval
-                )
-                await asyncio.wait_for(self._heartbeat_seen.wait(), self.heartbeat_interval * 2)
+                async with asyncio.timeout(self.heartbeat_interval):
+                    await self._backend.publish(self._heartbeat_channel, "ping")
+                async with asyncio.timeout(self.heartbeat_interval * 2):
+                    await self._heartbeat_seen.wait()
             except (RedisError, OSError, TimeoutError) as exc:
                 if self.healthy:
                     await self._backend._queue.put(_ConnectionLost(exc))

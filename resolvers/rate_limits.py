@@ -111,8 +111,10 @@ class RateLimiter:
         self._redis: aioredis.Redis | None = None
         self._script: object | None = None
         if redis_url and redis_url.startswith(("redis://", "rediss://")):
+            # Bounded by `asyncio.timeout` around each call, not by redis-py's per-write
+            # `wait_for`, which on Python 3.11 can drop the cancellation of the request it serves.
             self._redis = aioredis.Redis.from_url(
-                redis_url, socket_timeout=REDIS_PATIENCE, socket_connect_timeout=REDIS_PATIENCE
+                redis_url, socket_timeout=None, socket_connect_timeout=REDIS_PATIENCE
             )
             self._script = self._redis.register_script(_GCRA)
         self._redis_down_until = 0.0

@@ -20,7 +20,6 @@ from collections.abc import Callable, Generator, Hashable
 from typing import Any, TypeVar
 
 from graphql import DocumentNode, GraphQLError
-from starlette.requests import Request
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
@@ -118,19 +117,10 @@ class DocumentCache(SchemaExtension):
 
     def __init__(self) -> None:
         self._entry: _Entry | None = None
-        self._enabled = False
 
     def before_parse(self) -> None:
         """A text seen before: its document, so that strawberry does not parse it again."""
         context = self.execution_context
-        # HTTP requests only. Operations on websockets sharing one cached document made a
-        # cancelled legacy-protocol subscription hang now and then (tests/test_delivery.py, the
-        # per-socket cap test, about one run in five); not yet understood, so sockets parse and
-        # validate each operation as before.
-        self._enabled = isinstance(getattr(context.context, "request", None), Request)
-        if not self._enabled:
-            self._entry = None
-            return
         text = context.query
         entry = documents.get(text) if text else None
         if entry is not None and context.graphql_document is None:
@@ -140,8 +130,6 @@ class DocumentCache(SchemaExtension):
     def after_parse(self) -> None:
         """A new text that parsed: its document, kept for the next request that sends it."""
         context = self.execution_context
-        if not self._enabled:
-            return
         if self._entry is None and context.query and context.graphql_document is not None:
             self._entry = documents.put(context.query, context.graphql_document)
 

@@ -161,3 +161,38 @@ async def test_an_unresponsive_redis_is_found_by_the_heartbeat() -> None:
         await hub.disconnect()
         await admin.aclose()
         private.stop()
+
+
+async def _cancel_while_subscribing(url: str) -> None:
+    """A cancellation that lands at any step of subscribing ends the subscriber.
+
+    Python 3.11's `asyncio.wait_for` drops a cancellation that arrives just as the operation it
+    bounds completes; a subscriber cancelled at that moment waited for events for ever (a socket's
+    `stop` right after its `start`, or the server's shutdown right after it started)."""
+    hub = await _hub(url)
+    try:
+        for steps in range(12):
+
+            async def listen(channel: str) -> None:
+                async with hub.subscribe(channel) as sub:
+                    await sub.next()
+
+            task = asyncio.create_task(listen(f"user:{steps}"))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=DEADLINE)
+            assert done, f"a subscriber cancelled after {steps} loop steps is still waiting"
+            assert task.cancelled()
+    finally:
+        await hub.disconnect()
+
+
+async def test_a_subscriber_cancelled_while_subscribing_stops() -> None:
+    await _cancel_while_subscribing("memory://")
+
+
+async def test_a_subscriber_cancelled_while_subscribing_to_redis_stops(
+    redis: aioredis.Redis, redis_url: str
+) -> None:
+    await _cancel_while_subscribing(redis_url)
