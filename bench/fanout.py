@@ -138,6 +138,9 @@ async def run_ours(n: int, events: int, broadcast_url: str, postgres_url: str | 
             "RATE_LIMIT_PER_MINUTE": "1000000",
             "ANONYMOUS_RATE_LIMIT_PER_MINUTE": "1000000",
             "MAX_SUBSCRIPTION_QUEUE": "10000",
+            # The bench holds N sockets with one credential; the per-credential cap protects
+            # real servers from one client's sockets, not what is measured here.
+            "MAX_SOCKETS_PER_CREDENTIAL": str(n + 10),
         }
         migrate = await asyncio.create_subprocess_exec(
             sys.executable, "server.py", "migrate", cwd=ROOT, env=env, stdout=subprocess.DEVNULL
