@@ -166,7 +166,7 @@ async def authenticate(services: Services, token: str | None) -> Viewer | None:
         rows = (
             await Session.filter(token_hash=digest, revoked_at__isnull=True, expires_at__gt=now)
             .limit(1)
-            .values(*_VIEWER_COLUMNS)
+            .values(*_VIEWER_COLUMNS, "expires_at")
         )
         return _viewer(rows[0], session_id=rows[0]["id"]) if rows else None
     if token.startswith(API_TOKEN_PREFIX):
@@ -182,9 +182,19 @@ async def authenticate(services: Services, token: str | None) -> Viewer | None:
     return None
 
 
-async def still_valid(services: Services, viewer: Viewer) -> bool:
-    """Whether the credential behind a long-lived connection is still live."""
+async def still_valid(
+    services: Services, viewer: Viewer, connection: connections.Connection | None = None
+) -> bool:
+    """Whether the credential behind a long-lived connection is still live.
+
+    For an open socket this is decided in memory while this process hears the control channel:
+    a sign-out or revocation anywhere closes the socket (`Connections.listen`), and the periodic
+    sweep re-checks every socket's credential as the backstop. Otherwise it is asked of the database."""
     now = services.clock.now()
+    if viewer.expires_at is not None and viewer.expires_at <= now:
+        return False
+    if connection is not None and services.connections.listening:
+        return connection.close_code is None
     if viewer.session_id is not None:
         return await Session.exists(id=viewer.session_id, revoked_at__isnull=True, expires_at__gt=now)
     token = await ApiToken.get_or_none(id=viewer.api_token_id, revoked_at__isnull=True)
@@ -209,6 +219,7 @@ def _viewer(
         session_id=session_id,
         api_token_id=api_token_id,
         scopes=scopes,
+        expires_at=row.get("expires_at"),
     )
 
 

@@ -67,6 +67,9 @@ class Connections:
 
     def __init__(self) -> None:
         self._open: set[Connection] = set()
+        # True while this process hears every credential that ends (see `listen`): an open
+        # socket's credential is then known to be live without asking the database.
+        self.listening = False
 
     def __len__(self) -> int:
         return len(self._open)
@@ -129,6 +132,7 @@ class Connections:
                 async with services.hub.subscribe(CONTROL_CHANNEL) as control:
                     # Whatever ended while this process was not listening.
                     await self.recheck(services)
+                    self.listening = control.failure is None
                     delay = 0.5
                     async for envelope in control:
                         self._apply(envelope)
@@ -136,6 +140,8 @@ class Connections:
                 pass
             except Exception:
                 log.exception("credential listener failed; restarting")
+            finally:
+                self.listening = False
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -53,6 +53,9 @@ class Envelope:
     kind: str
     payload: dict[str, Any]
     occurred_at: datetime
+    # What this process's subscribers work out alike from this event, worked out once
+    # (`schema.streams.once`); lives as long as the event is queued or being delivered.
+    shared: dict[Hashable, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def cursor(self) -> str:

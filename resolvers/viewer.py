@@ -5,6 +5,7 @@ What a viewer may see or do is decided in `resolvers.access`, nowhere else."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from models.accounts import ApiScope, Role
 
@@ -19,6 +20,9 @@ class Viewer:
     api_token_id: int | None = None
     # None for a signed-in session (all its user may do); a set for an integrator's API token.
     scopes: frozenset[ApiScope] | None = None
+    # When the credential ends by itself (None: an API token that never expires). Revocation is
+    # not here: open sockets learn it from the control channel (`resolvers.connections`).
+    expires_at: datetime | None = None
 
     @property
     def is_api_token(self) -> bool:

@@ -17,6 +17,7 @@ from schema.hygiene import DATETIME
 from schema.limits import RateLimitQuery
 from schema.notifications import NotificationMutation, NotificationQuery, NotificationSubscription
 from schema.policy import OperationPolicy
+from schema.streams import SharedEventExecutor
 from schema.support import SupportMutation, SupportQuery, SupportSubscription
 from schema.tickets import TicketMutation, TicketQuery, TicketSubscription
 from schema.vault import VaultMutation, VaultQuery, VaultSubscription
@@ -63,6 +64,8 @@ schema = Schema(
     mutation=Mutation,
     subscription=Subscription,
     config=StrawberryConfig(auto_camel_case=True, scalar_map={datetime: DATETIME}),
+    # A live event's selection executed once for every subscriber that asked it alike.
+    execution_context_class=SharedEventExecutor,
     extensions=[
         # Limits, text hygiene and the document cache, stepped as one extension (schema/policy.py):
         # depth, aliases, expanded size, cost and rate limits in one linear pass (schema/limits.py),

@@ -13,13 +13,13 @@ from models.accounts import ApiScope as Scope
 from resolvers import notifications
 from resolvers.access import core
 from resolvers.access import notifications as access
-from resolvers.events import user_channel
+from resolvers.events import Envelope, user_channel
 from schema.connections import decode_id, nodes, to_connection
 from schema.context import Info
 from schema.enums import NotificationKind
 from schema.errors import UserError, attempt
 from schema.permissions import IsSignedIn, needs
-from schema.streams import stream
+from schema.streams import events_for
 
 
 @strawberry.type(description="Something the person must act on or know about.")
@@ -143,11 +143,16 @@ class NotificationSubscription:
     ) -> AsyncGenerator[NotificationReceivedEvent, None]:
         viewer = core.require_viewer(info.context.viewer)
         channel = user_channel(viewer.user_id)
-        async for envelope in stream(info, viewer, channel, after, {notifications.EVENT_KIND}):
+
+        async def build(envelope: Envelope) -> NotificationReceivedEvent | None:
             [n] = await access.notifications(viewer, [envelope.payload["notificationId"]])
-            if n is not None:
-                yield NotificationReceivedEvent(
-                    cursor=envelope.cursor,
-                    occurred_at=envelope.occurred_at,
-                    notification=Notification.from_model(n),
-                )
+            if n is None:
+                return None
+            return NotificationReceivedEvent(
+                cursor=envelope.cursor,
+                occurred_at=envelope.occurred_at,
+                notification=Notification.from_model(n),
+            )
+
+        async for event in events_for(info, viewer, channel, after, {notifications.EVENT_KIND}, build):
+            yield event

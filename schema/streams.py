@@ -13,9 +13,25 @@ Error codes a subscription ends with (`extensions.code`), and what a client shou
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Container
+import asyncio
+import inspect
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Hashable, Mapping
+from contextvars import ContextVar
+from functools import partial
+from typing import Any, TypeVar
 
-from graphql import GraphQLError
+from graphql import (
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    VariableNode,
+    Visitor,
+    visit,
+)
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from resolvers import accounts, events
 from resolvers.broadcast import SubscriptionEnded
@@ -25,6 +41,8 @@ from resolvers.events import Envelope
 from resolvers.viewer import Viewer
 from schema.context import Info
 from schema.loaders import Loaders
+
+T = TypeVar("T")
 
 REPLAY_PAGE = 500
 CURSOR_EXPIRED = "CURSOR_EXPIRED"
@@ -46,8 +64,9 @@ async def stream(
 ) -> AsyncIterator[Envelope]:
     """Events of `kinds` on `channel`: those after `after` from the log, then live, each once, in order.
 
-    Before each event the viewer's credential is checked again and the request's loaders are
-    renewed, so nothing is delivered from a revoked session or out of a stale cache.
+    Before each event the viewer's credential is checked again (in memory for a socket, see
+    `accounts.still_valid`) and the request's loaders are renewed, so nothing is delivered from a
+    revoked session or out of a stale cache.
     """
     services = info.context.services
     try:
@@ -97,6 +116,126 @@ async def stream(
                 yield envelope
 
 
+# The live event the current subscription is about to have executed, and what this process's
+# subscribers share of it: set by `events_for` just before it yields, read by `SharedEventExecutor`
+# as graphql-core executes that yield (same task, nothing runs in between).
+_delivering: ContextVar[tuple[object, dict[Hashable, Any]] | None] = ContextVar(
+    "senvault_delivering", default=None
+)
+
+
+class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
+    """Executes a live event's selection once per (document, variables it uses, viewer).
+
+    A thousand sockets of one advocate subscribed with one document get one execution and one
+    result for each event; each subscriber's extensions still see the result on their own. The
+    subscription's own arguments (`after`) do not count: only variables used below its root field
+    change what an event resolves to."""
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        delivering = _delivering.get()
+        if delivering is None or delivering[0] is not self.root_value:
+            return super().execute_operation(serially)
+        shared = delivering[1]
+        variables = self.variable_values.coerced
+        used = _selection_variables(self.operation, self.fragment_definitions)
+        key = (
+            "result",
+            id(self.operation),
+            json.dumps({k: variables.get(k) for k in sorted(used)}, default=str),
+            self.context_value.viewer,
+        )
+        entry = shared.get(key)
+        if entry is None or entry[0] is not self.operation:
+            result = super().execute_operation(serially)
+            if not inspect.isawaitable(result):
+                shared[key] = (self.operation, result)
+                return result
+            task = asyncio.ensure_future(result)
+            task.add_done_callback(_retrieve)
+            entry = shared[key] = (self.operation, task)
+        return _own_copy(entry[1])
+
+
+async def _own_copy(shared: Any) -> ExecutionResult:
+    result = await asyncio.shield(shared) if isinstance(shared, asyncio.Future) else shared
+    # Extensions may add to the errors of the result they are given: each subscriber gets its own.
+    return ExecutionResult(result.data, list(result.errors) if result.errors else None, result.extensions)
+
+
+_variables_of: dict[int, tuple[OperationDefinitionNode, frozenset[str]]] = {}
+
+
+def _selection_variables(
+    operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]
+) -> frozenset[str]:
+    """The variables an event's execution can depend on: those below the root fields, in the
+    root fields' directives and in the document's fragments; not the root fields' arguments."""
+    known = _variables_of.get(id(operation))
+    if known is not None and known[0] is operation:
+        return known[1]
+    names: set[str] = set()
+
+    class Collect(Visitor):
+        def enter_variable(self, node: VariableNode, *_: Any) -> None:
+            names.add(node.name.value)
+
+    for selection in operation.selection_set.selections:
+        if isinstance(selection, FieldNode):
+            if selection.selection_set is not None:
+                visit(selection.selection_set, Collect())
+            for directive in selection.directives or ():
+                visit(directive, Collect())
+        else:
+            visit(selection, Collect())
+    for fragment in fragments.values():
+        visit(fragment, Collect())
+    found = frozenset(names)
+    if len(_variables_of) >= 1024:
+        _variables_of.clear()
+    _variables_of[id(operation)] = (operation, found)
+    return found
+
+
+async def events_for(
+    info: Info,
+    viewer: Viewer,
+    channel: str,
+    after: str | None,
+    kinds: Container[str],
+    build: Callable[[Envelope], Awaitable[T | None]],
+) -> AsyncIterator[T]:
+    """`stream`'s events, each made into what the subscription yields by `build` (None: not for
+    this viewer). A live event's `build` runs once per viewer in this process, however many
+    sockets that viewer has subscribed: every one of them is sent the same object."""
+    async for envelope in stream(info, viewer, channel, after, kinds):
+        event = await once(envelope, (build.__qualname__, viewer), partial(build, envelope))
+        if event is not None:
+            # Not reset in a `finally`: the stream may be closed from another task.
+            _delivering.set((event, envelope.shared))
+            yield event
+            _delivering.set(None)
+
+
+async def once(envelope: Envelope, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
+    """`compute()` for the first subscriber asking with `key`; the others await its result.
+
+    It runs in a task of its own, so a subscriber cancelled meanwhile (its socket closed) cancels
+    only its own wait, never the others'."""
+    task: asyncio.Future[T] | None = envelope.shared.get(key)
+    if task is None:
+        task = asyncio.ensure_future(compute())
+        # Retrieved even when every subscriber waiting for it has gone.
+        task.add_done_callback(_retrieve)
+        envelope.shared[key] = task
+    return await asyncio.shield(task)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 async def _catch_up(channel: str, after_seq: int, upto: int) -> AsyncIterator[Envelope]:
     """Every stored event after `after_seq` up to `upto`; CURSOR_EXPIRED if any was pruned."""
     expected = after_seq + 1
@@ -113,7 +252,7 @@ async def _catch_up(channel: str, after_seq: int, upto: int) -> AsyncIterator[En
 
 
 async def _authorise(info: Info, viewer: Viewer) -> None:
-    if not await accounts.still_valid(info.context.services, viewer):
+    if not await accounts.still_valid(info.context.services, viewer, info.context.connection):
         if info.context.connection is not None:
             info.context.connection.close_soon(CLOSE_FORBIDDEN, "Signed out or token revoked")
         raise _ended("UNAUTHENTICATED", "Your session has ended; sign in again.")

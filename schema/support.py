@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
@@ -19,7 +20,7 @@ from resolvers.access import relationships as relationship_access
 from resolvers.access import requests as request_access
 from resolvers.access import tickets as ticket_access
 from resolvers.access import vault as vault_access
-from resolvers.events import thread_channel, user_channel
+from resolvers.events import Envelope, thread_channel, user_channel
 from resolvers.pagination import page_key
 from schema.accounts import User
 from schema.advocates import Advocate
@@ -37,7 +38,7 @@ from schema.enums import (
 from schema.errors import UserError, attempt
 from schema.families import Child, Family
 from schema.permissions import IsAdvocate, IsFamily, IsSignedIn, needs
-from schema.streams import stream
+from schema.streams import events_for, once, stream
 
 if TYPE_CHECKING:
     from schema.tickets import Ticket
@@ -536,14 +537,19 @@ async def _request_events(
     info: Info, after: str | None, kinds: set[str]
 ) -> AsyncGenerator[SupportRequestEvent, None]:
     viewer = core.require_viewer(info.context.viewer)
-    async for envelope in stream(info, viewer, user_channel(viewer.user_id), after, kinds):
+
+    async def build(envelope: Envelope) -> SupportRequestEvent | None:
         [row] = await request_access.requests(viewer, [envelope.payload["requestId"]])
-        if row is not None:
-            yield SupportRequestEvent(
-                cursor=envelope.cursor,
-                occurred_at=envelope.occurred_at,
-                support_request=SupportRequest.from_model(row),
-            )
+        if row is None:
+            return None
+        return SupportRequestEvent(
+            cursor=envelope.cursor,
+            occurred_at=envelope.occurred_at,
+            support_request=SupportRequest.from_model(row),
+        )
+
+    async for event in events_for(info, viewer, user_channel(viewer.user_id), after, kinds, build):
+        yield event
 
 
 @strawberry.type
@@ -599,7 +605,11 @@ class SupportSubscription:
             if envelope.kind == THREAD_CLOSED:
                 # The relationship ended: the thread is read-only, so the live feed ends too.
                 return
-            [msg] = await relationship_access.messages(viewer, [envelope.payload["messageId"]])
+            [msg] = await once(
+                envelope,
+                ("messageAdded", viewer),
+                partial(relationship_access.messages, viewer, [envelope.payload["messageId"]]),
+            )
             if msg is not None:
                 yield MessageAddedEvent(
                     cursor=envelope.cursor, occurred_at=envelope.occurred_at, message=Message.from_model(msg)

@@ -20,7 +20,7 @@ from resolvers import tickets
 from resolvers.access import relationships as relationship_access
 from resolvers.access import requests as request_access
 from resolvers.access import tickets as access
-from resolvers.events import advocate_channel
+from resolvers.events import Envelope, advocate_channel
 from resolvers.pagination import Page
 from schema.accounts import User
 from schema.advocates import AdvocatePayload
@@ -29,7 +29,7 @@ from schema.context import Info
 from schema.enums import SlaClockKind, SlaState, TicketChange, TicketOrder, TicketOutcome, TicketStatus
 from schema.errors import UserError, attempt
 from schema.permissions import IsAdvocate, IsSession, needs
-from schema.streams import stream
+from schema.streams import events_for
 from schema.support import SupportRelationship, SupportRequest
 
 
@@ -686,13 +686,17 @@ class TicketSubscription:
         viewer = access.reader(info.context.viewer)
         assert viewer.advocate_id is not None
         channel = advocate_channel(viewer.advocate_id)
-        async for envelope in stream(info, viewer, channel, after, {tickets.TICKET_UPDATED}):
+
+        async def build(envelope: Envelope) -> TicketUpdatedEvent | None:
             [row] = await access.tickets(viewer, [envelope.payload["ticketId"]])
             if row is None:
-                continue
-            yield TicketUpdatedEvent(
+                return None
+            return TicketUpdatedEvent(
                 cursor=envelope.cursor,
                 occurred_at=envelope.occurred_at,
                 changes=[TicketChange(c) for c in envelope.payload.get("changes", [])],
                 ticket=Ticket.from_model(row),
             )
+
+        async for event in events_for(info, viewer, channel, after, {tickets.TICKET_UPDATED}, build):
+            yield event

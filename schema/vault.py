@@ -19,7 +19,7 @@ from resolvers.access import core
 from resolvers.access import relationships as relationship_access
 from resolvers.access import vault as access
 from resolvers.errors import NotFound
-from resolvers.events import user_channel
+from resolvers.events import Envelope, user_channel
 from schema.accounts import User
 from schema.connections import decode_id, id_of, nodes, to_connection
 from schema.context import Info
@@ -27,7 +27,7 @@ from schema.enums import CloseReason, EhcpStage
 from schema.errors import UserError, attempt
 from schema.families import Child, Family
 from schema.permissions import IsAdmin, IsAdvocate, IsFamily, IsSignedIn, needs
-from schema.streams import stream
+from schema.streams import events_for
 from schema.support import SupportRelationship
 
 strawberry.enum(m.EvidenceCategory, description="What kind of evidence a document is.")
@@ -596,20 +596,24 @@ class VaultSubscription:
         self, info: Info, after: str | None = None
     ) -> AsyncGenerator[AccessRevokedEvent, None]:
         viewer = core.require_viewer(info.context.viewer)
-        async for envelope in stream(
-            info, viewer, user_channel(viewer.user_id), after, {grants.ACCESS_REVOKED}
-        ):
+
+        async def build(envelope: Envelope) -> AccessRevokedEvent | None:
             [grant] = await access.grants(viewer, [envelope.payload["grantId"]])
             family = await info.context.loaders.family.load(grant.family_id) if grant else None
             if grant is None or family is None:
-                continue
-            yield AccessRevokedEvent(
+                return None
+            return AccessRevokedEvent(
                 cursor=envelope.cursor,
                 occurred_at=envelope.occurred_at,
                 reason=m.AccessEndReason(envelope.payload["reason"]),
                 vault_grant=VaultGrant.from_model(grant),
                 family=Family.from_model(family),
             )
+
+        async for event in events_for(
+            info, viewer, user_channel(viewer.user_id), after, {grants.ACCESS_REVOKED}, build
+        ):
+            yield event
 
 
 async def access_log_connection(

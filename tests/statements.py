@@ -6,8 +6,9 @@ every backend; counting those records counts statements, raw SQL through the ORM
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from resolvers import db
@@ -15,23 +16,34 @@ from resolvers import db
 _LOGGER = logging.getLogger("tortoise.db_client")
 
 
+# The served app's own background tasks (server.py), whose statements no request or socket causes.
+_BACKGROUND_TASKS = frozenset({"sweeper", "credentials"})
+
+
 class _Counter(logging.Handler):
-    def __init__(self) -> None:
+    def __init__(self, include: Callable[[], bool]) -> None:
         super().__init__(logging.DEBUG)
+        self.include = include
         self.statements: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not db.in_request():
-            return  # the sweeper's, or the test's own
+        if not self.include():
+            return
         query = record.args[0] if isinstance(record.args, tuple) and record.args else record.msg
         self.statements.append(str(query))
 
 
+def _outside_background_tasks() -> bool:
+    task = asyncio.current_task()
+    return task is None or task.get_name() not in _BACKGROUND_TASKS
+
+
 @contextmanager
-def statements() -> Iterator[list[str]]:
+def statements(*, sockets: bool = False) -> Iterator[list[str]]:
     """The statements HTTP requests sent while the block ran, in order (the list fills as they
-    are sent); not the sweeper's or the test's own."""
-    counter = _Counter()
+    are sent); not the sweeper's or the test's own. With `sockets`, those of websocket operations
+    and deliveries too (and the test's own: it should send none meanwhile)."""
+    counter = _Counter(_outside_background_tasks if sockets else db.in_request)
     level, propagate = _LOGGER.level, _LOGGER.propagate
     _LOGGER.addHandler(counter)
     _LOGGER.setLevel(logging.DEBUG)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from tests.client import LEGACY_WS, TRANSPORT_WS, GraphQLClient
 from tests.factories import add_child, advocate, send_request, sign_up, user_cursor
+from tests.statements import statements
 from tests.test_support_requests import ACCEPT, SEND_MESSAGE
 
 NEW_REQUESTS = """
@@ -105,3 +108,41 @@ async def test_message_thread_is_live_for_both_sides(gql: GraphQLClient) -> None
         await gql.data(SEND_MESSAGE, {"input": {"requestId": request_id, "body": "Thank you!"}}, family.token)
         event = (await sock.next_event(op))["data"]["messageAdded"]
         assert event["message"] == {"body": "Thank you!", "fromViewer": True}
+
+
+async def test_an_event_costs_the_same_statements_for_five_sockets_of_one_advocate_as_for_one(
+    gql: GraphQLClient,
+) -> None:
+    """A live event is loaded, authorised and executed once per viewer and document, however many
+    of that viewer's sockets subscribed it (a dashboard open in several tabs)."""
+    adv = await advocate(gql)
+    family = await sign_up(gql)
+    document = """
+    subscription($after: String) {
+      newSupportRequest(after: $after) {
+        cursor supportRequest { id family { displayName } child { displayName } }
+      }
+    }
+    """
+    counts = []
+    for sockets_open in (1, 5):
+        warm_up, child = await add_child(gql, family), await add_child(gql, family)
+        after = await user_cursor(adv)
+        async with contextlib.AsyncExitStack() as stack:
+            sockets = [await stack.enter_async_context(gql.socket(adv.token)) for _ in range(sockets_open)]
+            ops = []
+            for sock in sockets:
+                await sock.ack()
+                ops.append(await sock.subscribe(document, {"after": after}))
+            # Every subscription is live once it has delivered an event sent after it started.
+            await send_request(gql, family, adv.advocate_id, warm_up)
+            for sock, op in zip(sockets, ops, strict=True):
+                await sock.next_event(op)
+            with statements(sockets=True) as sent:
+                request_id = (await send_request(gql, family, adv.advocate_id, child))["supportRequest"]["id"]
+                for sock, op in zip(sockets, ops, strict=True):
+                    event = (await sock.next_event(op))["data"]["newSupportRequest"]
+                    assert event["supportRequest"]["id"] == request_id
+                    assert event["supportRequest"]["family"]["displayName"]
+        counts.append(len(sent))
+    assert counts[1] == counts[0], counts

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from resolvers.clock import Clock
 from tests.client import LEGACY_WS, TRANSPORT_WS, GraphQLClient
 from tests.factories import PASSWORD, Account, sign_up, user_cursor
+from tests.statements import statements
 
 NOTIFICATIONS = """
 subscription($after: String) {
@@ -160,6 +163,80 @@ async def test_an_expired_session_loses_its_socket_at_the_next_sweep(
         await sock.subscribe(NOTIFICATIONS, {"after": await user_cursor(account)})
         clock.advance(timedelta(days=31))
         assert await sock.closed_code() == 4403
+
+
+async def test_an_event_for_many_sockets_of_one_viewer_is_worked_out_once(gql: GraphQLClient) -> None:
+    """Five sockets of one account, one document: the credential is known in memory (sign-outs and
+    revocations reach a socket through the control channel, the tests above), and the event is
+    loaded and executed once for all five, not once a socket."""
+    account = await sign_up(gql)
+    after = await user_cursor(account)
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = [await stack.enter_async_context(gql.socket(account.token)) for _ in range(5)]
+        ops = []
+        for sock in sockets:
+            await sock.ack()
+            ops.append(await sock.subscribe(NOTIFICATIONS, {"after": after}))
+        # Every subscription is live once it has delivered an event sent after it started.
+        await _log_in(gql, account)
+        for sock, op in zip(sockets, ops, strict=True):
+            await sock.next_event(op)
+        with statements(sockets=True) as sent:
+            await _log_in(gql, account)
+            events = [
+                (await sock.next_event(op))["data"]["notificationReceived"]
+                for sock, op in zip(sockets, ops, strict=True)
+            ]
+    assert {e["notification"]["kind"] for e in events} == {"NEW_SIGN_IN"}
+    assert len({e["cursor"] for e in events}) == 1
+
+    def selects(table: str) -> list[str]:
+        return [s for s in sent if s.lstrip().upper().startswith("SELECT") and f'FROM "{table}"' in s]
+
+    # The sign-in's own authentication at most; none per delivery.
+    assert len(selects("sessions")) <= 1, selects("sessions")
+    # The notification, read once for the five deliveries.
+    assert len(selects("notifications")) == 1, selects("notifications")
+
+
+@BOTH
+async def test_sockets_sharing_an_event_each_get_their_own_selection(
+    gql: GraphQLClient, protocol: str
+) -> None:
+    """Sharing an event's work never shares a selection: other fields, or other values of the
+    variables a selection uses, get results of their own."""
+    account = await sign_up(gql)
+    after = await user_cursor(account)
+    narrow = "subscription($after: String) { notificationReceived(after: $after) { notification { kind } } }"
+    chosen = """
+    subscription($after: String, $title: Boolean!) {
+      notificationReceived(after: $after) { cursor notification { kind title @include(if: $title) } }
+    }
+    """
+    asked: list[tuple[str, dict[str, Any]]] = [
+        (NOTIFICATIONS, {"after": after}),
+        (NOTIFICATIONS, {"after": after}),
+        (narrow, {"after": after}),
+        (chosen, {"after": after, "title": True}),
+        (chosen, {"after": after, "title": False}),
+    ]
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = [await stack.enter_async_context(gql.socket(account.token, protocol)) for _ in asked]
+        ops = []
+        for sock, (document, variables) in zip(sockets, asked, strict=True):
+            await sock.ack()
+            ops.append(await sock.subscribe(document, variables))
+        await _log_in(gql, account)
+        got = [
+            (await sock.next_event(op))["data"]["notificationReceived"]
+            for sock, op in zip(sockets, ops, strict=True)
+        ]
+    assert set(got[0]) == set(got[1]) == {"cursor", "occurredAt", "notification"}
+    assert got[0] == got[1]
+    assert set(got[0]["notification"]) == {"id", "kind", "title"}
+    assert got[2] == {"notification": {"kind": "NEW_SIGN_IN"}}
+    assert got[3]["notification"] == {"kind": "NEW_SIGN_IN", "title": got[0]["notification"]["title"]}
+    assert got[4] == {"cursor": got[0]["cursor"], "notification": {"kind": "NEW_SIGN_IN"}}
 
 
 async def test_api_token_needs_the_events_scope_to_subscribe(gql: GraphQLClient) -> None:
