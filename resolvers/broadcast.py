@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import socket
 import uuid
 from collections import deque
@@ -36,12 +37,29 @@ PUBLISH_TIMEOUT = 0.25
 
 
 class SubscriptionEnded(Exception):
-    """Live delivery to one subscriber stopped; `code` tells the client what to do."""
+    """Live delivery to one subscriber stopped; `code` tells the client what to do, and
+    `retry_after` (seconds) when to try again, if it should."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_after = retry_after
+
+
+# When every subscriber of a process is told to resubscribe at once (the broadcast link blipped, the
+# server is stopping), each is given its own moment to come back, spread evenly over a window long
+# enough that the process sees about RESUBSCRIBES_PER_SECOND of them a second, at least
+# MIN_RETRY_SECONDS and at most MAX_RETRY_SECONDS: 10,000 dashboards return over 20 s, not at once.
+RESUBSCRIBES_PER_SECOND = 500
+MIN_RETRY_SECONDS = 1.0
+MAX_RETRY_SECONDS = 60.0
+
+
+def retry_hint(subscribers: int) -> float:
+    """A jittered delay before resubscribing, for one of `subscribers` told at the same time."""
+    window = min(MAX_RETRY_SECONDS, max(MIN_RETRY_SECONDS, subscribers / RESUBSCRIBES_PER_SECOND))
+    return random.uniform(0.1, window)
 
 
 BROADCAST_INTERRUPTED = "BROADCAST_INTERRUPTED"  # resubscribe with `after` to replay the gap
@@ -261,7 +279,7 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        self._fail_all(SubscriptionEnded(BROADCAST_INTERRUPTED, "The server is shutting down."))
+        self._fail_all(BROADCAST_INTERRUPTED, "The server is shutting down.")
         await self._backend.disconnect()
 
     async def publish(self, *envelopes: Envelope) -> bool:
@@ -313,7 +331,11 @@ class Hub:
         subscription = Subscription(channel, self.max_queue, on_overflow)
         if not self.healthy:
             subscription.fail(
-                SubscriptionEnded(BROADCAST_INTERRUPTED, "Live delivery is unavailable; retry.")
+                SubscriptionEnded(
+                    BROADCAST_INTERRUPTED,
+                    "Live delivery is unavailable; retry.",
+                    retry_hint(self.subscriber_count),
+                )
             )
         subscribers = self._subscribers.get(channel)
         if subscribers:
@@ -328,7 +350,11 @@ class Hub:
                     # The link is failing; the heartbeat will notice. This subscriber retries.
                     self.last_error = repr(exc)
                     subscription.fail(
-                        SubscriptionEnded(BROADCAST_INTERRUPTED, "Live delivery is unavailable; retry.")
+                        SubscriptionEnded(
+                            BROADCAST_INTERRUPTED,
+                            "Live delivery is unavailable; retry.",
+                            retry_hint(self.subscriber_count),
+                        )
                     )
         try:
             yield subscription
@@ -347,10 +373,11 @@ class Hub:
         for subscription in list(self._subscribers.get(channel, ())):
             subscription.fail(failure)
 
-    def _fail_all(self, failure: SubscriptionEnded) -> None:
-        for subscribers in self._subscribers.values():
-            for subscription in subscribers:
-                subscription.fail(failure)
+    def _fail_all(self, code: str, message: str) -> None:
+        """End every subscription, each with its own jittered retry hint."""
+        everyone = [s for subscribers in self._subscribers.values() for s in subscribers]
+        for subscription in everyone:
+            subscription.fail(SubscriptionEnded(code, message, retry_hint(len(everyone))))
 
     async def _pump(self) -> None:
         delay = 0.5
@@ -377,11 +404,7 @@ class Hub:
         log.warning("broadcast connection lost: %r", error)
         self.healthy = False
         self.last_error = repr(error)
-        self._fail_all(
-            SubscriptionEnded(
-                BROADCAST_INTERRUPTED, "Live delivery was interrupted; resubscribe with `after`."
-            )
-        )
+        self._fail_all(BROADCAST_INTERRUPTED, "Live delivery was interrupted; resubscribe with `after`.")
         assert isinstance(self._backend, RedisPubSubBackend)
         while True:
             await self._backend.disconnect()

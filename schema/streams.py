@@ -2,7 +2,8 @@
 
 Error codes a subscription ends with (`extensions.code`), and what a client should do:
 - BROADCAST_INTERRUPTED: live delivery stopped (the server lost Redis, or is shutting down).
-  Resubscribe with `after` set to the last cursor received; retry while it is refused the same way.
+  Wait `extensions.retryAfterMs` (jittered, see `resolvers.broadcast.retry_hint`), then resubscribe
+  with `after` set to the last cursor received; retry while it is refused the same way.
 - SLOW_CONSUMER: the client fell too far behind; the socket is closed with 4008. Reconnect and
   resubscribe with `after`.
 - CURSOR_EXPIRED: the events after that cursor are older than the log keeps. Reload the current
@@ -48,8 +49,12 @@ REPLAY_PAGE = 500
 CURSOR_EXPIRED = "CURSOR_EXPIRED"
 
 
-def _ended(code: str, message: str) -> GraphQLError:
-    return GraphQLError(message, extensions={"code": code})
+def _ended(code: str, message: str, retry_after: float | None = None) -> GraphQLError:
+    extensions: dict[str, Any] = {"code": code}
+    if retry_after is not None:
+        # When to resubscribe: jittered, so that a whole process's subscribers do not all return at once.
+        extensions["retryAfterMs"] = round(retry_after * 1000)
+    return GraphQLError(message, extensions=extensions)
 
 
 def _expired() -> GraphQLError:
@@ -99,7 +104,7 @@ async def stream(
             try:
                 envelope = await live.next()
             except SubscriptionEnded as exc:
-                raise _ended(exc.code, exc.message) from exc
+                raise _ended(exc.code, exc.message, exc.retry_after) from exc
             if envelope.seq <= last:
                 continue
             if envelope.seq > last + 1:

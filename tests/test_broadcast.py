@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -10,7 +11,13 @@ from datetime import UTC, datetime
 import pytest
 from redis import asyncio as aioredis
 
-from resolvers.broadcast import BROADCAST_INTERRUPTED, SLOW_CONSUMER, Hub, SubscriptionEnded
+from resolvers.broadcast import (
+    BROADCAST_INTERRUPTED,
+    RESUBSCRIBES_PER_SECOND,
+    SLOW_CONSUMER,
+    Hub,
+    SubscriptionEnded,
+)
 from resolvers.events import Envelope
 from tests.client import DEADLINE, eventually
 from tests.conftest import require_service
@@ -196,3 +203,18 @@ async def test_a_subscriber_cancelled_while_subscribing_to_redis_stops(
     redis: aioredis.Redis, redis_url: str
 ) -> None:
     await _cancel_while_subscribing(redis_url)
+
+
+async def test_subscribers_ended_together_are_told_to_come_back_at_different_moments() -> None:
+    """2,000 subscribers ended at once (here the server stopping) get retry hints spread over the
+    window their number calls for (2,000 / RESUBSCRIBES_PER_SECOND = 4 s), not one moment."""
+    hub = await _hub("memory://")
+    async with contextlib.AsyncExitStack() as stack:
+        subscriptions = [
+            await stack.enter_async_context(hub.subscribe(f"user:{i % 50}")) for i in range(2000)
+        ]
+        await hub.disconnect()
+        hints = [s.failure.retry_after for s in subscriptions if s.failure is not None]
+    assert len(hints) == 2000
+    assert all(h is not None and 0.1 <= h <= 2000 / RESUBSCRIBES_PER_SECOND for h in hints)
+    assert max(h for h in hints if h is not None) - min(h for h in hints if h is not None) > 3

@@ -117,6 +117,8 @@ async def test_changes_answer_while_redis_is_paused_and_their_events_replay_from
             # The live subscriber is told its feed was interrupted, not left waiting.
             interrupted = await watching.next_event(live)
             assert interrupted["errors"][0]["extensions"]["code"] == "BROADCAST_INTERRUPTED"
+            # With a jittered moment to come back (one subscriber: within the shortest window).
+            assert 100 <= interrupted["errors"][0]["extensions"]["retryAfterMs"] <= 1000
         finally:
             os.kill(redis.proc.pid, signal.SIGCONT)
 
