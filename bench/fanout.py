@@ -55,6 +55,8 @@ class Result:
     subscribers: int
     latencies_ms: list[float]
     rss_per_subscriber_kib: float
+    # The server process's CPU time (user + system) while the events were delivered.
+    cpu_seconds: float = 0.0
 
     @property
     def p50(self) -> float:
@@ -64,6 +66,14 @@ class Result:
     def p99(self) -> float:
         ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time all of a process's threads have run so far (the scheduler's nanoseconds, not ticks)."""
+    return (
+        sum(int((task / "schedstat").read_text().split()[0]) for task in Path(f"/proc/{pid}/task").iterdir())
+        / 1e9
+    )
 
 
 def _rss_kib(pid: int) -> int:
@@ -269,14 +279,17 @@ async def run_baseline(n: int, events: int, sample_payload: str) -> Result:
             receivers.start(ws, _baseline_stamp)
         await asyncio.sleep(2)
         after = _rss_kib(proc.pid)
+        cpu = 0.0
         async with connect(url + "/pub", compression=None) as publisher:
             for i in range(1, events + 1):
+                start = cpu_seconds(proc.pid)
                 await publisher.send(sample_payload)
                 await receivers.wait_for(i)
+                cpu += cpu_seconds(proc.pid) - start
                 await asyncio.sleep(0.05)
         for ws in warm:
             await ws.close()
-        return Result("websockets.broadcast", n, receivers.latencies, (after - before) / n)
+        return Result("websockets.broadcast", n, receivers.latencies, (after - before) / n, cpu)
     finally:
         await receivers.close()
         proc.terminate()

@@ -19,7 +19,10 @@ from schema.context import Info
 from schema.enums import NotificationKind
 from schema.errors import UserError, attempt
 from schema.permissions import IsSignedIn, needs
-from schema.streams import events_for
+from schema.streams import LiveRows, events_for
+
+# The rows live events name, loaded together for every subscriber asking at once.
+_LIVE_NOTIFICATIONS = LiveRows(m.Notification, access.may_read)
 
 
 @strawberry.type(description="Something the person must act on or know about.")
@@ -145,7 +148,7 @@ class NotificationSubscription:
         channel = user_channel(viewer.user_id)
 
         async def build(envelope: Envelope) -> NotificationReceivedEvent | None:
-            [n] = await access.notifications(viewer, [envelope.payload["notificationId"]])
+            n = await _LIVE_NOTIFICATIONS.get(viewer, envelope.payload["notificationId"])
             if n is None:
                 return None
             return NotificationReceivedEvent(

@@ -20,7 +20,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Container, Hashable, Mapping
 from contextvars import ContextVar
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from graphql import (
     ExecutionResult,
@@ -32,9 +32,12 @@ from graphql import (
     Visitor,
     visit,
 )
+from strawberry.dataloader import DataLoader
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from tortoise.models import Model
 
 from resolvers import accounts, events
+from resolvers.access import core
 from resolvers.broadcast import SubscriptionEnded
 from resolvers.connections import CLOSE_FORBIDDEN, CLOSE_SLOW_CONSUMER
 from resolvers.errors import UserError
@@ -44,6 +47,7 @@ from schema.context import Info
 from schema.loaders import Loaders
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Model)
 
 REPLAY_PAGE = 500
 CURSOR_EXPIRED = "CURSOR_EXPIRED"
@@ -200,6 +204,29 @@ def _selection_variables(
         _variables_of.clear()
     _variables_of[id(operation)] = (operation, found)
     return found
+
+
+class LiveRows(Generic[M]):
+    """The rows live events name, for every subscriber of this process that asks in the same moment
+    (one event reaching many viewers, or a burst of events) in one query; each row is shown only to
+    a viewer the access module's `rule` lets see it (`resolvers.access.core.fetch_each`)."""
+
+    def __init__(self, model: type[M], rule: Callable[[Viewer | None, M], bool], *related: str) -> None:
+        self._model = model
+        self._rule = rule
+        self._related = related
+        self._loader: DataLoader[tuple[Viewer, object], M | None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def get(self, viewer: Viewer, raw_id: object) -> M | None:
+        loop = asyncio.get_running_loop()
+        if self._loader is None or self._loop is not loop:
+            self._loader = DataLoader(self._load, cache=False, max_batch_size=500)
+            self._loop = loop
+        return await self._loader.load((viewer, raw_id))
+
+    async def _load(self, wanted: list[tuple[Viewer, object]]) -> list[M | None]:
+        return await core.fetch_each(self._model, wanted, self._rule, *self._related)
 
 
 async def events_for(

@@ -38,7 +38,10 @@ from schema.enums import (
 from schema.errors import UserError, attempt
 from schema.families import Child, Family
 from schema.permissions import IsAdvocate, IsFamily, IsSignedIn, needs
-from schema.streams import events_for, once, stream
+from schema.streams import LiveRows, events_for, once, stream
+
+# The rows live events name, loaded together for every subscriber asking at once.
+_LIVE_REQUESTS = LiveRows(m.SupportRequest, request_access.may_read)
 
 if TYPE_CHECKING:
     from schema.tickets import Ticket
@@ -539,7 +542,7 @@ async def _request_events(
     viewer = core.require_viewer(info.context.viewer)
 
     async def build(envelope: Envelope) -> SupportRequestEvent | None:
-        [row] = await request_access.requests(viewer, [envelope.payload["requestId"]])
+        row = await _LIVE_REQUESTS.get(viewer, envelope.payload["requestId"])
         if row is None:
             return None
         return SupportRequestEvent(

@@ -29,8 +29,11 @@ from schema.context import Info
 from schema.enums import SlaClockKind, SlaState, TicketChange, TicketOrder, TicketOutcome, TicketStatus
 from schema.errors import UserError, attempt
 from schema.permissions import IsAdvocate, IsSession, needs
-from schema.streams import events_for
+from schema.streams import LiveRows, events_for
 from schema.support import SupportRelationship, SupportRequest
+
+# The rows live events name, loaded together for every subscriber asking at once.
+_LIVE_TICKETS = LiveRows(m.Ticket, access.may_read)
 
 
 @strawberry.type(
@@ -688,7 +691,7 @@ class TicketSubscription:
         channel = advocate_channel(viewer.advocate_id)
 
         async def build(envelope: Envelope) -> TicketUpdatedEvent | None:
-            [row] = await access.tickets(viewer, [envelope.payload["ticketId"]])
+            row = await _LIVE_TICKETS.get(viewer, envelope.payload["ticketId"])
             if row is None:
                 return None
             return TicketUpdatedEvent(

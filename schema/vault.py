@@ -27,8 +27,11 @@ from schema.enums import CloseReason, EhcpStage
 from schema.errors import UserError, attempt
 from schema.families import Child, Family
 from schema.permissions import IsAdmin, IsAdvocate, IsFamily, IsSignedIn, needs
-from schema.streams import events_for
+from schema.streams import LiveRows, events_for
 from schema.support import SupportRelationship
+
+# The rows live events name, loaded together for every subscriber asking at once.
+_LIVE_GRANTS = LiveRows(m.VaultGrant, access.may_read_grant)
 
 strawberry.enum(m.EvidenceCategory, description="What kind of evidence a document is.")
 strawberry.enum(m.VaultScope, description="A part of the Vault that can be shared.")
@@ -598,7 +601,7 @@ class VaultSubscription:
         viewer = core.require_viewer(info.context.viewer)
 
         async def build(envelope: Envelope) -> AccessRevokedEvent | None:
-            [grant] = await access.grants(viewer, [envelope.payload["grantId"]])
+            grant = await _LIVE_GRANTS.get(viewer, envelope.payload["grantId"])
             family = await info.context.loaders.family.load(grant.family_id) if grant else None
             if grant is None or family is None:
                 return None

@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from models.notifications import NotificationKind
+from resolvers import events, notifications
 from resolvers.clock import Clock
 from tests.client import LEGACY_WS, TRANSPORT_WS, GraphQLClient
-from tests.factories import PASSWORD, Account, sign_up, user_cursor
+from tests.factories import PASSWORD, Account, db_id, sign_up, user_cursor
 from tests.statements import statements
 
 NOTIFICATIONS = """
@@ -197,6 +199,37 @@ async def test_an_event_for_many_sockets_of_one_viewer_is_worked_out_once(gql: G
     assert len(selects("sessions")) <= 1, selects("sessions")
     # The notification, read once for the five deliveries.
     assert len(selects("notifications")) == 1, selects("notifications")
+
+
+async def test_a_burst_of_events_for_many_people_reads_their_rows_in_one_query(gql: GraphQLClient) -> None:
+    """Events committed together for five people (as the sweep does when SLA clocks breach) reach
+    each person's socket with their own notification, read for all five in one statement."""
+    people = [await sign_up(gql) for _ in range(5)]
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = [await stack.enter_async_context(gql.socket(p.token)) for p in people]
+        ops = []
+        for person, sock in zip(people, sockets, strict=True):
+            await sock.ack()
+            ops.append(await sock.subscribe(NOTIFICATIONS, {"after": await user_cursor(person)}))
+        # Every subscription is live once it has delivered an event sent after it started.
+        for person, sock, op in zip(people, sockets, ops, strict=True):
+            await _log_in(gql, person)
+            await sock.next_event(op)
+        assert gql.app is not None, "needs the app served in this process"
+        services = gql.app.state.services
+        with statements(sockets=True) as sent:
+            async with events.unit_of_work(services) as outbox:
+                for person in people:
+                    await notifications.notify(
+                        outbox, db_id(person.user_id), NotificationKind.NEW_SIGN_IN, f"For {person.email}"
+                    )
+            got = [
+                (await sock.next_event(op))["data"]["notificationReceived"]
+                for sock, op in zip(sockets, ops, strict=True)
+            ]
+    assert [g["notification"]["title"] for g in got] == [f"For {p.email}" for p in people]
+    reads = [s for s in sent if s.lstrip().upper().startswith("SELECT") and 'FROM "notifications"' in s]
+    assert len(reads) == 1, reads
 
 
 @BOTH

@@ -95,14 +95,27 @@ async def fetch(
 ) -> list[M | None]:
     """The rows with these ids in one query, each in its place, or None where absent or not the
     viewer's to see (the two look the same)."""
-    wanted = {i for i in (row_id(raw) for raw in ids) if i is not None}
+    return await fetch_each(model, [(viewer, raw) for raw in ids], rule, *related)
+
+
+async def fetch_each(
+    model: type[M], wanted: Sequence[tuple[Viewer | None, object]], rule: Rule[M], *related: str
+) -> list[M | None]:
+    """`fetch` for many viewers at once (live events reaching many subscribers): every row in one
+    query, each in its place for the viewer that asked, or None where `rule` does not let that viewer
+    see it."""
+    ids = [row_id(raw) for _, raw in wanted]
     found: dict[int, M] = {}
-    if wanted:
-        query = model.filter(id__in=sorted(wanted))
+    if any(i is not None for i in ids):
+        query = model.filter(id__in=sorted({i for i in ids if i is not None}))
         if related:
             query = query.select_related(*related)
-        found = {row.pk: row for row in await query if rule(viewer, row)}
-    return [found.get(i) if i is not None else None for i in (row_id(raw) for raw in ids)]
+        found = {row.pk: row for row in await query}
+    rows = [found.get(i) if i is not None else None for i in ids]
+    return [
+        row if row is not None and rule(viewer, row) else None
+        for row, (viewer, _) in zip(rows, wanted, strict=True)
+    ]
 
 
 async def own_row(model: type[M], wanted: int, what: str, field: str, **owner: int | None) -> M:
