@@ -504,7 +504,17 @@ def main() -> None:
     rows = asyncio.run(run(args))
     if args.write:
         when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        lines = ["", f"### Live delivery ({when})", "", f"`{command}`", "", *machine(("websockets", "redis")), "", *rows, ""]
+        lines = [
+            "",
+            f"### Live delivery ({when})",
+            "",
+            f"`{command}`",
+            "",
+            *machine(("websockets", "redis")),
+            "",
+            *rows,
+            "",
+        ]
         with args.write.open("a") as out:
             out.write("\n".join(lines) + "\n")
 
