@@ -28,6 +28,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.config import Config
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -76,6 +77,9 @@ class Settings:
     sweep_seconds: float
     graceful_shutdown_seconds: float
     debug: bool
+    # Web origins (`https://app.example`) whose pages may call the API from a browser: CORS for
+    # HTTP, and the `Origin` a browser sends on a websocket. Same-origin pages need no entry.
+    cors_allowed_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Any = None) -> Settings:
@@ -99,6 +103,11 @@ class Settings:
             # After SIGTERM, how long open requests and sockets may take before they are cut off.
             graceful_shutdown_seconds=config("GRACEFUL_SHUTDOWN_SECONDS", cast=float, default=10.0),
             debug=config("DEBUG", cast=bool, default=False),
+            cors_allowed_origins=tuple(
+                origin.strip().rstrip("/")
+                for origin in config("CORS_ALLOWED_ORIGINS", default="").split(",")
+                if origin.strip()
+            ),
         )
 
 
@@ -413,6 +422,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         keep_alive_interval=15,
         connection_init_wait_timeout=timedelta(seconds=10),
         max_subscriptions_per_connection=settings.max_subscriptions_per_socket,
+        # Browsers apply no CORS to websockets: strawberry refuses (403) the handshake of a page from
+        # another origin unless it is listed. Same-origin pages (GraphiQL) and clients that are not
+        # browsers (no `Origin`) are always let through.
+        allowed_origins=settings.cors_allowed_origins,
     )
     app = Starlette(
         debug=settings.debug,
@@ -427,8 +440,18 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.settings = settings
     app.state.clock = clock
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    # Outermost: a caller already refused costs as little as possible.
+    # A caller already refused costs as little as possible.
     app.add_middleware(RateLimitGate)
+    # Outermost: preflights are answered before any limit counts them, and every answer, a 429
+    # included, carries the headers a page on an allowed origin needs to read it.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_allowed_origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "Accept"],
+        expose_headers=["Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
+        max_age=600,
+    )
     return app
 
 

@@ -99,6 +99,8 @@ def settings(database_url: str) -> server.Settings:
             "ANONYMOUS_RATE_LIMIT_PER_MINUTE": "1000000",
             "BROADCAST_HEARTBEAT_SECONDS": "0.5",
             "SWEEP_SECONDS": "0.1",
+            # The single-page app of tests/test_cors.py, served from another origin.
+            "CORS_ALLOWED_ORIGINS": "https://app.example.test",
         }
     )
 
