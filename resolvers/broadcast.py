@@ -188,6 +188,14 @@ class RedisPubSubBackend(BroadcastBackend):
         assert self._conn is not None
         await self._conn.publish(channel, message)
 
+    async def publish_many(self, messages: list[tuple[str, str]]) -> None:
+        """Several messages in order, in one round trip: they also reach subscribers together."""
+        assert self._conn is not None
+        async with self._conn.pipeline(transaction=False) as pipe:
+            for channel, message in messages:
+                pipe.publish(channel, message)
+            await pipe.execute()
+
     async def next_published(self) -> Event:
         return await self._queue.get()
 
@@ -296,8 +304,13 @@ class Hub:
             return False
         try:
             async with asyncio.timeout(self.publish_timeout):
-                for envelope in envelopes:
-                    await self._backend.publish(self._prefix + envelope.channel, envelope.encode())
+                if isinstance(self._backend, RedisPubSubBackend) and len(envelopes) > 1:
+                    await self._backend.publish_many(
+                        [(self._prefix + envelope.channel, envelope.encode()) for envelope in envelopes]
+                    )
+                else:
+                    for envelope in envelopes:
+                        await self._backend.publish(self._prefix + envelope.channel, envelope.encode())
         except (RedisError, OSError, TimeoutError) as exc:
             self._link_failed(exc)
             return False

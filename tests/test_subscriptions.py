@@ -203,7 +203,8 @@ async def test_an_event_for_many_sockets_of_one_viewer_is_worked_out_once(gql: G
 
 async def test_a_burst_of_events_for_many_people_reads_their_rows_in_one_query(gql: GraphQLClient) -> None:
     """Events committed together for five people (as the sweep does when SLA clocks breach) reach
-    each person's socket with their own notification, read for all five in one statement."""
+    each person's socket with their own notification, read for all five in one statement. (On
+    Redis they are published in one round trip, so they also arrive together.)"""
     people = [await sign_up(gql) for _ in range(5)]
     async with contextlib.AsyncExitStack() as stack:
         sockets = [await stack.enter_async_context(gql.socket(p.token)) for p in people]
