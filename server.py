@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import copy
 import gc
 import getpass
 import logging
 import math
 import os
+import re
 import socket
 import sys
 import time
@@ -48,7 +50,7 @@ from resolvers.clock import Clock
 from resolvers.rate_limits import LimitSettings, RateLimiter, credential_key
 from resolvers.services import Policy, Services
 from schema import schema, transport
-from schema.context import Context
+from schema.context import Context, current_request_id, new_request_id
 from schema.http import HTTPBoundary
 from schema.limits import rate_limited_error
 
@@ -179,7 +181,9 @@ class GraphQLView(HTTPBoundary):
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         services: Services = request.app.state.services
-        context = Context(services=services, request=request, response=response)
+        context = Context(
+            services=services, request=request, response=response, request_id=self._request_id(request)
+        )
         if isinstance(request, Request):
             token = _bearer(request.headers.get("authorization"))
             context.viewer = await accounts.authenticate(services, token)
@@ -190,6 +194,11 @@ class GraphQLView(HTTPBoundary):
                 )
             request.state.request_id = context.request_id
         return context
+
+    def _request_id(self, request: Request | WebSocket) -> str:
+        """The id `RequestIds` gave this request (a new one if the app is served without it)."""
+        given = request.scope.get("state", {}).get("request_id")
+        return given if isinstance(given, str) else new_request_id()
 
     async def on_ws_connect(self, context: Context) -> dict[str, object]:
         params = context.connection_params or {}
@@ -249,6 +258,64 @@ async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
         status_code=413,
     )
     await response(scope, receive, send)
+
+
+# A client's own request id is kept when it looks like one: letters, digits and `._:-`, 1-64 long.
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+class RequestIds:
+    """Every request and websocket gets an id: the client's `X-Request-ID` when well formed (a proxy
+    or SPA tracing its own), else a new one. It is answered in `X-Request-ID`, given to the GraphQL
+    context (an error's `extensions.requestId`), and written on every log line of the request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _CLIENT_REQUEST_ID.fullmatch(given) else new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        header = (b"x-request-id", request_id.encode("latin-1"))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] in ("http.response.start", "websocket.accept"):
+                message = {**message, "headers": [*message.get("headers", ()), header]}
+            await send(message)
+
+        token = current_request_id.set(request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            current_request_id.reset(token)
+
+
+def install_request_id_logging() -> None:
+    """Give every log record the id of the request it was written in (`%(request_id)s`; `-` outside one)."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "senvault_request_ids", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        record.request_id = current_request_id.get() or "-"
+        return record
+
+    factory.senvault_request_ids = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging, with the request id on every line, the access log's included."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["formatters"]["default"]["fmt"] = "%(asctime)s %(levelprefix)s [%(request_id)s] %(message)s"
+    config["formatters"]["access"]["fmt"] = (
+        '%(asctime)s %(levelprefix)s [%(request_id)s] %(client_addr)s - "%(request_line)s" %(status_code)s'
+    )
+    return config
 
 
 class RateLimitGate:
@@ -360,6 +427,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     """The ASGI app. Tests pass their own settings and a clock they can move."""
     settings = settings or Settings.from_env()
     clock = clock or Clock()
+    install_request_id_logging()
     policy = Policy(
         session_ttl=timedelta(days=settings.session_ttl_days),
         event_retention=timedelta(days=settings.event_retention_days),
@@ -442,6 +510,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     # A caller already refused costs as little as possible.
     app.add_middleware(RateLimitGate)
+    app.add_middleware(RequestIds)
     # Outermost: preflights are answered before any limit counts them, and every answer, a 429
     # included, carries the headers a page on an allowed origin needs to read it.
     app.add_middleware(
@@ -449,7 +518,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         allow_origins=list(settings.cors_allowed_origins),
         allow_methods=["GET", "POST"],
         allow_headers=["Authorization", "Content-Type", "Accept"],
-        expose_headers=["Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
+        expose_headers=[
+            "Retry-After",
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+            "X-Request-ID",
+        ],  # fmt: skip
         max_age=600,
     )
     return app
@@ -533,7 +608,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("seed-demo", help="add a demo family, advocates and admin")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    install_request_id_logging()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s [%(request_id)s] %(name)s %(message)s"
+    )
     settings = Settings.from_env()
     problem = sqlite_folder_problem(settings.database_url)
     if problem:
@@ -596,6 +674,7 @@ def main(argv: list[str] | None = None) -> int:
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=settings.forwarded_allow_ips or None,
         log_level="info",
+        log_config=log_config(),
     )
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,11 @@ _COUNTER = itertools.count(1)
 
 def new_request_id() -> str:
     return f"{_PREFIX}{next(_COUNTER) & 0xFFFFFFFF:08x}"
+
+
+# The id of the request (or websocket) being served, for every log line written while it is: set
+# by `server.RequestIds`, read by the log record factory `server.install_request_id_logging`.
+current_request_id: ContextVar[str | None] = ContextVar("senvault_request_id", default=None)
 
 
 @dataclass

@@ -34,17 +34,19 @@ RETRY_AFTER = "5"
 _CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
 
 
-def refusal(status: int, message: str, code: str | None = None) -> JSONResponse:
-    """A request refused before any operation ran."""
-    body = {
-        "errors": [{"message": message, "extensions": {"code": code or _CODES.get(status, "BAD_REQUEST")}}]
-    }
-    return JSONResponse(body, status_code=status)
+def refusal(
+    status: int, message: str, code: str | None = None, request_id: str | None = None
+) -> JSONResponse:
+    """A request refused before any operation ran (with its request id, when it has one)."""
+    extensions: dict[str, str] = {"code": code or _CODES.get(status, "BAD_REQUEST")}
+    if request_id is not None:
+        extensions["requestId"] = request_id
+    return JSONResponse({"errors": [{"message": message, "extensions": extensions}]}, status_code=status)
 
 
-def unavailable() -> JSONResponse:
+def unavailable(request_id: str | None = None) -> JSONResponse:
     """The database cannot be reached: come back shortly (the server reconnects by itself)."""
-    response = refusal(503, "The service is unavailable; retry shortly.", SERVICE_UNAVAILABLE)
+    response = refusal(503, "The service is unavailable; retry shortly.", SERVICE_UNAVAILABLE, request_id)
     response.headers["Retry-After"] = RETRY_AFTER
     return response
 
@@ -70,7 +72,7 @@ class HTTPBoundary(GraphQL[Context, None]):
             if not database_unavailable(exc):
                 raise
             log.warning("database unavailable: %r", exc)
-            response = unavailable()
+            response = unavailable(scope.get("state", {}).get("request_id"))
         await response(scope, receive, send)
 
     def create_response(

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 from redis import asyncio as aioredis
@@ -46,6 +47,12 @@ class Served:
 
     client: GraphQLClient
     workers: frozenset[str]
+    log: IO[bytes]
+
+    def output(self) -> str:
+        """What the process has written so far (stdout and stderr, its log lines)."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
 
 
 @asynccontextmanager
@@ -93,7 +100,7 @@ async def serve(env: dict[str, str], workers: int = 1) -> AsyncIterator[Served]:
                     )
                 await asyncio.sleep(0.02)
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-            yield Served(GraphQLClient(http, base.replace("http", "ws") + "/graphql"), frozenset(seen))
+            yield Served(GraphQLClient(http, base.replace("http", "ws") + "/graphql"), frozenset(seen), log)
     finally:
         _stop(proc)
         log.close()

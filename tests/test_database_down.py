@@ -111,6 +111,8 @@ def _unavailable(response: httpx.Response) -> None:
     assert int(response.headers["retry-after"]) > 0
     codes = [e["extensions"]["code"] for e in response.json()["errors"]]
     assert codes == ["SERVICE_UNAVAILABLE"], response.text
+    # The reference an operator looks for in the logs is the one the answer's header gives.
+    assert response.json()["errors"][0]["extensions"]["requestId"] == response.headers["x-request-id"]
 
 
 async def test_database_down_is_a_json_503_and_the_server_recovers_by_itself(

@@ -1,0 +1,73 @@
+"""Request ids: answered in `X-Request-ID`, shown in an error's `requestId`, on every log line."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+import pytest
+
+import server
+from tests.client import GraphQLClient, eventually
+from tests.factories import sign_up
+from tests.servers import serve
+
+VIEWER = "{ viewer { id } }"
+
+
+async def test_every_answer_carries_a_request_id_of_its_own(gql: GraphQLClient) -> None:
+    first = await gql.http.post("/graphql", json={"query": VIEWER})
+    second = await gql.http.post("/graphql", json={"query": VIEWER})
+    ids = [first.headers["X-Request-ID"], second.headers["X-Request-ID"]]
+    assert all(re.fullmatch(r"[0-9a-f]{16}", i) for i in ids), ids
+    assert ids[0] != ids[1]
+    # Refusals before the API too: a body past the limit.
+    too_large = await gql.http.post("/graphql", content=b"x" * (3 * 1024 * 1024))
+    assert too_large.status_code == 413
+    assert too_large.headers["X-Request-ID"]
+
+
+async def test_a_well_formed_client_request_id_is_kept_and_any_other_replaced(gql: GraphQLClient) -> None:
+    kept = await gql.http.post("/graphql", json={"query": VIEWER}, headers={"X-Request-ID": "spa-42:retry.1"})
+    assert kept.headers["X-Request-ID"] == "spa-42:retry.1"
+    for bad in (b"x" * 65, b"has space", b"<script>", "\u00e9t\u00e9".encode()):
+        replaced = await gql.http.post("/graphql", json={"query": VIEWER}, headers={b"X-Request-ID": bad})
+        assert re.fullmatch(r"[0-9a-f]{16}", replaced.headers["X-Request-ID"]), bad
+
+
+async def test_the_log_lines_of_a_request_carry_its_id(
+    gql: GraphQLClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every line written while a request is served names it (the ORM's statements here)."""
+    account = await sign_up(gql)
+    with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+        answer = await gql.http.post(
+            "/graphql",
+            json={"query": VIEWER},
+            headers={"Authorization": f"Bearer {account.token}", "X-Request-ID": "trace-me-123"},
+        )
+    assert answer.json()["data"]["viewer"]["id"] == account.user_id
+    lines = [
+        r
+        for r in caplog.records
+        if r.name == "tortoise.db_client" and getattr(r, "request_id", None) == "trace-me-123"
+    ]
+    assert lines, "the request's statements were not logged with its id"
+
+
+async def test_the_access_log_of_a_served_process_names_each_request(settings: server.Settings) -> None:
+    env = {"DATABASE_URL": settings.database_url, "BROADCAST_NAMESPACE": f"ids-{uuid.uuid4().hex[:8]}"}
+    async with serve(env) as served:
+        answer = await served.client.http.post(
+            "/graphql", json={"query": "{ __typename }"}, headers={"X-Request-ID": "access-log-check"}
+        )
+        assert answer.headers["X-Request-ID"] == "access-log-check"
+
+        async def logged() -> bool:
+            return "access-log-check" in served.output()
+
+        await eventually(logged, "the access log line of the request")
+        line = next(line for line in served.output().splitlines() if "access-log-check" in line)
+    assert '"POST /graphql HTTP/1.1" 200' in line
+    assert "[access-log-check]" in line
