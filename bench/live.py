@@ -24,8 +24,11 @@ execution of the subscriber's selection, JSON, the socket). The bare server (`fa
    cycle, and the server's RSS growth across them.
 5. Memory per idle subscribed socket: the slope of the server's RSS from 1,000 to 5,000 sockets.
 
-Not measured yet: `accessRevoked` latency with 10,000 idle subscribers on other channels. Run by
-hand, never by the test suite; `--write` appends the results to a Markdown file.
+6. `accessRevoked`: p99 from a family's `revokeVaultAccess` being sent to the advocate's socket
+   reading the event, with no other socket open, and with `--idle` subscribed sockets of another
+   family (each measured on a fresh server process).
+
+Run by hand, never by the test suite; `--write` appends the results to a Markdown file.
 """
 
 from __future__ import annotations
@@ -60,7 +63,10 @@ from resolvers.broadcast import Hub
 from resolvers.clock import Clock
 from resolvers.services import Services
 from server import tortoise_config
-from tests.factories import PASSWORD, Account, account_in_database
+from tests.client import GraphQLClient
+from tests.factories import PASSWORD, Account, account_in_database, add_child, advocate, send_request, sign_up
+from tests.test_support_requests import ACCEPT
+from tests.test_vault import ACCESS_REVOKED, GRANT, REVOKE
 
 NOTIFICATIONS = """
 subscription($after: String) {
@@ -439,6 +445,49 @@ async def _slope(opener: Callable[[], Awaitable[ClientConnection]], pid: int, lo
     return (at_high - at_low) / (high - low)
 
 
+# --- 6. accessRevoked among idle sockets --------------------------------------------------------
+
+
+async def access_revoked_p99(ours: Ours, idle: int, revocations: int) -> float:
+    """p99 ms from `revokeVaultAccess` being sent to the advocate's socket reading `accessRevoked`,
+    with `idle` subscribed sockets of another family open meanwhile."""
+    base = f"http://127.0.0.1:{ours.port}"
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        gql = GraphQLClient(http, base.replace("http", "ws") + "/graphql")
+        family = await sign_up(gql)
+        child = await add_child(gql, family)
+        adv = await advocate(gql)
+        request_id = (await send_request(gql, family, adv.advocate_id, child))["supportRequest"]["id"]
+        accepted = await gql.data(ACCEPT, {"input": {"requestId": request_id}}, adv.token)
+        relationship = accepted["acceptSupportRequest"]["supportRequest"]["relationship"]["id"]
+        bystander, _ = await ours.family()
+        idle_sockets = await _open_many(idle, lambda: ours.open(bystander.token))
+        await asyncio.sleep(2)
+        latencies: list[float] = []
+        try:
+            async with gql.socket(adv.token) as sock:
+                await sock.ack()
+                op = await sock.subscribe(ACCESS_REVOKED, {"after": await _advocate_user_cursor(adv)})
+                for _ in range(revocations):
+                    grant = {"relationshipId": relationship, "scopes": ["EVIDENCE"], "childIds": [child]}
+                    made = await gql.data(GRANT, {"input": grant}, family.token)
+                    grant_id = made["grantVaultAccess"]["vaultGrant"]["id"]
+                    start = time.perf_counter()
+                    await gql.data(REVOKE, {"input": {"grantId": grant_id}}, family.token)
+                    event = await sock.next_event(op)
+                    latencies.append((time.perf_counter() - start) * 1000)
+                    assert event["data"]["accessRevoked"]["vaultGrant"]["id"] == grant_id
+        finally:
+            await asyncio.gather(*(ws.close() for ws in idle_sockets), return_exceptions=True)
+    return _p(latencies, 0.99)
+
+
+async def _advocate_user_cursor(adv: Account) -> str:
+    user_id = _row_id(adv.user_id)
+    channel = events.user_channel(user_id)
+    return events.encode_cursor(channel, await events.head(channel))
+
+
 # --- the run ------------------------------------------------------------------------------------
 
 
@@ -486,6 +535,12 @@ async def run(args: argparse.Namespace) -> list[str]:
             crowded = await publisher_wait(ours, 1000, args.events)
             row("`logIn` (publishes) response p50 ms: no subscriber / 1,000 sockets of that family",
                 f"{alone:.1f} / {crowded:.1f}", "", f"{crowded / alone:.2f}×")  # fmt: skip
+        async with serve() as ours:
+            quiet = await access_revoked_p99(ours, 0, args.revocations)
+        async with serve() as ours:
+            busy = await access_revoked_p99(ours, args.idle, args.revocations)
+        row(f"`accessRevoked` p99 ms, revoke to delivery: no idle socket / {args.idle:,} idle sockets",
+            f"{quiet:.1f} / {busy:.1f}", "", f"{busy / quiet:.2f}×")  # fmt: skip
     return rows
 
 
@@ -496,6 +551,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,1000,5000")
     parser.add_argument("--events", type=int, default=10)
     parser.add_argument("--churn-cycles", type=int, default=20000)
+    parser.add_argument("--idle", type=int, default=10000, help="idle sockets for the accessRevoked scenario")
+    parser.add_argument("--revocations", type=int, default=100)
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379")
     parser.add_argument("--write", type=Path)
