@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import strawberry
 from graphql import GraphQLError
@@ -13,7 +13,7 @@ from strawberry.types import ExecutionContext
 from schema.accounts import AccountMutation, AccountQuery
 from schema.advocates import AdvocateMutation, AdvocateQuery
 from schema.families import FamilyMutation
-from schema.hygiene import DATETIME
+from schema.hygiene import DATE, DATETIME
 from schema.limits import RateLimitQuery
 from schema.notifications import NotificationMutation, NotificationQuery, NotificationSubscription
 from schema.policy import OperationPolicy
@@ -63,7 +63,7 @@ schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    config=StrawberryConfig(auto_camel_case=True, scalar_map={datetime: DATETIME}),
+    config=StrawberryConfig(auto_camel_case=True, scalar_map={datetime: DATETIME, date: DATE}),
     # A live event's selection executed once for every subscriber that asked it alike.
     execution_context_class=SharedEventExecutor,
     extensions=[

@@ -12,7 +12,7 @@ from graphql import DocumentNode, GraphQLError, StringValueNode, visit
 from graphql.language import Visitor
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.extensions import SchemaExtension
-from strawberry.schema.types.base_scalars import DateTimeDefinition
+from strawberry.schema.types.base_scalars import DateDefinition, DateTimeDefinition
 from strawberry.types.scalar import ScalarDefinition
 
 from schema.documents import derived
@@ -102,5 +102,14 @@ def _instant(value: object) -> object:
     return parsed
 
 
-# DateTime as strawberry has it, except that an instant outside years 1–9999 in UTC is refused.
-DATETIME: ScalarDefinition = dataclasses.replace(DateTimeDefinition, parse_value=_instant)
+# DateTime as strawberry has it, except that an instant outside years 1–9999 in UTC is refused. Both
+# date scalars name the specification they follow (`specifiedByURL`), so that code generators and
+# clients type them as the ISO 8601 strings they are.
+DATETIME: ScalarDefinition = dataclasses.replace(
+    DateTimeDefinition,
+    parse_value=_instant,
+    specified_by_url="https://scalars.graphql.org/andimarek/date-time",
+)
+DATE: ScalarDefinition = dataclasses.replace(
+    DateDefinition, specified_by_url="https://scalars.graphql.org/andimarek/local-date"
+)

@@ -26,6 +26,17 @@ def test_committed_schema_matches_the_code() -> None:
     )
 
 
+async def test_every_custom_scalar_names_its_specification(gql: GraphQLClient) -> None:
+    """Code generators and clients type a scalar from its `specifiedByURL`; without it they fall
+    back to `unknown`. GraphQL's own scalars (String, Int, ...) need none."""
+    data = await gql.data("{ __schema { types { kind name specifiedByURL } } }")
+    builtin = {"String", "Int", "Float", "Boolean", "ID"}
+    custom = {t["name"]: t["specifiedByURL"] for t in data["__schema"]["types"] if t["kind"] == "SCALAR"}
+    custom = {name: url for name, url in custom.items() if name not in builtin}
+    assert {"Date", "DateTime"} <= set(custom)
+    assert all(url and url.startswith("https://") for url in custom.values()), custom
+
+
 async def test_node_returns_own_objects_and_null_for_anything_else(gql: GraphQLClient) -> None:
     family = await sign_up(gql)
     other = await sign_up(gql)
