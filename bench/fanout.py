@@ -130,6 +130,23 @@ async def _open_many(n: int, opener: Callable[[], Awaitable[ClientConnection]]) 
 # --- ours -----------------------------------------------------------------------------------
 
 
+async def open_subscribed(
+    port: int, token: str, query: str, variables: dict[str, Any] | None = None
+) -> ClientConnection:
+    """A graphql-transport-ws socket to our server, acknowledged, with one subscription sent."""
+    ws = await connect(
+        f"ws://127.0.0.1:{port}/graphql",
+        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        compression=None,
+        max_size=None,
+    )
+    await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
+    assert json.loads(await ws.recv())["type"] == "connection_ack"
+    payload = {"query": query, "variables": variables or {}}
+    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+    return ws
+
+
 def _ours_stamp(message: dict[str, Any]) -> float | None:
     if message.get("type") != "next":
         return None
@@ -190,22 +207,7 @@ async def run_ours(n: int, events: int, broadcast_url: str, postgres_url: str | 
                 token = signed.json()["data"]["signUp"]["token"]
 
                 async def open_one() -> ClientConnection:
-                    ws = await connect(
-                        f"ws://127.0.0.1:{port}/graphql",
-                        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-                        compression=None,
-                        max_size=None,
-                    )
-                    await ws.send(
-                        json.dumps(
-                            {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
-                        )
-                    )
-                    assert json.loads(await ws.recv())["type"] == "connection_ack"
-                    await ws.send(
-                        json.dumps({"id": "1", "type": "subscribe", "payload": {"query": NOTIFICATIONS}})
-                    )
-                    return ws
+                    return await open_subscribed(port, token, NOTIFICATIONS)
 
                 await _open_many(2, open_one)  # warm up imports and caches before measuring
                 await asyncio.sleep(1)

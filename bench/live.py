@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import statistics
@@ -55,7 +54,15 @@ from websockets.asyncio.client import ClientConnection, connect
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, free_port, fresh_database, machine, wait_ready
-from bench.fanout import BASELINE_SERVER, Receivers, _baseline_stamp, _open_many, _rss_kib, cpu_seconds
+from bench.fanout import (
+    BASELINE_SERVER,
+    Receivers,
+    _baseline_stamp,
+    _open_many,
+    _rss_kib,
+    cpu_seconds,
+    open_subscribed,
+)
 from models.accounts import Role
 from models.notifications import NotificationKind
 from resolvers import events, notifications
@@ -64,9 +71,8 @@ from resolvers.clock import Clock
 from resolvers.services import Services
 from server import tortoise_config
 from tests.client import GraphQLClient
-from tests.factories import PASSWORD, Account, account_in_database, add_child, advocate, send_request, sign_up
-from tests.test_support_requests import ACCEPT
-from tests.test_vault import ACCESS_REVOKED, GRANT, REVOKE
+from tests.factories import PASSWORD, Account, account_in_database, db_id, user_cursor
+from tests.test_vault import ACCESS_REVOKED, GRANT, REVOKE, _supported
 
 NOTIFICATIONS = """
 subscription($after: String) {
@@ -140,7 +146,7 @@ class Ours:
 
     async def family(self) -> tuple[Account, int]:
         account, _ = await account_in_database(_NoApp(), Role.FAMILY)  # type: ignore[arg-type]
-        return account, _row_id(account.user_id)
+        return account, db_id(account.user_id)
 
     async def notify(self, user_ids: list[int]) -> None:
         """One notification to each user, committed together and broadcast on Redis."""
@@ -149,27 +155,7 @@ class Ours:
                 await notifications.notify(outbox, user_id, NotificationKind.NEW_SIGN_IN, "Bench event")
 
     async def open(self, token: str, after: str | None = None) -> ClientConnection:
-        ws = await connect(
-            f"ws://127.0.0.1:{self.port}/graphql",
-            subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-            compression=None,
-            max_size=None,
-        )
-        await ws.send(
-            json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
-        )
-        assert json.loads(await ws.recv())["type"] == "connection_ack"
-        variables = {"after": after} if after else {}
-        await ws.send(
-            json.dumps(
-                {"id": "1", "type": "subscribe", "payload": {"query": NOTIFICATIONS, "variables": variables}}
-            )
-        )
-        return ws
-
-
-def _row_id(global_id: str) -> int:
-    return int(base64.b64decode(global_id).decode().split(":")[1])
+        return await open_subscribed(self.port, token, NOTIFICATIONS, {"after": after} if after else None)
 
 
 @asynccontextmanager
@@ -454,12 +440,7 @@ async def access_revoked_p99(ours: Ours, idle: int, revocations: int) -> float:
     base = f"http://127.0.0.1:{ours.port}"
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
         gql = GraphQLClient(http, base.replace("http", "ws") + "/graphql")
-        family = await sign_up(gql)
-        child = await add_child(gql, family)
-        adv = await advocate(gql)
-        request_id = (await send_request(gql, family, adv.advocate_id, child))["supportRequest"]["id"]
-        accepted = await gql.data(ACCEPT, {"input": {"requestId": request_id}}, adv.token)
-        relationship = accepted["acceptSupportRequest"]["supportRequest"]["relationship"]["id"]
+        family, child, adv, _, relationship = await _supported(gql)
         bystander, _ = await ours.family()
         idle_sockets = await _open_many(idle, lambda: ours.open(bystander.token))
         await asyncio.sleep(2)
@@ -467,7 +448,7 @@ async def access_revoked_p99(ours: Ours, idle: int, revocations: int) -> float:
         try:
             async with gql.socket(adv.token) as sock:
                 await sock.ack()
-                op = await sock.subscribe(ACCESS_REVOKED, {"after": await _advocate_user_cursor(adv)})
+                op = await sock.subscribe(ACCESS_REVOKED, {"after": await user_cursor(adv)})
                 for _ in range(revocations):
                     grant = {"relationshipId": relationship, "scopes": ["EVIDENCE"], "childIds": [child]}
                     made = await gql.data(GRANT, {"input": grant}, family.token)
@@ -480,12 +461,6 @@ async def access_revoked_p99(ours: Ours, idle: int, revocations: int) -> float:
         finally:
             await asyncio.gather(*(ws.close() for ws in idle_sockets), return_exceptions=True)
     return _p(latencies, 0.99)
-
-
-async def _advocate_user_cursor(adv: Account) -> str:
-    user_id = _row_id(adv.user_id)
-    channel = events.user_channel(user_id)
-    return events.encode_cursor(channel, await events.head(channel))
 
 
 # --- the run ------------------------------------------------------------------------------------
