@@ -192,7 +192,6 @@ class GraphQLView(HTTPBoundary):
                 services.rate_limiter.remember_token(
                     accounts.hash_token(token), credential_key(context.viewer)
                 )
-            request.state.request_id = context.request_id
         return context
 
     def _request_id(self, request: Request | WebSocket) -> str:

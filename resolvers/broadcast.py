@@ -343,13 +343,7 @@ class Hub:
         """A bounded live feed of one channel, from the moment this returns."""
         subscription = Subscription(channel, self.max_queue, on_overflow)
         if not self.healthy:
-            subscription.fail(
-                SubscriptionEnded(
-                    BROADCAST_INTERRUPTED,
-                    "Live delivery is unavailable; retry.",
-                    retry_hint(self.subscriber_count),
-                )
-            )
+            subscription.fail(self._unavailable())
         subscribers = self._subscribers.get(channel)
         if subscribers:
             subscribers.add(subscription)
@@ -362,13 +356,7 @@ class Hub:
                 except (RedisError, OSError, TimeoutError) as exc:
                     # The link is failing; the heartbeat will notice. This subscriber retries.
                     self.last_error = repr(exc)
-                    subscription.fail(
-                        SubscriptionEnded(
-                            BROADCAST_INTERRUPTED,
-                            "Live delivery is unavailable; retry.",
-                            retry_hint(self.subscriber_count),
-                        )
-                    )
+                    subscription.fail(self._unavailable())
         try:
             yield subscription
         finally:
@@ -385,6 +373,12 @@ class Hub:
         """End every local subscription to a channel now (e.g. access to what it reads ended)."""
         for subscription in list(self._subscribers.get(channel, ())):
             subscription.fail(failure)
+
+    def _unavailable(self) -> SubscriptionEnded:
+        """Why a new subscription cannot start now, and when to try again."""
+        return SubscriptionEnded(
+            BROADCAST_INTERRUPTED, "Live delivery is unavailable; retry.", retry_hint(self.subscriber_count)
+        )
 
     def _fail_all(self, code: str, message: str) -> None:
         """End every subscription, each with its own jittered retry hint."""

@@ -160,9 +160,7 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
             if not inspect.isawaitable(result):
                 shared[key] = (self.operation, result)
                 return result
-            task = asyncio.ensure_future(result)
-            task.add_done_callback(_retrieve)
-            entry = shared[key] = (self.operation, task)
+            entry = shared[key] = (self.operation, _started(result))
         return _own_copy(entry[1])
 
 
@@ -256,11 +254,16 @@ async def once(envelope: Envelope, key: Hashable, compute: Callable[[], Awaitabl
     only its own wait, never the others'."""
     task: asyncio.Future[T] | None = envelope.shared.get(key)
     if task is None:
-        task = asyncio.ensure_future(compute())
-        # Retrieved even when every subscriber waiting for it has gone.
-        task.add_done_callback(_retrieve)
-        envelope.shared[key] = task
+        task = envelope.shared[key] = _started(compute())
     return await asyncio.shield(task)
+
+
+def _started(work: Awaitable[T]) -> asyncio.Future[T]:
+    """Shared work in a task of its own, its outcome retrieved even when every subscriber waiting
+    for it has gone (no "exception was never retrieved")."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(_retrieve)
+    return task
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
