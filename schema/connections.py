@@ -68,24 +68,40 @@ async def nodes(
     return [convert(row) if row is not None else None for row in rows]
 
 
-def node_selection(info: Info) -> set[str]:
-    """The names of the fields a connection's caller selected on its nodes (under `edges { node }`
-    and `nodes`), fragments included: what a list resolver may fetch in the same statement."""
-    names: set[str] = set()
-
-    def flatten(selections: Sequence[Selection]) -> Iterator[SelectedField]:
-        for selection in selections:
-            if isinstance(selection, SelectedField):
-                yield selection
-            else:
-                yield from flatten(selection.selections)
-
+def node_fields(info: Info) -> dict[str, list[SelectedField]]:
+    """The fields a connection's caller selected on its nodes (under `edges { node }` and
+    `nodes`), fragments included, by name: what a list resolver may fetch with the page."""
+    found: dict[str, list[SelectedField]] = {}
     for field in info.selected_fields:
-        for child in flatten(field.selections):
+        for child in _flatten(field.selections):
             if child.name == "nodes":
-                names.update(f.name for f in flatten(child.selections))
+                for f in _flatten(child.selections):
+                    found.setdefault(f.name, []).append(f)
             elif child.name == "edges":
-                for edge_field in flatten(child.selections):
+                for edge_field in _flatten(child.selections):
                     if edge_field.name == "node":
-                        names.update(f.name for f in flatten(edge_field.selections))
-    return names
+                        for f in _flatten(edge_field.selections):
+                            found.setdefault(f.name, []).append(f)
+    return found
+
+
+def selected_under(fields: Sequence[SelectedField]) -> dict[str, list[SelectedField]]:
+    """The fields selected under these (the same field, perhaps asked in several fragments), by name."""
+    found: dict[str, list[SelectedField]] = {}
+    for field in fields:
+        for f in _flatten(field.selections):
+            found.setdefault(f.name, []).append(f)
+    return found
+
+
+def node_selection(info: Info) -> set[str]:
+    """The names of the fields a connection's caller selected on its nodes (`node_fields`)."""
+    return set(node_fields(info))
+
+
+def _flatten(selections: Sequence[Selection]) -> Iterator[SelectedField]:
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            yield selection
+        else:
+            yield from _flatten(selection.selections)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
+from strawberry.dataloader import DataLoader
 from strawberry.permission import BasePermission
+from strawberry.types.nodes import SelectedField
 
+from models import families as m_families
 from models import support as m
 from models.accounts import ApiScope as Scope
 from resolvers import messages, support_requests
@@ -20,11 +23,12 @@ from resolvers.access import relationships as relationship_access
 from resolvers.access import requests as request_access
 from resolvers.access import tickets as ticket_access
 from resolvers.access import vault as vault_access
+from resolvers.errors import InvalidInput
 from resolvers.events import Envelope, thread_channel, user_channel
 from resolvers.pagination import page_key
 from schema.accounts import User
 from schema.advocates import Advocate
-from schema.connections import decode_id, id_of, nodes, to_connection
+from schema.connections import decode_id, id_of, nodes, selected_under, to_connection
 from schema.context import Info
 from schema.enums import (
     CloseReason,
@@ -37,6 +41,7 @@ from schema.enums import (
 )
 from schema.errors import UserError, attempt
 from schema.families import Child, Family
+from schema.loading import now_or_later
 from schema.permissions import IsAdvocate, IsFamily, IsSignedIn, needs
 from schema.streams import LiveRows, events_for, once, stream
 
@@ -48,17 +53,22 @@ if TYPE_CHECKING:
     from schema.vault import Review, VaultGrant
 
 THREAD_CLOSED = "thread.closed"
+# A thread's page size when the client gives none.
+MESSAGES_FIRST = 50
 
 
-async def _child(info: Info, child_id: int, family_id: int) -> Child | None:
+def _child(info: Info, child_id: int, family_id: int) -> Child | None:
     """The child's record, to whoever may read it (`access.vault`): its own family, with VAULT_READ.
     Advocates see what the request says of the child, or what a grant shares through `vault`.
     Whether the viewer owns the family's Vault is known before the row is loaded."""
     viewer = info.context.viewer
     if not vault_access.owns(viewer, family_id):
         return None
-    row = await info.context.loaders.child.load(child_id)
-    return Child.from_model(row) if row and vault_access.may_read_record(viewer, row) else None
+
+    def build(row: m_families.Child | None) -> Child | None:
+        return Child.from_model(row) if row and vault_access.may_read_record(viewer, row) else None
+
+    return now_or_later(info.context.loaders.child, child_id, build)
 
 
 @strawberry.type(description="A message in the thread a request and its relationship share.")
@@ -73,9 +83,10 @@ class Message(relay.Node):
         return cls(id=msg.id, body=msg.body, created_at=msg.created_at, author_id=msg.author_id)
 
     @strawberry.field(description="Who wrote it.")
-    async def author(self, info: Info) -> User | None:
-        user = await info.context.loaders.user.load(self.author_id)
-        return User.from_model(user) if user else None
+    def author(self, info: Info) -> User | None:
+        return now_or_later(
+            info.context.loaders.user, self.author_id, lambda user: User.from_model(user) if user else None
+        )
 
     @strawberry.field(description="Whether the viewer wrote it.")
     def from_viewer(self, info: Info) -> bool:
@@ -93,7 +104,7 @@ class MessageConnection(relay.Connection[Message]):
     pass
 
 
-async def _thread_messages(
+def _thread_messages(
     info: Info, row: m.SupportRequest | m.SupportRelationship, first: int | None, after: str | None
 ) -> MessageConnection:
     """A page of the thread a request or relationship carries, to its parties; else an empty page."""
@@ -104,8 +115,39 @@ async def _thread_messages(
                 has_next_page=False, has_previous_page=False, start_cursor=None, end_cursor=None
             ),
         )
-    page = await info.context.loaders.messages.load(page_key("Message", row.thread_id, first, after))
-    return to_connection(MessageConnection, page, Message.from_model)  # type: ignore[return-value]
+    return now_or_later(
+        info.context.loaders.messages,
+        page_key("Message", row.thread_id, first, after),
+        lambda page: to_connection(MessageConnection, page, Message.from_model),  # type: ignore[return-value]
+    )
+
+
+def thread_loads(
+    info: Info, rows: Sequence[m.SupportRequest | m.SupportRelationship], fields: Sequence[SelectedField]
+) -> list[tuple[DataLoader[Any, Any], list[Any]]]:
+    """The loads that `child` and `messages`, selected under `fields` of these rows, will make: for
+    a list resolver to make them with its page (`schema.loading.prefetch`)."""
+    viewer = info.context.viewer
+    under = selected_under(fields)
+    loads: list[tuple[DataLoader[Any, Any], list[Any]]] = []
+    if "child" in under:
+        children = [row.child_id for row in rows if vault_access.owns(viewer, row.family_id)]
+        loads.append((info.context.loaders.child, children))
+    for field in under.get("messages", []):
+        first = field.arguments.get("first", MESSAGES_FIRST)
+        if isinstance(first, str):  # strawberry leaves a literal as its source text; validation passed
+            first = int(first)
+        after = field.arguments.get("after")
+        try:
+            keys = [
+                page_key("Message", row.thread_id, first, after)
+                for row in rows
+                if relationship_access.may_read_thread_of(viewer, row)
+            ]
+        except InvalidInput:
+            continue  # a bad page size or cursor: the field itself says so, once per row
+        loads.append((info.context.loaders.messages, keys))
+    return loads
 
 
 @strawberry.type(description="Somewhere else a declined family might turn.")
@@ -160,20 +202,26 @@ class SupportRequest(relay.Node):
         )
 
     @strawberry.field(description="The family that sent it.")
-    async def family(self, info: Info) -> Family | None:
-        row = await info.context.loaders.family.load(self._row.family_id)
-        return Family.from_model(row) if row else None
+    def family(self, info: Info) -> Family | None:
+        return now_or_later(
+            info.context.loaders.family,
+            self._row.family_id,
+            lambda row: Family.from_model(row) if row else None,
+        )
 
     @strawberry.field(
         description="The child it is about; only the family sees the child's record (API tokens: VAULT_READ)."
     )
-    async def child(self, info: Info) -> Child | None:
-        return await _child(info, self._row.child_id, self._row.family_id)
+    def child(self, info: Info) -> Child | None:
+        return _child(info, self._row.child_id, self._row.family_id)
 
     @strawberry.field(description="The advocate it was sent to.")
-    async def advocate(self, info: Info) -> Advocate | None:
-        row = await info.context.loaders.advocate.load(self._row.advocate_id)
-        return Advocate.from_model(row) if row else None
+    def advocate(self, info: Info) -> Advocate | None:
+        return now_or_later(
+            info.context.loaders.advocate,
+            self._row.advocate_id,
+            lambda row: Advocate.from_model(row) if row else None,
+        )
 
     @strawberry.field(description="Where else the advocate suggested the family turn, on declining.")
     def suggested_alternatives(self) -> list[SuggestedAlternative]:
@@ -194,10 +242,10 @@ class SupportRequest(relay.Node):
         return SupportRelationship.from_model(row) if row and seen else None
 
     @strawberry.field(description="The thread shared with the relationship, oldest first.")
-    async def messages(
-        self, info: Info, first: int | None = 50, after: str | None = None
+    def messages(
+        self, info: Info, first: int | None = MESSAGES_FIRST, after: str | None = None
     ) -> MessageConnection:
-        return await _thread_messages(info, self._row, first, after)
+        return _thread_messages(info, self._row, first, after)
 
     @strawberry.field(
         description="Your ticket for it, for the advocate it was sent to; null for anyone else."
@@ -239,32 +287,41 @@ class SupportRelationship(relay.Node):
         )
 
     @strawberry.field(description="The family supported.")
-    async def family(self, info: Info) -> Family | None:
-        row = await info.context.loaders.family.load(self._row.family_id)
-        return Family.from_model(row) if row else None
+    def family(self, info: Info) -> Family | None:
+        return now_or_later(
+            info.context.loaders.family,
+            self._row.family_id,
+            lambda row: Family.from_model(row) if row else None,
+        )
 
     @strawberry.field(description="The advocate.")
-    async def advocate(self, info: Info) -> Advocate | None:
-        row = await info.context.loaders.advocate.load(self._row.advocate_id)
-        return Advocate.from_model(row) if row else None
+    def advocate(self, info: Info) -> Advocate | None:
+        return now_or_later(
+            info.context.loaders.advocate,
+            self._row.advocate_id,
+            lambda row: Advocate.from_model(row) if row else None,
+        )
 
     @strawberry.field(description="The request it came from.")
-    async def request(self, info: Info) -> SupportRequest | None:
-        row = await info.context.loaders.request.load(self._row.request_id)
-        seen = row is not None and request_access.may_read(info.context.viewer, row)
-        return SupportRequest.from_model(row) if row and seen else None
+    def request(self, info: Info) -> SupportRequest | None:
+        viewer = info.context.viewer
+
+        def build(row: m.SupportRequest | None) -> SupportRequest | None:
+            return SupportRequest.from_model(row) if row and request_access.may_read(viewer, row) else None
+
+        return now_or_later(info.context.loaders.request, self._row.request_id, build)
 
     @strawberry.field(description="The thread, oldest first; read-only once closed.")
-    async def messages(
-        self, info: Info, first: int | None = 50, after: str | None = None
+    def messages(
+        self, info: Info, first: int | None = MESSAGES_FIRST, after: str | None = None
     ) -> MessageConnection:
-        return await _thread_messages(info, self._row, first, after)
+        return _thread_messages(info, self._row, first, after)
 
     @strawberry.field(
         description="The child supported; only the family sees the child's record (API tokens: VAULT_READ)."
     )
-    async def child(self, info: Info) -> Child | None:
-        return await _child(info, self._row.child_id, self._row.family_id)
+    def child(self, info: Info) -> Child | None:
+        return _child(info, self._row.child_id, self._row.family_id)
 
     @strawberry.field(description="Who ended it.")
     async def closed_by(self, info: Info) -> User | None:

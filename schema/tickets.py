@@ -12,8 +12,11 @@ from typing import Any
 
 import strawberry
 from strawberry import relay
+from strawberry.dataloader import DataLoader
 from strawberry.permission import BasePermission
+from strawberry.types.nodes import SelectedField
 
+from models import support as support_models
 from models import tickets as m
 from models.accounts import ApiScope as Scope
 from resolvers import tickets
@@ -24,13 +27,14 @@ from resolvers.events import Envelope, advocate_channel
 from resolvers.pagination import Page
 from schema.accounts import User
 from schema.advocates import AdvocatePayload
-from schema.connections import decode_id, node_selection, nodes, to_connection
+from schema.connections import decode_id, node_fields, node_selection, nodes, to_connection
 from schema.context import Info
 from schema.enums import SlaClockKind, SlaState, TicketChange, TicketOrder, TicketOutcome, TicketStatus
 from schema.errors import UserError, attempt
+from schema.loading import now_or_later, prefetch
 from schema.permissions import IsAdvocate, IsSession, needs
 from schema.streams import LiveRows, events_for
-from schema.support import SupportRelationship, SupportRequest
+from schema.support import SupportRelationship, SupportRequest, thread_loads
 
 # The rows live events name, loaded together for every subscriber asking at once.
 _LIVE_TICKETS = LiveRows(m.Ticket, access.may_read)
@@ -203,38 +207,56 @@ class Ticket(relay.Node):
         return tickets.ticket_sla_state(self._row, info.context.services.clock.now())
 
     @strawberry.field(description="Its SLA clocks, in the order they started.")
-    async def sla_clocks(self, info: Info) -> list[SlaClock]:
+    def sla_clocks(self, info: Info) -> list[SlaClock]:
         now = info.context.services.clock.now()
-        return [SlaClock.from_model(c, now) for c in await info.context.loaders.sla_clocks.load(self.id)]
+        return now_or_later(
+            info.context.loaders.sla_clocks,
+            self.id,
+            lambda clocks: [SlaClock.from_model(c, now) for c in clocks],
+        )
 
     @strawberry.field(description="The support request.")
-    async def request(self, info: Info) -> SupportRequest | None:
-        row = await info.context.loaders.request.load(self._row.request_id)
-        seen = row is not None and request_access.may_read(info.context.viewer, row)
-        return SupportRequest.from_model(row) if row and seen else None
+    def request(self, info: Info) -> SupportRequest | None:
+        viewer = info.context.viewer
+
+        def build(row: support_models.SupportRequest | None) -> SupportRequest | None:
+            return SupportRequest.from_model(row) if row and request_access.may_read(viewer, row) else None
+
+        return now_or_later(info.context.loaders.request, self._row.request_id, build)
 
     @strawberry.field(description="The support relationship, once the request was accepted.")
-    async def relationship(self, info: Info) -> SupportRelationship | None:
+    def relationship(self, info: Info) -> SupportRelationship | None:
         if self._row.relationship_id is None:
             return None
-        row = await info.context.loaders.relationship.load(self._row.relationship_id)
-        seen = row is not None and relationship_access.may_read(info.context.viewer, row)
-        return SupportRelationship.from_model(row) if row and seen else None
+        viewer = info.context.viewer
+
+        def build(row: support_models.SupportRelationship | None) -> SupportRelationship | None:
+            seen = row is not None and relationship_access.may_read(viewer, row)
+            return SupportRelationship.from_model(row) if row and seen else None
+
+        return now_or_later(info.context.loaders.relationship, self._row.relationship_id, build)
 
     @strawberry.field(description="The family's name.")
-    async def family_display_name(self, info: Info) -> str:
-        return await info.context.loaders.family_name.load(self._row.family_id)
+    def family_display_name(self, info: Info) -> str:
+        return now_or_later(info.context.loaders.family_name, self._row.family_id, str)
 
     @strawberry.field(description="The child's name, as when the request was sent.")
-    async def child_display_name(self, info: Info) -> str:
-        row = await info.context.loaders.request.load(self._row.request_id)
-        return row.child_display_name if row else ""
+    def child_display_name(self, info: Info) -> str:
+        return now_or_later(
+            info.context.loaders.request,
+            self._row.request_id,
+            lambda row: row.child_display_name if row else "",
+        )
 
     @strawberry.field(description="The checklist, in order (at most 100 items).")
-    async def checklist(self, info: Info) -> list[ChecklistItem]:
+    def checklist(self, info: Info) -> list[ChecklistItem]:
         if not access.may_read(info.context.viewer, self._row):
             return []
-        return [ChecklistItem.from_model(i) for i in await info.context.loaders.checklist.load(self.id)]
+        return now_or_later(
+            info.context.loaders.checklist,
+            self.id,
+            lambda items: [ChecklistItem.from_model(i) for i in items],
+        )
 
     @strawberry.field(description="Your private notes, newest first. Never shown to the family.")
     async def notes(
@@ -438,6 +460,24 @@ _PREFETCH = {
     "family__user": {"familyDisplayName"},
 }
 
+
+async def _prefetch(info: Info, rows: list[m.Ticket], fields: dict[str, list[SelectedField]]) -> None:
+    """What the page's nested fields will ask their loaders for, loaded now in one batch each, so
+    that they answer without a task of their own (`schema.loading`); the same statements as when
+    each field asks."""
+    loaders = info.context.loaders
+    viewer = info.context.viewer
+    ids = [row.id for row in rows if access.may_read(viewer, row)]
+    loads: list[tuple[DataLoader[Any, Any], list[Any]]] = []
+    if "checklist" in fields:
+        loads.append((loaders.checklist, ids))
+    if "slaClocks" in fields:
+        loads.append((loaders.sla_clocks, ids))
+    requests = [row.request for row in rows if "request" in fields and row.request is not None]
+    loads.extend(thread_loads(info, requests, fields.get("request", [])))
+    await prefetch(loads)
+
+
 _READ: list[type[BasePermission]] = [IsAdvocate, needs(Scope.REQUESTS_READ)]
 _WRITE: list[type[BasePermission]] = [IsAdvocate, needs(Scope.REQUESTS_WRITE)]
 
@@ -484,6 +524,7 @@ class TicketQuery:
                 loaders.relationship.prime(row.relationship_id, row.relationship)
             if "family__user" in related:
                 loaders.family_name.prime(row.family_id, row.family.user.display_name)
+        await _prefetch(info, page.items, node_fields(info))
         return to_connection(TicketConnection, page, Ticket.from_model)  # type: ignore[return-value]
 
     @strawberry.field(
