@@ -10,6 +10,7 @@ from strawberry import relay
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from schema import fast_ids
 from schema.accounts import AccountMutation, AccountQuery
 from schema.advocates import AdvocateMutation, AdvocateQuery
 from schema.families import FamilyMutation
@@ -75,6 +76,10 @@ schema = Schema(
         OperationPolicy,
     ],
 )
+
+
+# Every Node's `id` without strawberry's per-field machinery (schema/fast_ids.py).
+fast_ids.install(schema)
 
 
 def print_schema() -> str:
