@@ -156,12 +156,26 @@ _VIEWER_COLUMNS = ("id", "user_id", "user__role", "user__family__id", "user__adv
 
 
 async def authenticate(services: Services, token: str | None) -> Viewer | None:
-    """The viewer a bearer token stands for, or None when it is unknown, expired or revoked: one
+    """The viewer a bearer token stands for, or None when it is unknown, expired or revoked: from
+    memory while this process hears every credential that ends (`CredentialCache`), else one
     statement, whichever the credential."""
     if not token:
         return None
     now = services.clock.now()
     digest = hash_token(token)
+    known = services.connections
+    if known.listening:
+        cached = known.credentials.get(digest)
+        if cached is not None:
+            return cached if cached.expires_at is None or cached.expires_at > now else None
+    generation = known.credentials.generation
+    viewer = await _look_up(digest, token, now)
+    if viewer is not None and known.listening:
+        known.credentials.put(digest, viewer, generation)
+    return viewer
+
+
+async def _look_up(digest: str, token: str, now: datetime) -> Viewer | None:
     if token.startswith(SESSION_PREFIX):
         rows = (
             await Session.filter(token_hash=digest, revoked_at__isnull=True, expires_at__gt=now)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -62,14 +64,65 @@ class Connection:
             log.debug("closing a websocket that had already gone", exc_info=True)
 
 
+class CredentialCache:
+    """The viewers of recently used bearer tokens, by the token's digest, so that a request
+    authenticates without a statement (`accounts.authenticate`).
+
+    Kept only while the process hears every credential that ends (`Connections.listening`); an
+    ended credential is forgotten as its announcement arrives, everything is forgotten when the
+    process stops hearing, and each entry lives at most `ttl` seconds whatever happens. A lookup
+    that started before a credential ended cannot store what it read: `generation` moves on every
+    forget, and `put` takes the generation read before the lookup."""
+
+    def __init__(self, max_entries: int = 10_000, ttl: float = 60.0) -> None:
+        self._entries: OrderedDict[str, tuple[Viewer, float]] = OrderedDict()
+        self._max_entries = max_entries
+        self._ttl = ttl
+        self.generation = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, digest: str) -> Viewer | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        if entry[1] <= time.monotonic():
+            del self._entries[digest]
+            return None
+        return entry[0]
+
+    def put(self, digest: str, viewer: Viewer, generation: int) -> None:
+        if generation != self.generation:
+            return  # a credential ended while this one was being looked up: ask again next time
+        self._entries[digest] = (viewer, time.monotonic() + self._ttl)
+        self._entries.move_to_end(digest)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+    def forget(self, *, session_id: int | None = None, api_token_id: int | None = None) -> None:
+        self.generation += 1
+        for digest, (v, _) in list(self._entries.items()):
+            if (session_id is not None and v.session_id == session_id) or (
+                api_token_id is not None and v.api_token_id == api_token_id
+            ):
+                del self._entries[digest]
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._entries.clear()
+
+
 class Connections:
-    """The registry of this process's open websockets."""
+    """The registry of this process's open websockets, and what it knows of live credentials."""
 
     def __init__(self) -> None:
         self._open: set[Connection] = set()
         # True while this process hears every credential that ends (see `listen`): an open
-        # socket's credential is then known to be live without asking the database.
+        # socket's credential is then known to be live without asking the database, and a
+        # request's token may be answered from `credentials`.
         self.listening = False
+        self.credentials = CredentialCache()
 
     def __len__(self) -> int:
         return len(self._open)
@@ -91,7 +144,9 @@ class Connections:
         )
 
     def close_credential(self, *, session_id: int | None = None, api_token_id: int | None = None) -> int:
-        """Close every socket opened with this session or API token; returns how many."""
+        """Close every socket opened with this session or API token, and forget the credential;
+        returns how many sockets."""
+        self.credentials.forget(session_id=session_id, api_token_id=api_token_id)
         closed = 0
         for connection in list(self._open):
             v = connection.viewer
@@ -142,6 +197,7 @@ class Connections:
                 log.exception("credential listener failed; restarting")
             finally:
                 self.listening = False
+                self.credentials.clear()
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay)
 

@@ -32,6 +32,7 @@ from tests.test_live_requests import NEW_REQUESTS
 from tests.test_support_requests import ACCEPT
 from tests.test_vault import END, GRANT
 
+VIEWER_ID = "{ viewer { id } }"
 ACCESS_REVOKED = """
 subscription($after: String) {
   accessRevoked(after: $after) { cursor reason vaultGrant { id status } family { id } }
@@ -271,3 +272,33 @@ async def test_logging_out_or_revoking_a_token_closes_its_sockets_on_every_proce
             assert event["notification"]["kind"] == "NEW_SIGN_IN"
         await b.data("mutation { logOut { userErrors { code } } }", token=family.token)
         assert [await s.closed_code(timeout=DEADLINE) for s, _ in by_session] == [4403, 4403]
+    # Each process heard both ends (its sockets closed): neither answers for them from memory now.
+    for gql in (a, b):
+        for ended in (made["secret"], family.token):
+            body = await gql(VIEWER_ID, token=ended)
+            assert body["data"] == {"viewer": None}, body
+
+
+async def test_a_token_used_on_one_process_is_refused_there_once_revoked_on_another(
+    two_processes: tuple[GraphQLClient, GraphQLClient],
+) -> None:
+    """Process b answers the token from memory once it has seen it; a revocation on process a
+    reaches it through the control channel."""
+    a, b = two_processes
+    family = await sign_up(a)
+    create = 'mutation($s: [ApiScope!]!) { createApiToken(input: {name: "CRM", scopes: $s}) { secret } }'
+    secret = (await a.data(create, {"s": ["NOTIFICATIONS_READ"]}, family.token))["createApiToken"]["secret"]
+    async with AsyncExitStack() as stack:
+        sock, _ = await _socket_on(stack, b, family.token)
+        for _ in range(3):
+            assert (await b.data(VIEWER_ID, token=secret))["viewer"]["id"]
+            assert (await b.data(VIEWER_ID, token=family.token))["viewer"]["id"]
+        tokens = (await a.data("{ apiTokens { id } }", token=family.token))["apiTokens"]
+        revoke = "mutation($id: ID!) { revokeApiToken(input: {apiTokenId: $id}) { userErrors { code } } }"
+        await a.data(revoke, {"id": tokens[0]["id"]}, family.token)
+        await a.data("mutation { logOut { userErrors { code } } }", token=family.token)
+        # The session's socket on b closing shows that b has heard both.
+        assert await sock.closed_code(timeout=DEADLINE) == 4403
+    for ended in (secret, family.token):
+        body = await b(VIEWER_ID, token=ended)
+        assert body["data"] == {"viewer": None}, body

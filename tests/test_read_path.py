@@ -13,7 +13,7 @@ from tortoise.connection import get_connection
 
 from models.families import Child, EhcpStage
 from resolvers import db
-from tests.client import GraphQLClient
+from tests.client import GraphQLClient, eventually
 from tests.factories import Account, AdvocateAccount, advocate, db_id, send_request, sign_up
 from tests.statements import statements
 from tests.test_support_requests import ACCEPT
@@ -202,6 +202,43 @@ async def test_the_richest_pages_send_as_many_statements_for_100_items_as_for_10
     assert counts["dashboard page"][50] <= MAX_DASHBOARD_STATEMENTS, counts
 
 
+def _heard(gql: GraphQLClient) -> bool:
+    """Whether the served app hears every credential that ends, and so authenticates from memory."""
+    assert gql.app is not None
+    listening: bool = gql.app.state.services.connections.listening
+    return listening
+
+
+async def _hearing(gql: GraphQLClient) -> None:
+    """Until the app hears the control channel (it subscribes as it starts)."""
+
+    async def heard() -> bool:
+        return _heard(gql)
+
+    await eventually(heard, "the app hears the control channel")
+
+
+async def test_a_signed_in_request_authenticates_without_a_statement(gql: GraphQLClient) -> None:
+    """While the process hears every credential that ends, a session or API token it has seen
+    is answered from memory: a signed-in `{ __typename }` sends no statement. Once the credential
+    ends it is refused at once, and so is one that never existed."""
+    family = await sign_up(gql)
+    create = 'mutation($s: [ApiScope!]!) { createApiToken(input: {name: "CRM", scopes: $s}) { secret } }'
+    secret = (await gql.data(create, {"s": ["NOTIFICATIONS_READ"]}, family.token))["createApiToken"]["secret"]
+    await _hearing(gql)
+    for token in (family.token, secret):
+        await gql.data("{ viewer { id } }", token=token)
+        with statements() as sent:
+            assert await gql.data("{ __typename }", token=token) == {"__typename": "Query"}
+        assert sent == []
+    tokens = (await gql.data("{ apiTokens { id } }", token=family.token))["apiTokens"]
+    revoke = "mutation($id: ID!) { revokeApiToken(input: {apiTokenId: $id}) { userErrors { code } } }"
+    await gql.data(revoke, {"id": tokens[0]["id"]}, family.token)
+    await gql.data("mutation { logOut { userErrors { code } } }", token=family.token)
+    for token in (family.token, secret, family.token + "x"):
+        assert (await gql("{ viewer { id } }", token=token))["data"] == {"viewer": None}
+
+
 async def test_a_request_takes_one_pooled_connection_for_all_its_statements(
     gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -211,6 +248,7 @@ async def test_a_request_takes_one_pooled_connection_for_all_its_statements(
     if client.capabilities.dialect != "postgres":
         pytest.skip("SQLite has one connection: there is no pool to take from")
     _, adv = await _world_of(gql, tickets=12)
+    await _hearing(gql)
     pool_class = type(client._pool)
     taken: list[bool] = []
     acquire = pool_class.acquire
@@ -224,7 +262,8 @@ async def test_a_request_takes_one_pooled_connection_for_all_its_statements(
     with statements() as sent:
         data = await gql.data(DASHBOARD_PAGE, {"n": 10}, adv.token)
     assert len(data["ticketQueue"]["edges"]) == 10
-    assert (len(sent), len(taken)) == (4, 1)
+    # Three: the credential is answered from memory (the test above).
+    assert (len(sent), len(taken)) == (3, 1)
     # A mutation's transaction runs on the request's connection too.
     taken.clear()
     ticket_id = data["ticketQueue"]["edges"][0]["node"]["id"]
