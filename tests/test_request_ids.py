@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -71,3 +72,40 @@ async def test_the_access_log_of_a_served_process_names_each_request(settings: s
         line = next(line for line in served.output().splitlines() if "access-log-check" in line)
     assert '"POST /graphql HTTP/1.1" 200' in line
     assert "[access-log-check]" in line
+
+
+async def test_json_logs_are_one_object_a_line_with_the_request_id(settings: server.Settings) -> None:
+    """LOG_FORMAT=json: the access log and every other line are JSON objects an aggregator reads;
+    the access line holds no query string (a GET operation's variables can name a child)."""
+    env = {
+        "DATABASE_URL": settings.database_url,
+        "BROADCAST_NAMESPACE": f"ids-{uuid.uuid4().hex[:8]}",
+        "LOG_FORMAT": "json",
+    }
+    async with serve(env) as served:
+        answer = await served.client.http.get(
+            "/graphql",
+            params={"query": "query($n: String) { __typename }", "variables": '{"n": "Alex"}'},
+            headers={"X-Request-ID": "json-log-check", "Accept": "application/json"},
+        )
+        assert answer.status_code == 200, answer.text
+
+        async def logged() -> bool:
+            return "json-log-check" in served.output()
+
+        await eventually(logged, "the access log line of the request")
+        output = served.output()
+    lines = [json.loads(line) for line in output.splitlines() if line.strip()]
+    access = [line for line in lines if line.get("request_id") == "json-log-check"]
+    assert len(access) == 1, access
+    assert access[0]["logger"] == "senvault.access"
+    assert (access[0]["method"], access[0]["path"], access[0]["status"]) == ("GET", "/graphql", 200)
+    assert access[0]["duration_ms"] >= 0
+    assert "Alex" not in output
+    # uvicorn's own lines (startup) are JSON too, outside any request.
+    assert any(line["logger"].startswith("uvicorn") and line["request_id"] == "-" for line in lines), lines
+
+
+def test_an_unknown_log_format_is_refused_at_start() -> None:
+    with pytest.raises(SystemExit, match="LOG_FORMAT must be one of text, json"):
+        server.Settings.from_env({"LOG_FORMAT": "yaml"})
