@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from tortoise.expressions import Case, Q, When
+from tortoise.expressions import Case, F, Q, When
 from tortoise.queryset import QuerySet
 
 from models.advocates import Advocate
@@ -418,6 +418,10 @@ def _sla_filter(query: QuerySet[Ticket], states: list[SlaState], now: datetime) 
 QUEUE_CURSOR = "TicketQueue"
 
 
+# `queue(related=[FAMILY_NAME])`: each row's `family_name`, the family's display name.
+FAMILY_NAME = "family_name"
+
+
 async def queue(
     services: Services,
     viewer: Viewer | None,
@@ -429,10 +433,15 @@ async def queue(
 ) -> Page[Ticket]:
     """The advocate's tickets, filtered; by default the next SLA due first, then those with no
     clock running, oldest first. Keyset cursors, so pages hold still as tickets change. `related`
-    rows (`request`, `relationship`, `family__user`) come in the same statement."""
+    rows (`request`, `relationship`) and the family's name (`FAMILY_NAME`) come in the same
+    statement."""
     query = Ticket.filter(access.listed(viewer))
-    if related:
-        query = query.select_related(*related)
+    joined = [name for name in related if name != FAMILY_NAME]
+    if joined:
+        query = query.select_related(*joined)
+    if FAMILY_NAME in related:
+        # The one column, not the family's and the user's whole rows.
+        query = query.annotate(family_name=F("family__user__display_name"))
     if flt.status:
         query = query.filter(status__in=list(flt.status))
     if flt.sla_state:

@@ -457,7 +457,7 @@ def _run(make: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
 _PREFETCH = {
     "request": {"request", "childDisplayName"},
     "relationship": {"relationship"},
-    "family__user": {"familyDisplayName"},
+    tickets.FAMILY_NAME: {"familyDisplayName"},
 }
 
 
@@ -522,8 +522,8 @@ class TicketQuery:
                 loaders.request.prime(row.request_id, row.request)
             if "relationship" in related and row.relationship_id is not None:
                 loaders.relationship.prime(row.relationship_id, row.relationship)
-            if "family__user" in related:
-                loaders.family_name.prime(row.family_id, row.family.user.display_name)
+            if tickets.FAMILY_NAME in related:
+                loaders.family_name.prime(row.family_id, getattr(row, tickets.FAMILY_NAME))
         await _prefetch(info, page.items, node_fields(info))
         return to_connection(TicketConnection, page, Ticket.from_model)  # type: ignore[return-value]
 
