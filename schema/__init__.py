@@ -10,7 +10,7 @@ from strawberry import relay
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from schema import fast_ids
+from schema import fast_paths
 from schema.accounts import AccountMutation, AccountQuery
 from schema.advocates import AdvocateMutation, AdvocateQuery
 from schema.families import FamilyMutation
@@ -77,9 +77,8 @@ schema = Schema(
     ],
 )
 
-
-# Every Node's `id` without strawberry's per-field machinery (schema/fast_ids.py).
-fast_ids.install(schema)
+# Every Node's `id` and plain resolver methods without strawberry's per-field chain.
+fast_paths.install(schema)
 
 
 def print_schema() -> str:
