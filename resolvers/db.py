@@ -16,8 +16,6 @@ context variable. SQLite has one connection anyway: there the scope only marks t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -53,6 +51,9 @@ class _Scope:
         return self.connection
 
     async def release(self) -> None:
+        if self.connection is None and not self.lock.locked():
+            self.closed = True  # no statement ran, and none is taking a connection
+            return
         async with self.lock:
             self.closed = True
             connection, self.connection = self.connection, None
@@ -151,13 +152,16 @@ class _ScopedTransaction(TransactionContext):
             self.scope.lock.release()
 
 
-@asynccontextmanager
-async def request_scope() -> AsyncIterator[None]:
-    """Serve one request on one database connection (PostgreSQL), given back when it ends."""
-    scope = _Scope()
-    token = _scope.set(scope)
-    try:
-        yield
-    finally:
-        _scope.reset(token)
-        await scope.release()
+class request_scope:
+    """Serve one request on one database connection (PostgreSQL), given back when it ends. (A
+    class rather than a generator-based context manager: it runs on every request.)"""
+
+    __slots__ = ("scope", "token")
+
+    async def __aenter__(self) -> None:
+        self.scope = _Scope()
+        self.token = _scope.set(self.scope)
+
+    async def __aexit__(self, *exc: object) -> None:
+        _scope.reset(self.token)
+        await self.scope.release()

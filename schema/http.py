@@ -103,6 +103,12 @@ class HTTPBoundary(GraphQL[Context, None]):
         # Bytes that are not UTF-8, and nesting past the recursion limit (100,000 `[`), are as
         # unparseable as a missing brace: both transports answer a JSONDecodeError already.
         try:
+            # orjson for speed; the standard library for what it refuses but JSON allows (a lone
+            # surrogate escape, an integer past 64 bits) and for its error.
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+        try:
             return json.loads(data)
         except RecursionError:
             raise json.JSONDecodeError("JSON nested too deeply", "", 0) from None
