@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -499,9 +500,33 @@ async def clocks_by_ticket(ticket_ids: Sequence[int]) -> list[list[SlaClock]]:
     return [grouped[i] for i in ticket_ids]
 
 
-async def items_by_ticket(ticket_ids: Sequence[int]) -> list[list[ChecklistItem]]:
-    grouped: dict[int, list[ChecklistItem]] = {i: [] for i in ticket_ids}
-    for item in await ChecklistItem.filter(ticket_id__in=list(ticket_ids)).order_by("position", "id"):
+@dataclass(frozen=True, slots=True)
+class ChecklistRow:
+    """A checklist item as read for display: its columns, without a model instance (a page of 50
+    tickets reads 100 or more; building each as a model was a tenth of the page's CPU)."""
+
+    id: int
+    ticket_id: int
+    text: str
+    position: int
+    done: bool
+    done_at: datetime | None
+    done_by_id: int | None
+    created_at: datetime
+
+
+_CHECKLIST_COLUMNS = tuple(f.name for f in dataclass_fields(ChecklistRow))
+
+
+async def items_by_ticket(ticket_ids: Sequence[int]) -> list[list[ChecklistRow]]:
+    grouped: dict[int, list[ChecklistRow]] = {i: [] for i in ticket_ids}
+    rows = (
+        await ChecklistItem.filter(ticket_id__in=list(ticket_ids))
+        .order_by("position", "id")
+        .values(*_CHECKLIST_COLUMNS)
+    )
+    for row in rows:
+        item = ChecklistRow(**row)
         grouped[item.ticket_id].append(item)
     return [grouped[i] for i in ticket_ids]
 

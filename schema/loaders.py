@@ -10,7 +10,7 @@ from models.accounts import User
 from models.advocates import Advocate
 from models.families import Child, Family
 from models.support import Message, SupportRelationship, SupportRequest
-from models.tickets import ChecklistItem, SlaClock, Ticket, TicketNote
+from models.tickets import SlaClock, Ticket, TicketNote
 from resolvers import loaders, messages, relationships, tickets
 from resolvers.pagination import Page, PageKey
 
@@ -67,7 +67,7 @@ class Loaders:
         return DataLoader(tickets.clocks_by_ticket)
 
     @cached_property
-    def checklist(self) -> DataLoader[int, list[ChecklistItem]]:
+    def checklist(self) -> DataLoader[int, list[tickets.ChecklistRow]]:
         return DataLoader(tickets.items_by_ticket)
 
     @cached_property

@@ -85,10 +85,10 @@ class ChecklistItem(relay.Node):
     done_at: datetime | None = strawberry.field(description="When it was ticked.")
     position: int = strawberry.field(description="Its place in the checklist (ascending).")
     created_at: datetime = strawberry.field(description="When it was added.")
-    _row: strawberry.Private[m.ChecklistItem]
+    _row: strawberry.Private[m.ChecklistItem | tickets.ChecklistRow]
 
     @classmethod
-    def from_model(cls, item: m.ChecklistItem) -> ChecklistItem:
+    def from_model(cls, item: m.ChecklistItem | tickets.ChecklistRow) -> ChecklistItem:
         return cls(
             id=item.id,
             text=item.text,
