@@ -18,8 +18,10 @@ import logging.config
 import math
 import os
 import re
+import secrets
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -44,7 +46,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 from tortoise.migrations.executor import MigrationExecutor
 
 from models import MODEL_MODULES
-from resolvers import accounts
+from resolvers import accounts, metrics
 from resolvers.broadcast import Hub
 from resolvers.clock import Clock
 from resolvers.logs import FORMATS, AccessLog, install_request_id_logging, log_config
@@ -52,8 +54,9 @@ from resolvers.rate_limits import LimitSettings, RateLimiter, credential_key
 from resolvers.services import Policy, Services
 from schema import schema, transport
 from schema.context import Context, current_request_id, new_request_id
-from schema.http import HTTPBoundary
+from schema.http import HTTPBoundary, refusal
 from schema.limits import rate_limited_error
+from schema.persisted import PersistedDocuments, load_manifest
 
 log = logging.getLogger("senvault")
 
@@ -87,6 +90,10 @@ class Settings:
     log_format: str = "text"
     # A line per HTTP request on stdout (resolvers/logs.py).
     access_log: bool = True
+    # When set, `/metrics` answers only `Authorization: Bearer <this>`.
+    metrics_token: str = ""
+    # A persisted documents manifest: only its documents run (schema/persisted.py).
+    trusted_documents: str = ""
 
     @classmethod
     def from_env(cls, environ: Any = None) -> Settings:
@@ -117,6 +124,8 @@ class Settings:
             ),
             log_format=_choice(config("LOG_FORMAT", default="text"), "LOG_FORMAT", FORMATS),
             access_log=config("ACCESS_LOG", cast=bool, default=True),
+            metrics_token=config("METRICS_TOKEN", default=""),
+            trusted_documents=config("TRUSTED_DOCUMENTS", default=""),
         )
 
 
@@ -309,6 +318,8 @@ class RequestIds:
             await self.app(scope, receive, send_with_id)
         finally:
             current_request_id.reset(token)
+            if scope["type"] == "http":
+                metrics.observe_request(scope["path"], scope["method"], status, time.perf_counter() - started)
             if self.access_log is not None and scope["type"] == "http":
                 self.access_log.write(
                     request_id=request_id,
@@ -376,6 +387,17 @@ def server_identity() -> str:
 
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok", "server": server_identity()})
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus text (resolvers/metrics.py); with METRICS_TOKEN set, only for that bearer token."""
+    expected = request.app.state.settings.metrics_token
+    if expected:
+        given = _bearer(request.headers.get("authorization", ""))
+        if not given or not secrets.compare_digest(given.encode(), expected.encode()):
+            return refusal(401, "A metrics token is needed.", "UNAUTHENTICATED")
+    body, content_type = metrics.exposition()
+    return Response(body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
 
 
 async def readyz(request: Request) -> Response:
@@ -498,6 +520,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         # browsers (no `Origin`) are always let through.
         allowed_origins=settings.cors_allowed_origins,
     )
+    view.persisted = PersistedDocuments(
+        trusted=load_manifest(settings.trusted_documents) if settings.trusted_documents else None
+    )
     app = Starlette(
         debug=settings.debug,
         routes=[
@@ -505,6 +530,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             WebSocketRoute("/graphql", view),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
@@ -655,6 +681,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Every worker writes its metrics here, and `/metrics` on any of them reports them all.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="senvault-metrics-")
     uvicorn.run(
         "server:app_factory",
         factory=True,

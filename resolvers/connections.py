@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from tortoise.expressions import Q
 
 from models.accounts import ApiToken, Session
+from resolvers import metrics
 from resolvers.broadcast import SubscriptionEnded
 from resolvers.events import Envelope
 from resolvers.viewer import Viewer
@@ -128,10 +129,14 @@ class Connections:
         return len(self._open)
 
     def add(self, connection: Connection) -> None:
-        self._open.add(connection)
+        if connection not in self._open:
+            self._open.add(connection)
+            metrics.WEBSOCKETS_OPEN.inc()
 
     def discard(self, connection: Connection) -> None:
-        self._open.discard(connection)
+        if connection in self._open:
+            self._open.discard(connection)
+            metrics.WEBSOCKETS_OPEN.dec()
 
     def count_for(self, viewer: Viewer) -> int:
         """Open sockets (not being closed) held with the same session or API token as `viewer`."""
@@ -188,6 +193,7 @@ class Connections:
                     # Whatever ended while this process was not listening.
                     await self.recheck(services)
                     self.listening = control.failure is None
+                    metrics.BROADCAST_LISTENING.set(int(self.listening))
                     delay = 0.5
                     async for envelope in control:
                         self._apply(envelope)
@@ -197,6 +203,7 @@ class Connections:
                 log.exception("credential listener failed; restarting")
             finally:
                 self.listening = False
+                metrics.BROADCAST_LISTENING.set(0)
                 self.credentials.clear()
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay)

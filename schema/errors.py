@@ -14,7 +14,7 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 from strawberry.relay.types import GlobalIDValueError
 
-from resolvers import errors
+from resolvers import errors, metrics
 
 log = logging.getLogger("senvault.graphql")
 
@@ -146,4 +146,6 @@ class ErrorPolicy(MaskErrors):
                         extensions={**(error.extensions or {}), **extra, "code": code},
                     )
                 )
+        for error in processed:
+            metrics.GRAPHQL_ERRORS.labels(str((error.extensions or {}).get("code", "UNKNOWN"))).inc()
         return processed

@@ -13,10 +13,11 @@ from typing import Any, cast
 
 import orjson
 from cross_web import HTTPException
-from graphql import GraphQLFormattedError
+from graphql import GraphQLError, GraphQLFormattedError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -26,6 +27,7 @@ from strawberry.types.graphql import OperationType
 from resolvers import db
 from schema.context import Context
 from schema.errors import SERVICE_UNAVAILABLE, database_unavailable
+from schema.persisted import PersistedDocuments, Refused
 
 log = logging.getLogger("senvault.http")
 
@@ -51,7 +53,43 @@ def unavailable(request_id: str | None = None) -> JSONResponse:
     return response
 
 
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json; charset=utf-8"
+
+
+class _SubResponse(Response):
+    """The headers and status an operation sets, and the media type the client accepts."""
+
+    graphql_response = False
+
+
+def accepts_graphql_response(accept: str) -> bool:
+    """Whether to answer `application/graphql-response+json` (GraphQL over HTTP): when the client
+    lists it, and not after `application/json`. Without it (Apollo Client, older clients) the
+    answer is `application/json`, as before."""
+    ranked: list[tuple[float, int, str]] = []
+    for index, part in enumerate(accept.split(",")):
+        media, _, params = part.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        ranked.append((-quality, index, media.strip().lower()))
+    for _, _, media in sorted(ranked):
+        if media == "application/graphql-response+json":
+            return True
+        if media in ("application/json", "*/*", "application/*"):
+            return False
+    return False
+
+
 class HTTPBoundary(GraphQL[Context, None]):
+    # Documents clients may send by hash (schema/persisted.py); the app gives its own.
+    persisted = PersistedDocuments()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
@@ -75,6 +113,38 @@ class HTTPBoundary(GraphQL[Context, None]):
             response = unavailable(scope.get("state", {}).get("request_id"))
         await response(scope, receive, send)
 
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # GraphiQL for a browser opening /graphql: not for a GET that names an operation by hash
+        # (persisted queries), nor for a client that accepts anything (`*/*`: curl, fetch).
+        params = request.query_params
+        return (
+            request.method == "GET"
+            and params.get("query") is None
+            and params.get("extensions") is None
+            and "text/html" in request.headers.get("accept", "")
+        )
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = _SubResponse()
+        sub_response.status_code = None  # type: ignore[assignment]
+        del sub_response.headers["content-length"]
+        if isinstance(request, Request):
+            sub_response.graphql_response = accepts_graphql_response(request.headers.get("accept", ""))
+            request.state.sub_response = sub_response
+        return sub_response
+
+    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
+        processed = await super().process_result(request, result)
+        if result.data is None and result.errors and all(error.path is None for error in result.errors):
+            # A request error (the document did not parse or validate, a variable did not coerce,
+            # a limit refused it): nothing ran, so there is no `data` (GraphQL spec, "Response").
+            # Served as application/graphql-response+json, it is a 400 (GraphQL over HTTP).
+            processed.pop("data", None)
+            sub_response = getattr(request.state, "sub_response", None)
+            if isinstance(sub_response, _SubResponse) and sub_response.graphql_response:
+                sub_response.status_code = sub_response.status_code or 400
+        return processed
+
     def create_response(
         self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
     ) -> Response:
@@ -87,7 +157,10 @@ class HTTPBoundary(GraphQL[Context, None]):
         ):
             sub_response.status_code = 503
             sub_response.headers["Retry-After"] = RETRY_AFTER
-        return super().create_response(response_data, sub_response)
+        response = super().create_response(response_data, sub_response)
+        if isinstance(sub_response, _SubResponse) and sub_response.graphql_response:
+            response.headers["content-type"] = GRAPHQL_RESPONSE_JSON
+        return response
 
     def encode_json(self, data: object) -> str | bytes:
         # orjson: the same compact JSON (non-ASCII as UTF-8 rather than escaped) at a fraction of the
@@ -137,11 +210,17 @@ class HTTPBoundary(GraphQL[Context, None]):
         allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
         if not self.allow_queries_via_get and request_adapter.method == "GET":
             allowed -= {OperationType.QUERY}
-        if not request_data.query:
+        query = self.persisted.resolve(request_data.query or None, request_data.extensions)
+        if isinstance(query, Refused):
+            sub_response.status_code = query.status
+            return ExecutionResult(
+                data=None, errors=[GraphQLError(query.message, extensions={"code": query.code})]
+            )
+        if not query:
             raise HTTPException(400, "No GraphQL query found in the request.")
         try:
             return await self.schema.execute(
-                request_data.query,
+                query,
                 root_value=root_value,
                 variable_values=request_data.variables,
                 context_value=context,

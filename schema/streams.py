@@ -36,7 +36,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from tortoise.models import Model
 
-from resolvers import accounts, events
+from resolvers import accounts, events, metrics
 from resolvers.access import core
 from resolvers.broadcast import SubscriptionEnded
 from resolvers.connections import CLOSE_FORBIDDEN, CLOSE_SLOW_CONSUMER
@@ -92,37 +92,41 @@ async def stream(
 
     # Subscribe before reading the log: what commits meanwhile waits in the live queue, and the
     # sequence check below drops what the replay already delivered.
-    async with services.hub.subscribe(channel, on_overflow=overflowed) as live:
-        head = await events.head(channel)
-        last = head
-        if after_seq is not None:
-            if after_seq > head:
-                raise _ended("BAD_USER_INPUT", "This cursor does not belong to this subscription.")
-            last = after_seq
-            async for envelope in _catch_up(channel, last, head):
+    metrics.SUBSCRIPTIONS_ACTIVE.inc()  # while it runs (`/metrics`)
+    try:
+        async with services.hub.subscribe(channel, on_overflow=overflowed) as live:
+            head = await events.head(channel)
+            last = head
+            if after_seq is not None:
+                if after_seq > head:
+                    raise _ended("BAD_USER_INPUT", "This cursor does not belong to this subscription.")
+                last = after_seq
+                async for envelope in _catch_up(channel, last, head):
+                    last = envelope.seq
+                    if envelope.kind in kinds:
+                        await _authorise(info, viewer)
+                        yield envelope
+            while True:
+                try:
+                    envelope = await live.next()
+                except SubscriptionEnded as exc:
+                    raise _ended(exc.code, exc.message, exc.retry_after) from exc
+                if envelope.seq <= last:
+                    continue
+                if envelope.seq > last + 1:
+                    # Concurrent transactions publish in any order, but every number below this one
+                    # has committed (sequence order is commit order): take the gap from the log.
+                    async for missed in _catch_up(channel, last, envelope.seq - 1):
+                        last = missed.seq
+                        if missed.kind in kinds:
+                            await _authorise(info, viewer)
+                            yield missed
                 last = envelope.seq
                 if envelope.kind in kinds:
                     await _authorise(info, viewer)
                     yield envelope
-        while True:
-            try:
-                envelope = await live.next()
-            except SubscriptionEnded as exc:
-                raise _ended(exc.code, exc.message, exc.retry_after) from exc
-            if envelope.seq <= last:
-                continue
-            if envelope.seq > last + 1:
-                # Concurrent transactions publish in any order, but every number below this one
-                # has committed (sequence order is commit order): take the gap from the log.
-                async for missed in _catch_up(channel, last, envelope.seq - 1):
-                    last = missed.seq
-                    if missed.kind in kinds:
-                        await _authorise(info, viewer)
-                        yield missed
-            last = envelope.seq
-            if envelope.kind in kinds:
-                await _authorise(info, viewer)
-                yield envelope
+    finally:
+        metrics.SUBSCRIPTIONS_ACTIVE.dec()
 
 
 # The live event the current subscription is about to have executed, and what this process's

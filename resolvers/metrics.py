@@ -1,0 +1,79 @@
+"""What the server counts for operators, served as Prometheus text on `/metrics`.
+
+Counted where it happens, never with personal data in a label: HTTP requests by route and status
+(with their duration), GraphQL errors by code, open websockets, live subscriptions, and whether
+this process hears the broadcast. Labels take a handful of values each (routes are the app's own
+four paths, anything else is `other`), so the series stay few.
+
+With `serve --workers N`, each worker is a process of its own: `server.py` then points
+`PROMETHEUS_MULTIPROC_DIR` at a fresh folder before the workers start, every worker writes its
+numbers there, and whichever worker answers `/metrics` reports them all (prometheus-client's
+multiprocess mode).
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+ROUTES = frozenset({"/graphql", "/healthz", "/readyz", "/metrics"})
+
+HTTP_REQUESTS = Counter(
+    "senvault_http_requests_total",
+    "HTTP requests answered, by route, method and status.",
+    ["route", "method", "status"],
+)
+HTTP_DURATION = Histogram(
+    "senvault_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route.",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+GRAPHQL_ERRORS = Counter(
+    "senvault_graphql_errors_total",
+    "GraphQL errors answered, by code (INTERNAL_SERVER_ERROR is ours).",
+    ["code"],
+)
+WEBSOCKETS_OPEN = Gauge(
+    "senvault_websockets_open",
+    "Websockets open on this process (all processes: summed).",
+    multiprocess_mode="livesum",
+)
+SUBSCRIPTIONS_ACTIVE = Gauge(
+    "senvault_subscriptions_active", "Live subscriptions running.", multiprocess_mode="livesum"
+)
+BROADCAST_LISTENING = Gauge(
+    "senvault_broadcast_listening",
+    "1 while a process hears the broadcast's control channel (credentials ending), else 0.",
+    multiprocess_mode="liveall",
+)
+
+
+def route_of(path: str) -> str:
+    return path if path in ROUTES else "other"
+
+
+def observe_request(path: str, method: str, status: int, seconds: float) -> None:
+    route = route_of(path)
+    HTTP_REQUESTS.labels(
+        route, method if method in ("GET", "POST", "OPTIONS") else "other", str(status)
+    ).inc()
+    HTTP_DURATION.labels(route).observe(seconds)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics as Prometheus text, and its content type: every worker's in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
