@@ -14,6 +14,7 @@ multiprocess mode).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -62,12 +63,21 @@ def route_of(path: str) -> str:
     return path if path in ROUTES else "other"
 
 
+# The labelled series by (path, method, status): `labels()` looks them up under a lock each time.
+_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def observe_request(path: str, method: str, status: int, seconds: float) -> None:
-    route = route_of(path)
-    HTTP_REQUESTS.labels(
-        route, method if method in ("GET", "POST", "OPTIONS") else "other", str(status)
-    ).inc()
-    HTTP_DURATION.labels(route).observe(seconds)
+    key = (path, method, status)
+    series = _series.get(key)
+    if series is None:
+        route = route_of(path)
+        known = method if method in ("GET", "POST", "OPTIONS") else "other"
+        series = (HTTP_REQUESTS.labels(route, known, str(status)), HTTP_DURATION.labels(route))
+        if route != "other" and len(_series) < 1000:  # any path may come: only ours are kept
+            _series[key] = series
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import lru_cache
 from typing import Any, cast
 
 import orjson
@@ -54,6 +55,8 @@ def unavailable(request_id: str | None = None) -> JSONResponse:
 
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json; charset=utf-8"
+# Where a request's sub-response is kept for `process_result`, which is not given it.
+_SUB_RESPONSE = "senvault.sub_response"
 
 
 class _SubResponse(Response):
@@ -66,6 +69,13 @@ def accepts_graphql_response(accept: str) -> bool:
     """Whether to answer `application/graphql-response+json` (GraphQL over HTTP): when the client
     lists it, and not after `application/json`. Without it (Apollo Client, older clients) the
     answer is `application/json`, as before."""
+    if "graphql-response+json" not in accept:
+        return False
+    return _ranks_graphql_response_first(accept)
+
+
+@lru_cache(maxsize=256)
+def _ranks_graphql_response_first(accept: str) -> bool:
     ranked: list[tuple[float, int, str]] = []
     for index, part in enumerate(accept.split(",")):
         media, _, params = part.strip().partition(";")
@@ -130,7 +140,7 @@ class HTTPBoundary(GraphQL[Context, None]):
         del sub_response.headers["content-length"]
         if isinstance(request, Request):
             sub_response.graphql_response = accepts_graphql_response(request.headers.get("accept", ""))
-            request.state.sub_response = sub_response
+            request.scope[_SUB_RESPONSE] = sub_response
         return sub_response
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
@@ -140,7 +150,7 @@ class HTTPBoundary(GraphQL[Context, None]):
             # a limit refused it): nothing ran, so there is no `data` (GraphQL spec, "Response").
             # Served as application/graphql-response+json, it is a 400 (GraphQL over HTTP).
             processed.pop("data", None)
-            sub_response = getattr(request.state, "sub_response", None)
+            sub_response = request.scope.get(_SUB_RESPONSE)
             if isinstance(sub_response, _SubResponse) and sub_response.graphql_response:
                 sub_response.status_code = sub_response.status_code or 400
         return processed
