@@ -10,7 +10,7 @@ from strawberry import relay
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from schema import fast_paths
+from schema import enum_values, fast_paths
 from schema.accounts import AccountMutation, AccountQuery
 from schema.advocates import AdvocateMutation, AdvocateQuery
 from schema.families import FamilyMutation
@@ -59,6 +59,9 @@ class Schema(strawberry.Schema):
         # with the request id the client was shown.
         return None
 
+
+# Every enum value's description (the domain's enums carry none of their own).
+enum_values.describe()
 
 schema = Schema(
     query=Query,

@@ -12,6 +12,7 @@ from strawberry import relay
 from models import accounts as m
 from resolvers import accounts
 from resolvers.access import accounts as access
+from schema.arguments import INPUT
 from schema.connections import decode_id, nodes
 
 if TYPE_CHECKING:
@@ -183,7 +184,7 @@ class AccountQuery:
 @strawberry.type
 class AccountMutation:
     @strawberry.mutation(description="Make a family or advocate account and sign in to it.")
-    async def sign_up(self, info: Info, input: SignUpInput) -> AuthPayload:
+    async def sign_up(self, info: Info, input: Annotated[SignUpInput, INPUT]) -> AuthPayload:
         signed_in, errs = await attempt(
             accounts.sign_up(
                 info.context.services, input.email, input.password, input.display_name, input.role
@@ -192,7 +193,7 @@ class AccountMutation:
         return await _auth_payload(info, signed_in, errs)
 
     @strawberry.mutation(description="Sign in with an email and password.")
-    async def log_in(self, info: Info, input: LogInInput) -> AuthPayload:
+    async def log_in(self, info: Info, input: Annotated[LogInInput, INPUT]) -> AuthPayload:
         signed_in, errs = await attempt(accounts.log_in(info.context.services, input.email, input.password))
         return await _auth_payload(info, signed_in, errs)
 
@@ -204,7 +205,9 @@ class AccountMutation:
     @strawberry.mutation(
         description="Make a scoped API token for an integration.", permission_classes=[IsSession]
     )
-    async def create_api_token(self, info: Info, input: CreateApiTokenInput) -> CreateApiTokenPayload:
+    async def create_api_token(
+        self, info: Info, input: Annotated[CreateApiTokenInput, INPUT]
+    ) -> CreateApiTokenPayload:
         created, errs = await attempt(
             accounts.create_api_token(
                 info.context.services,
@@ -224,7 +227,9 @@ class AccountMutation:
         description="Revoke one of the viewer's API tokens at once, closing its connections.",
         permission_classes=[IsSession],
     )
-    async def revoke_api_token(self, info: Info, input: RevokeApiTokenInput) -> RevokeApiTokenPayload:
+    async def revoke_api_token(
+        self, info: Info, input: Annotated[RevokeApiTokenInput, INPUT]
+    ) -> RevokeApiTokenPayload:
         async def run() -> m.ApiToken:
             return await accounts.revoke_api_token(
                 info.context.services,

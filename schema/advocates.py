@@ -11,6 +11,7 @@ from strawberry import relay
 from models import advocates as m
 from resolvers import advocates
 from resolvers.access import accounts as access
+from schema.arguments import INPUT, After, First
 from schema.connections import decode_id, nodes, to_connection
 from schema.context import Info
 from schema.enums import AdvocateType, Availability, Specialism, Verification
@@ -85,7 +86,7 @@ class Advocate(relay.Node):
 
     @strawberry.field(description="Reviews families left, newest first (hidden ones left out).")
     async def reviews(
-        self, info: Info, first: int | None = 20, after: str | None = None
+        self, info: Info, first: First = 20, after: After = None
     ) -> Annotated[ReviewConnection, strawberry.lazy("schema.vault")]:
         from resolvers import relationships
         from schema.vault import Review as ReviewType
@@ -155,7 +156,9 @@ def _payload(row: m.Advocate | None, errs: list[UserError]) -> AdvocatePayload:
 @strawberry.type
 class AdvocateQuery:
     @strawberry.field(description="A verified advocate (or your own profile) by ID.")
-    async def advocate(self, info: Info, id: relay.GlobalID) -> Advocate | None:
+    async def advocate(
+        self, info: Info, id: Annotated[relay.GlobalID, strawberry.argument(description="The advocate's ID.")]
+    ) -> Advocate | None:
         if id.type_name != "Advocate":
             return None
         found = await Advocate.resolve_nodes(info=info, node_ids=[id.node_id])
@@ -165,9 +168,12 @@ class AdvocateQuery:
     async def advocates(
         self,
         info: Info,
-        filter: AdvocateFilter | None = None,
-        first: int | None = 20,
-        after: str | None = None,
+        filter: Annotated[
+            AdvocateFilter | None,
+            strawberry.argument(description="Narrow the directory; every field is optional."),
+        ] = None,
+        first: First = 20,
+        after: After = None,
     ) -> AdvocateConnection:
         f = filter or AdvocateFilter()
         page = await advocates.directory(
@@ -189,7 +195,7 @@ class AdvocateQuery:
         permission_classes=[IsAdmin],
     )
     async def verification_queue(
-        self, info: Info, first: int | None = 20, after: str | None = None
+        self, info: Info, first: First = 20, after: After = None
     ) -> AdvocateConnection:
         page = await advocates.verification_queue(info.context.viewer, first, after)
         return to_connection(AdvocateConnection, page, Advocate.from_model)  # type: ignore[return-value]
@@ -200,7 +206,9 @@ class AdvocateMutation:
     @strawberry.mutation(
         description="Change the signed-in advocate's profile.", permission_classes=[IsAdvocate, IsSession]
     )
-    async def update_advocate_profile(self, info: Info, input: UpdateAdvocateProfileInput) -> AdvocatePayload:
+    async def update_advocate_profile(
+        self, info: Info, input: Annotated[UpdateAdvocateProfileInput, INPUT]
+    ) -> AdvocatePayload:
         row, errs = await attempt(
             advocates.update_profile(
                 info.context.services,
@@ -229,7 +237,9 @@ class AdvocateMutation:
     @strawberry.mutation(
         description="Verify or reject an advocate who asked (admins).", permission_classes=[IsAdmin]
     )
-    async def verify_advocate(self, info: Info, input: VerifyAdvocateInput) -> AdvocatePayload:
+    async def verify_advocate(
+        self, info: Info, input: Annotated[VerifyAdvocateInput, INPUT]
+    ) -> AdvocatePayload:
         async def run() -> m.Advocate:
             return await advocates.verify(
                 info.context.services,

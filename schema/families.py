@@ -11,6 +11,7 @@ from strawberry import relay
 from models import families as m
 from resolvers import families
 from resolvers.access import vault as access
+from schema.arguments import INPUT, After, First
 from schema.connections import decode_id, nodes
 from schema.context import Info
 from schema.enums import EhcpStage
@@ -80,7 +81,7 @@ class Family(relay.Node):
 
     @strawberry.field(description="Who read what of the Vault, newest first; only the family sees it.")
     async def vault_access_log(
-        self, info: Info, first: int | None = 20, after: str | None = None
+        self, info: Info, first: First = 20, after: After = None
     ) -> Annotated[VaultAccessLogConnection, strawberry.lazy("schema.vault")]:
         from schema.vault import access_log_connection
 
@@ -137,7 +138,7 @@ class FamilyMutation:
         description="Add a child to the signed-in family's Vault.",
         permission_classes=[IsFamily],
     )
-    async def add_child(self, info: Info, input: AddChildInput) -> AddChildPayload:
+    async def add_child(self, info: Info, input: Annotated[AddChildInput, INPUT]) -> AddChildPayload:
         child, errs = await attempt(
             families.add_child(
                 info.context.services,
@@ -151,7 +152,7 @@ class FamilyMutation:
         return AddChildPayload(child=Child.from_model(child) if child else None, user_errors=errs)
 
     @strawberry.mutation(description="Change a child's details.", permission_classes=[IsFamily])
-    async def update_child(self, info: Info, input: UpdateChildInput) -> UpdateChildPayload:
+    async def update_child(self, info: Info, input: Annotated[UpdateChildInput, INPUT]) -> UpdateChildPayload:
         async def run() -> m.Child:
             return await families.update_child(
                 info.context.services,

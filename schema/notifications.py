@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from strawberry import relay
@@ -14,6 +15,7 @@ from resolvers import notifications
 from resolvers.access import core
 from resolvers.access import notifications as access
 from resolvers.events import Envelope, user_channel
+from schema.arguments import INPUT, After, First, Since
 from schema.connections import decode_id, nodes, to_connection
 from schema.context import Info
 from schema.enums import NotificationKind
@@ -91,9 +93,11 @@ class NotificationQuery:
     async def notifications(
         self,
         info: Info,
-        unread_only: bool = False,
-        first: int | None = 20,
-        after: str | None = None,
+        unread_only: Annotated[
+            bool, strawberry.argument(description="Only those not yet marked read.")
+        ] = False,
+        first: First = 20,
+        after: After = None,
     ) -> NotificationConnection:
         page = await notifications.list_for(
             info.context.viewer, unread_only=unread_only, first=first, after=after
@@ -115,7 +119,7 @@ class NotificationMutation:
         permission_classes=[IsSignedIn, needs(Scope.NOTIFICATIONS_READ)],
     )
     async def mark_notifications_read(
-        self, info: Info, input: MarkNotificationsReadInput
+        self, info: Info, input: Annotated[MarkNotificationsReadInput, INPUT]
     ) -> MarkNotificationsReadPayload:
         async def run() -> list[m.Notification]:
             ids = None
@@ -142,7 +146,7 @@ class NotificationSubscription:
         ],
     )
     async def notification_received(
-        self, info: Info, after: str | None = None
+        self, info: Info, after: Since = None
     ) -> AsyncGenerator[NotificationReceivedEvent, None]:
         viewer = core.require_viewer(info.context.viewer)
         channel = user_channel(viewer.user_id)

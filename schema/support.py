@@ -28,6 +28,7 @@ from resolvers.events import Envelope, thread_channel, user_channel
 from resolvers.pagination import page_key
 from schema.accounts import User
 from schema.advocates import Advocate
+from schema.arguments import INPUT, After, First, Since
 from schema.connections import decode_id, id_of, nodes, selected_under, to_connection
 from schema.context import Info
 from schema.enums import (
@@ -242,9 +243,7 @@ class SupportRequest(relay.Node):
         return SupportRelationship.from_model(row) if row and seen else None
 
     @strawberry.field(description="The thread shared with the relationship, oldest first.")
-    def messages(
-        self, info: Info, first: int | None = MESSAGES_FIRST, after: str | None = None
-    ) -> MessageConnection:
+    def messages(self, info: Info, first: First = MESSAGES_FIRST, after: After = None) -> MessageConnection:
         return _thread_messages(info, self._row, first, after)
 
     @strawberry.field(
@@ -312,9 +311,7 @@ class SupportRelationship(relay.Node):
         return now_or_later(info.context.loaders.request, self._row.request_id, build)
 
     @strawberry.field(description="The thread, oldest first; read-only once closed.")
-    def messages(
-        self, info: Info, first: int | None = MESSAGES_FIRST, after: str | None = None
-    ) -> MessageConnection:
+    def messages(self, info: Info, first: First = MESSAGES_FIRST, after: After = None) -> MessageConnection:
         return _thread_messages(info, self._row, first, after)
 
     @strawberry.field(
@@ -446,9 +443,12 @@ class SupportQuery:
     async def support_requests(
         self,
         info: Info,
-        filter: SupportRequestFilter | None = None,
-        first: int | None = 20,
-        after: str | None = None,
+        filter: Annotated[
+            SupportRequestFilter | None,
+            strawberry.argument(description="Narrow the list; every field is optional."),
+        ] = None,
+        first: First = 20,
+        after: After = None,
     ) -> SupportRequestConnection:
         status = filter.status if filter else None
         page = await support_requests.list_for(info.context.viewer, status, first, after)
@@ -461,7 +461,9 @@ class SupportMutation:
         description="Send a support request to an advocate.",
         permission_classes=[IsFamily, needs(Scope.REQUESTS_WRITE)],
     )
-    async def send_support_request(self, info: Info, input: SendSupportRequestInput) -> SupportRequestPayload:
+    async def send_support_request(
+        self, info: Info, input: Annotated[SendSupportRequestInput, INPUT]
+    ) -> SupportRequestPayload:
         async def run() -> m.SupportRequest:
             return await support_requests.send(
                 info.context.services,
@@ -479,7 +481,7 @@ class SupportMutation:
         permission_classes=[IsAdvocate, needs(Scope.REQUESTS_WRITE)],
     )
     async def request_more_information(
-        self, info: Info, input: RequestMoreInformationInput
+        self, info: Info, input: Annotated[RequestMoreInformationInput, INPUT]
     ) -> SupportRequestPayload:
         async def run() -> m.SupportRequest:
             return await support_requests.request_more_information(
@@ -496,7 +498,7 @@ class SupportMutation:
         permission_classes=[IsAdvocate, needs(Scope.REQUESTS_WRITE)],
     )
     async def accept_support_request(
-        self, info: Info, input: AcceptSupportRequestInput
+        self, info: Info, input: Annotated[AcceptSupportRequestInput, INPUT]
     ) -> SupportRequestPayload:
         async def run() -> m.SupportRequest:
             return await support_requests.accept(
@@ -513,7 +515,7 @@ class SupportMutation:
         permission_classes=[IsAdvocate, needs(Scope.REQUESTS_WRITE)],
     )
     async def decline_support_request(
-        self, info: Info, input: DeclineSupportRequestInput
+        self, info: Info, input: Annotated[DeclineSupportRequestInput, INPUT]
     ) -> SupportRequestPayload:
         async def run() -> m.SupportRequest:
             suggestions = [
@@ -543,7 +545,7 @@ class SupportMutation:
         permission_classes=[IsFamily, needs(Scope.REQUESTS_WRITE)],
     )
     async def withdraw_support_request(
-        self, info: Info, input: WithdrawSupportRequestInput
+        self, info: Info, input: Annotated[WithdrawSupportRequestInput, INPUT]
     ) -> SupportRequestPayload:
         async def run() -> m.SupportRequest:
             return await support_requests.withdraw(
@@ -558,7 +560,7 @@ class SupportMutation:
         description="Post to a request's or relationship's thread while it is open.",
         permission_classes=[IsSignedIn, needs(Scope.REQUESTS_WRITE)],
     )
-    async def send_message(self, info: Info, input: SendMessageInput) -> SendMessagePayload:
+    async def send_message(self, info: Info, input: Annotated[SendMessageInput, INPUT]) -> SendMessagePayload:
         async def run() -> m.Message:
             return await messages.send(
                 info.context.services,
@@ -619,7 +621,7 @@ class SupportSubscription:
         permission_classes=[IsAdvocate, *_LIVE_SCOPES],
     )
     async def new_support_request(
-        self, info: Info, after: str | None = None
+        self, info: Info, after: Since = None
     ) -> AsyncGenerator[SupportRequestEvent, None]:
         async for event in _request_events(info, after, {support_requests.CREATED}):
             yield event
@@ -629,7 +631,7 @@ class SupportSubscription:
         permission_classes=[IsSignedIn, *_LIVE_SCOPES],
     )
     async def support_request_updated(
-        self, info: Info, after: str | None = None
+        self, info: Info, after: Since = None
     ) -> AsyncGenerator[SupportRequestEvent, None]:
         async for event in _request_events(info, after, {support_requests.UPDATED}):
             yield event
@@ -641,9 +643,19 @@ class SupportSubscription:
     async def message_added(
         self,
         info: Info,
-        request_id: relay.GlobalID | None = None,
-        relationship_id: relay.GlobalID | None = None,
-        after: str | None = None,
+        request_id: Annotated[
+            relay.GlobalID | None,
+            strawberry.argument(
+                description="The request whose thread to follow (give this or relationshipId)."
+            ),
+        ] = None,
+        relationship_id: Annotated[
+            relay.GlobalID | None,
+            strawberry.argument(
+                description="The relationship whose thread to follow (give this or requestId)."
+            ),
+        ] = None,
+        after: Since = None,
     ) -> AsyncGenerator[MessageAddedEvent, None]:
         viewer = core.require_viewer(info.context.viewer)
         request_row = id_of(request_id, "SupportRequest")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -27,6 +27,7 @@ from resolvers.events import Envelope, advocate_channel
 from resolvers.pagination import Page
 from schema.accounts import User
 from schema.advocates import AdvocatePayload
+from schema.arguments import INPUT, After, First, Since
 from schema.connections import decode_id, node_fields, node_selection, nodes, to_connection
 from schema.context import Info
 from schema.enums import SlaClockKind, SlaState, TicketChange, TicketOrder, TicketOutcome, TicketStatus
@@ -259,9 +260,7 @@ class Ticket(relay.Node):
         )
 
     @strawberry.field(description="Your private notes, newest first. Never shown to the family.")
-    async def notes(
-        self, info: Info, first: int | None = 20, after: str | None = None
-    ) -> TicketNoteConnection:
+    async def notes(self, info: Info, first: First = 20, after: After = None) -> TicketNoteConnection:
         key = tickets.notes_key(self.id, first, after)
         if not access.may_read(info.context.viewer, self._row):
             empty: Page[m.TicketNote] = Page([], [], has_next_page=False, has_previous_page=False)
@@ -494,10 +493,14 @@ class TicketQuery:
     async def ticket_queue(
         self,
         info: Info,
-        filter: TicketFilter | None = None,
-        order_by: TicketOrder = TicketOrder.NEXT_SLA_DUE,
-        first: int | None = 20,
-        after: str | None = None,
+        filter: Annotated[
+            TicketFilter | None, strawberry.argument(description="Narrow the queue; every field is optional.")
+        ] = None,
+        order_by: Annotated[
+            TicketOrder, strawberry.argument(description="How to sort the queue.")
+        ] = TicketOrder.NEXT_SLA_DUE,
+        first: First = 20,
+        after: After = None,
     ) -> TicketConnection:
         f = filter or TicketFilter()
         selected = node_selection(info)
@@ -537,7 +540,9 @@ class TicketQuery:
 @strawberry.type
 class TicketMutation:
     @strawberry.mutation(description="Add an item to a ticket's checklist.", permission_classes=_WRITE)
-    async def add_checklist_item(self, info: Info, input: AddChecklistItemInput) -> ChecklistItemPayload:
+    async def add_checklist_item(
+        self, info: Info, input: Annotated[AddChecklistItemInput, INPUT]
+    ) -> ChecklistItemPayload:
         return await _item_payload(
             info,
             _run(
@@ -551,7 +556,9 @@ class TicketMutation:
         )
 
     @strawberry.mutation(description="Tick a checklist item.", permission_classes=_WRITE)
-    async def tick_checklist_item(self, info: Info, input: TickChecklistItemInput) -> ChecklistItemPayload:
+    async def tick_checklist_item(
+        self, info: Info, input: Annotated[TickChecklistItemInput, INPUT]
+    ) -> ChecklistItemPayload:
         return await _item_payload(
             info,
             _run(
@@ -566,7 +573,7 @@ class TicketMutation:
 
     @strawberry.mutation(description="Untick a checklist item.", permission_classes=_WRITE)
     async def untick_checklist_item(
-        self, info: Info, input: UntickChecklistItemInput
+        self, info: Info, input: Annotated[UntickChecklistItemInput, INPUT]
     ) -> ChecklistItemPayload:
         return await _item_payload(
             info,
@@ -582,7 +589,7 @@ class TicketMutation:
 
     @strawberry.mutation(description="Take an item off its checklist.", permission_classes=_WRITE)
     async def remove_checklist_item(
-        self, info: Info, input: RemoveChecklistItemInput
+        self, info: Info, input: Annotated[RemoveChecklistItemInput, INPUT]
     ) -> ChecklistItemPayload:
         return await _item_payload(
             info,
@@ -596,7 +603,9 @@ class TicketMutation:
         )
 
     @strawberry.mutation(description="Put a ticket's checklist in a new order.", permission_classes=_WRITE)
-    async def reorder_checklist_items(self, info: Info, input: ReorderChecklistItemsInput) -> TicketPayload:
+    async def reorder_checklist_items(
+        self, info: Info, input: Annotated[ReorderChecklistItemsInput, INPUT]
+    ) -> TicketPayload:
         return await _ticket_payload(
             info,
             _run(
@@ -611,7 +620,7 @@ class TicketMutation:
 
     @strawberry.mutation(description="Keep a named list of checklist items.", permission_classes=_WRITE)
     async def create_checklist_template(
-        self, info: Info, input: CreateChecklistTemplateInput
+        self, info: Info, input: Annotated[CreateChecklistTemplateInput, INPUT]
     ) -> ChecklistTemplatePayload:
         return await _template_payload(
             tickets.create_template(info.context.services, info.context.viewer, input.name, input.items)
@@ -619,7 +628,7 @@ class TicketMutation:
 
     @strawberry.mutation(description="Delete a checklist template.", permission_classes=_WRITE)
     async def delete_checklist_template(
-        self, info: Info, input: DeleteChecklistTemplateInput
+        self, info: Info, input: Annotated[DeleteChecklistTemplateInput, INPUT]
     ) -> ChecklistTemplatePayload:
         return await _template_payload(
             _run(
@@ -634,7 +643,9 @@ class TicketMutation:
     @strawberry.mutation(
         description="Append a template's items to a ticket's checklist.", permission_classes=_WRITE
     )
-    async def apply_checklist_template(self, info: Info, input: ApplyChecklistTemplateInput) -> TicketPayload:
+    async def apply_checklist_template(
+        self, info: Info, input: Annotated[ApplyChecklistTemplateInput, INPUT]
+    ) -> TicketPayload:
         return await _ticket_payload(
             info,
             _run(
@@ -650,7 +661,9 @@ class TicketMutation:
     @strawberry.mutation(
         description="Add a private note to a ticket; the family never sees it.", permission_classes=_WRITE
     )
-    async def add_ticket_note(self, info: Info, input: AddTicketNoteInput) -> TicketNotePayload:
+    async def add_ticket_note(
+        self, info: Info, input: Annotated[AddTicketNoteInput, INPUT]
+    ) -> TicketNotePayload:
         return await _note_payload(
             info,
             _run(
@@ -664,7 +677,9 @@ class TicketMutation:
         )
 
     @strawberry.mutation(description="Delete one of your private notes.", permission_classes=_WRITE)
-    async def delete_ticket_note(self, info: Info, input: DeleteTicketNoteInput) -> TicketNotePayload:
+    async def delete_ticket_note(
+        self, info: Info, input: Annotated[DeleteTicketNoteInput, INPUT]
+    ) -> TicketNotePayload:
         return await _note_payload(
             info,
             _run(
@@ -683,7 +698,7 @@ class TicketMutation:
         ),
         permission_classes=_WRITE,
     )
-    async def resolve_ticket(self, info: Info, input: ResolveTicketInput) -> TicketPayload:
+    async def resolve_ticket(self, info: Info, input: Annotated[ResolveTicketInput, INPUT]) -> TicketPayload:
         return await _ticket_payload(
             info,
             _run(
@@ -701,7 +716,9 @@ class TicketMutation:
         description="Change your SLA targets; clocks already running keep their due times.",
         permission_classes=[IsAdvocate, IsSession],
     )
-    async def update_sla_targets(self, info: Info, input: UpdateSlaTargetsInput) -> AdvocatePayload:
+    async def update_sla_targets(
+        self, info: Info, input: Annotated[UpdateSlaTargetsInput, INPUT]
+    ) -> AdvocatePayload:
         from schema.advocates import Advocate
 
         row, errs = await attempt(
@@ -725,7 +742,7 @@ class TicketSubscription:
         permission_classes=[IsAdvocate, needs(Scope.EVENTS_SUBSCRIBE), needs(Scope.REQUESTS_READ)],
     )
     async def ticket_updated(
-        self, info: Info, after: str | None = None
+        self, info: Info, after: Since = None
     ) -> AsyncGenerator[TicketUpdatedEvent, None]:
         viewer = access.reader(info.context.viewer)
         assert viewer.advocate_id is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -21,6 +21,7 @@ from resolvers.access import vault as access
 from resolvers.errors import NotFound
 from resolvers.events import Envelope, user_channel
 from schema.accounts import User
+from schema.arguments import INPUT, After, First, Since
 from schema.connections import decode_id, id_of, nodes, to_connection
 from schema.context import Info
 from schema.enums import CloseReason, EhcpStage
@@ -121,6 +122,15 @@ class EhcpCase:
             child_id=c.child_id,
         )
 
+    @strawberry.field(
+        description=(
+            "A stable key for client caches: a child has one case, so this is the child's ID "
+            "(not a Node ID of its own)."
+        )
+    )
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(str(relay.GlobalID("Child", str(self.child_id))))
+
     @strawberry.field(description="The child it is about.")
     def child_ref(self) -> relay.GlobalID:
         return relay.GlobalID("Child", str(self.child_id))
@@ -150,9 +160,25 @@ def _child(child_id: relay.GlobalID | None) -> int | None:
     return None if child_id is None else decode_id(child_id, "Child", "childId")
 
 
+# `childId` on the Vault's lists.
+ChildFilter = Annotated[
+    relay.GlobalID | None,
+    strawberry.argument(description="Only this child's; leave out for every child the viewer may see."),
+]
+
+
 @strawberry.type(description="A family's Vault as the viewer may read it: each field is checked when read.")
 class Vault:
     family_id: strawberry.Private[int]
+
+    @strawberry.field(
+        description=(
+            "A stable key for client caches: a family has one Vault, so this is the family's ID "
+            "(not a Node ID of its own)."
+        )
+    )
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(str(relay.GlobalID("Family", str(self.family_id))))
 
     @strawberry.field(description="The children the viewer may see anything of.")
     async def children(self, info: Info) -> list[Child]:
@@ -163,9 +189,9 @@ class Vault:
     async def evidence(
         self,
         info: Info,
-        child_id: relay.GlobalID | None = None,
-        first: int | None = 20,
-        after: str | None = None,
+        child_id: ChildFilter = None,
+        first: First = 20,
+        after: After = None,
     ) -> EvidenceConnection:
         page = await _read(
             vault.read_evidence(
@@ -178,9 +204,9 @@ class Vault:
     async def timeline(
         self,
         info: Info,
-        child_id: relay.GlobalID | None = None,
-        first: int | None = 20,
-        after: str | None = None,
+        child_id: ChildFilter = None,
+        first: First = 20,
+        after: After = None,
     ) -> TimelineEntryConnection:
         page = await _read(
             vault.read_timeline(
@@ -190,7 +216,7 @@ class Vault:
         return to_connection(TimelineEntryConnection, page, TimelineEntry.from_model)  # type: ignore[return-value]
 
     @strawberry.field(description="EHCP cases per child; advocates see only what a grant shares.")
-    async def ehcp_cases(self, info: Info, child_id: relay.GlobalID | None = None) -> list[EhcpCase]:
+    async def ehcp_cases(self, info: Info, child_id: ChildFilter = None) -> list[EhcpCase]:
         rows = await _read(
             vault.read_ehcp_cases(
                 info.context.services, info.context.viewer, self.family_id, _child(child_id)
@@ -430,7 +456,16 @@ class VaultQuery:
         description="A family's Vault: your own, or one a live grant shares with you.",
         permission_classes=[IsSignedIn, needs(Scope.VAULT_READ)],
     )
-    async def vault(self, info: Info, family_id: relay.GlobalID) -> Vault | None:
+    async def vault(
+        self,
+        info: Info,
+        family_id: Annotated[
+            relay.GlobalID,
+            strawberry.argument(
+                description="The family whose Vault to read (your own, or one shared with you)."
+            ),
+        ],
+    ) -> Vault | None:
         row_id = id_of(family_id, "Family")
         if row_id is None:
             return None
@@ -442,7 +477,7 @@ class VaultQuery:
         permission_classes=[IsSignedIn, needs(Scope.REQUESTS_READ)],
     )
     async def support_relationships(
-        self, info: Info, first: int | None = 20, after: str | None = None
+        self, info: Info, first: First = 20, after: After = None
     ) -> SupportRelationshipConnection:
         page = await relationships.list_for(info.context.viewer, None, first, after)
         return to_connection(SupportRelationshipConnection, page, SupportRelationship.from_model)  # type: ignore[return-value]
@@ -456,7 +491,7 @@ class SupportRelationshipConnection(relay.Connection[SupportRelationship]):
 @strawberry.type
 class VaultMutation:
     @strawberry.mutation(description="Add evidence to the Vault.", permission_classes=[IsFamily])
-    async def add_evidence(self, info: Info, input: AddEvidenceInput) -> EvidencePayload:
+    async def add_evidence(self, info: Info, input: Annotated[AddEvidenceInput, INPUT]) -> EvidencePayload:
         async def run() -> m.Evidence:
             return await vault.add_evidence(
                 info.context.services,
@@ -472,7 +507,9 @@ class VaultMutation:
         return EvidencePayload(evidence=Evidence.from_model(row) if row else None, user_errors=errs)
 
     @strawberry.mutation(description="Delete evidence from the Vault.", permission_classes=[IsFamily])
-    async def delete_evidence(self, info: Info, input: DeleteEvidenceInput) -> EvidencePayload:
+    async def delete_evidence(
+        self, info: Info, input: Annotated[DeleteEvidenceInput, INPUT]
+    ) -> EvidencePayload:
         async def run() -> m.Evidence:
             return await vault.delete_evidence(
                 info.context.services,
@@ -484,7 +521,9 @@ class VaultMutation:
         return EvidencePayload(evidence=Evidence.from_model(row) if row else None, user_errors=errs)
 
     @strawberry.mutation(description="Add a timeline entry.", permission_classes=[IsFamily])
-    async def add_timeline_entry(self, info: Info, input: AddTimelineEntryInput) -> TimelineEntryPayload:
+    async def add_timeline_entry(
+        self, info: Info, input: Annotated[AddTimelineEntryInput, INPUT]
+    ) -> TimelineEntryPayload:
         async def run() -> m.TimelineEntry:
             return await vault.add_timeline_entry(
                 info.context.services,
@@ -501,7 +540,9 @@ class VaultMutation:
         )
 
     @strawberry.mutation(description="Set a child's EHCP case details.", permission_classes=[IsFamily])
-    async def update_ehcp_case(self, info: Info, input: UpdateEhcpCaseInput) -> EhcpCasePayload:
+    async def update_ehcp_case(
+        self, info: Info, input: Annotated[UpdateEhcpCaseInput, INPUT]
+    ) -> EhcpCasePayload:
         async def run() -> m.EhcpCase:
             return await vault.update_ehcp_case(
                 info.context.services,
@@ -519,7 +560,9 @@ class VaultMutation:
         description="Share parts of your Vault with the advocate of an active relationship.",
         permission_classes=[IsFamily],
     )
-    async def grant_vault_access(self, info: Info, input: GrantVaultAccessInput) -> VaultGrantPayload:
+    async def grant_vault_access(
+        self, info: Info, input: Annotated[GrantVaultAccessInput, INPUT]
+    ) -> VaultGrantPayload:
         async def run() -> m.VaultGrant:
             return await grants.grant(
                 info.context.services,
@@ -534,7 +577,9 @@ class VaultMutation:
         return VaultGrantPayload(vault_grant=VaultGrant.from_model(row) if row else None, user_errors=errs)
 
     @strawberry.mutation(description="Revoke a grant at once.", permission_classes=[IsFamily])
-    async def revoke_vault_access(self, info: Info, input: RevokeVaultAccessInput) -> VaultGrantPayload:
+    async def revoke_vault_access(
+        self, info: Info, input: Annotated[RevokeVaultAccessInput, INPUT]
+    ) -> VaultGrantPayload:
         async def run() -> m.VaultGrant:
             return await grants.revoke(
                 info.context.services, info.context.viewer, decode_id(input.grant_id, "VaultGrant", "grantId")
@@ -548,7 +593,7 @@ class VaultMutation:
         permission_classes=[IsSignedIn, needs(Scope.REQUESTS_WRITE)],
     )
     async def end_support_relationship(
-        self, info: Info, input: EndSupportRelationshipInput
+        self, info: Info, input: Annotated[EndSupportRelationshipInput, INPUT]
     ) -> SupportRelationshipPayload:
         async def run() -> RelationshipRow:
             return await relationships.end(
@@ -565,7 +610,7 @@ class VaultMutation:
         )
 
     @strawberry.mutation(description="Review a closed relationship (once).", permission_classes=[IsFamily])
-    async def leave_review(self, info: Info, input: LeaveReviewInput) -> ReviewPayload:
+    async def leave_review(self, info: Info, input: Annotated[LeaveReviewInput, INPUT]) -> ReviewPayload:
         async def run() -> m.Review:
             return await relationships.leave_review(
                 info.context.services,
@@ -579,7 +624,7 @@ class VaultMutation:
         return ReviewPayload(review=Review.from_model(row) if row else None, user_errors=errs)
 
     @strawberry.mutation(description="Hide a review (admins).", permission_classes=[IsAdmin])
-    async def hide_review(self, info: Info, input: HideReviewInput) -> ReviewPayload:
+    async def hide_review(self, info: Info, input: Annotated[HideReviewInput, INPUT]) -> ReviewPayload:
         async def run() -> m.Review:
             return await relationships.hide_review(
                 info.context.services, info.context.viewer, decode_id(input.review_id, "Review", "reviewId")
@@ -596,7 +641,7 @@ class VaultSubscription:
         permission_classes=[IsAdvocate, needs(Scope.EVENTS_SUBSCRIBE)],
     )
     async def access_revoked(
-        self, info: Info, after: str | None = None
+        self, info: Info, after: Since = None
     ) -> AsyncGenerator[AccessRevokedEvent, None]:
         viewer = core.require_viewer(info.context.viewer)
 

@@ -26,6 +26,34 @@ def test_committed_schema_matches_the_code() -> None:
     )
 
 
+INTROSPECT_DESCRIPTIONS = """
+{ __schema { types {
+  name kind description
+  fields(includeDeprecated: true) { name description args { name description } }
+  inputFields { name description }
+  enumValues(includeDeprecated: true) { name description }
+} } }
+"""
+
+
+async def test_every_type_field_argument_and_enum_value_is_described(gql: GraphQLClient) -> None:
+    """What SPA developers read in GraphiQL and their generated types: nothing left blank."""
+    types = (await gql.data(INTROSPECT_DESCRIPTIONS))["__schema"]["types"]
+    blank: list[str] = []
+    for t in types:
+        if t["name"].startswith("__"):
+            continue
+        if not t["description"]:
+            blank.append(t["name"])
+        for f in t["fields"] or []:
+            if not f["description"]:
+                blank.append(f"{t['name']}.{f['name']}")
+            blank.extend(f"{t['name']}.{f['name']}({a['name']})" for a in f["args"] if not a["description"])
+        blank.extend(f"{t['name']}.{f['name']}" for f in t["inputFields"] or [] if not f["description"])
+        blank.extend(f"{t['name']}.{v['name']}" for v in t["enumValues"] or [] if not v["description"])
+    assert blank == []
+
+
 async def test_every_custom_scalar_names_its_specification(gql: GraphQLClient) -> None:
     """Code generators and clients type a scalar from its `specifiedByURL`; without it they fall
     back to `unknown`. GraphQL's own scalars (String, Int, ...) need none."""
