@@ -39,6 +39,11 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import (
+    GRAPHQL_SSE_PROTOCOL,
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+)
 from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.connection import get_connection
@@ -515,6 +520,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         keep_alive_interval=15,
         connection_init_wait_timeout=timedelta(seconds=10),
         max_subscriptions_per_connection=settings.max_subscriptions_per_socket,
+        # Websockets (both subprotocols) and Server-Sent Events (schema/sse.py).
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
         # Browsers apply no CORS to websockets: strawberry refuses (403) the handshake of a page from
         # another origin unless it is listed. Same-origin pages (GraphiQL) and clients that are not
         # browsers (no `Origin`) are always let through.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Any, cast
 
@@ -29,12 +30,19 @@ from resolvers import db
 from schema.context import Context
 from schema.errors import SERVICE_UNAVAILABLE, database_unavailable
 from schema.persisted import PersistedDocuments, Refused
+from schema.sse import StreamConnection, until_closed
 
 log = logging.getLogger("senvault.http")
 
 # Seconds a client should wait before retrying while the database is down.
 RETRY_AFTER = "5"
-_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
+_CODES = {
+    401: "UNAUTHENTICATED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    429: "TOO_MANY_CONNECTIONS",
+}
 
 
 def refusal(
@@ -205,6 +213,43 @@ class HTTPBoundary(GraphQL[Context, None]):
         if not isinstance(parsed, dict | list):
             raise HTTPException(400, "The body must be a JSON object.")
         return parsed
+
+    async def execute_operation(
+        self,
+        request: Any,
+        request_adapter: Any,
+        request_data: Any,
+        context: Context,
+        root_value: Any,
+        sub_response: Any,
+    ) -> Any:
+        if isinstance(request_data, list) or self._get_stream_transport(request_data.protocol) is None:
+            return await super().execute_operation(
+                request, request_adapter, request_data, context, root_value, sub_response
+            )
+        # A subscription over SSE (schema/sse.py).
+        query = self.persisted.resolve(request_data.query or None, request_data.extensions)
+        if isinstance(query, Refused):
+            raise HTTPException(query.status if query.status >= 400 else 400, query.message)
+        if not query:
+            raise HTTPException(400, "No GraphQL query found in the request.")
+        request_data.query = query
+        viewer = context.viewer
+        if viewer is None:
+            raise HTTPException(401, "Subscriptions need a signed-in session or an API token.")
+        services = context.services
+        if services.connections.count_for(viewer) >= services.max_sockets_per_credential:
+            raise HTTPException(
+                429, "Too many open subscriptions for this credential; close one and try again."
+            )
+        connection = StreamConnection(viewer)
+        context.connection = connection
+        results = await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
+        if isinstance(results, ExecutionResult):
+            return results  # refused before it started (a limit, a validation error)
+        return until_closed(cast("AsyncIterator[Any]", results), connection, context)
 
     async def execute_single(
         self,

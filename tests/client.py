@@ -144,3 +144,35 @@ class Socket:
         except TimeoutError:
             return
         raise AssertionError(f"unexpected message {message}")
+
+
+class Stream:
+    """An open Server-Sent Events response (a subscription over SSE), read one event at a time:
+    (event, parsed data)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self._lines = response.aiter_lines()
+
+    async def next(self) -> tuple[str, Any]:
+        event, data = "", ""
+        async with asyncio.timeout(DEADLINE):
+            async for line in self._lines:
+                if line.startswith("event:"):
+                    event = line.removeprefix("event:").strip()
+                elif line.startswith("data:"):
+                    data = line.removeprefix("data:").strip()
+                elif line == "" and event:
+                    return event, json.loads(data) if data else None
+        raise AssertionError("the stream ended without another event")
+
+
+@asynccontextmanager
+async def sse(
+    http: httpx.AsyncClient, query: str, variables: dict[str, Any], token: str | None
+) -> AsyncIterator[Stream]:
+    headers = {"Accept": "text/event-stream", **({"Authorization": f"Bearer {token}"} if token else {})}
+    async with http.stream(
+        "POST", "/graphql", json={"query": query, "variables": variables}, headers=headers
+    ) as r:
+        yield Stream(r)

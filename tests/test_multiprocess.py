@@ -25,7 +25,7 @@ from models.accounts import Role, Session, User
 from models.families import Family
 from resolvers import accounts, events
 from resolvers.events import user_channel
-from tests.client import DEADLINE, GraphQLClient, Socket
+from tests.client import DEADLINE, GraphQLClient, Socket, sse
 from tests.factories import PASSWORD, Account, add_child, advocate, send_request, sign_up, user_cursor
 from tests.servers import Served, require_redis, serve
 from tests.test_live_requests import NEW_REQUESTS
@@ -302,3 +302,17 @@ async def test_a_token_used_on_one_process_is_refused_there_once_revoked_on_anot
     for ended in (secret, family.token):
         body = await b(VIEWER_ID, token=ended)
         assert body["data"] == {"viewer": None}, body
+
+
+async def test_signing_out_on_one_process_ends_an_sse_stream_on_another(
+    two_processes: tuple[GraphQLClient, GraphQLClient],
+) -> None:
+    a, b = two_processes
+    family = await sign_up(a)
+    async with sse(b.http, NOTIFICATIONS, {"after": await user_cursor(family)}, family.token) as stream:
+        await a.data(LOG_IN, {"e": family.email, "p": PASSWORD})
+        assert (await stream.next())[0] == "next"  # running on b
+        await a.data("mutation { logOut { userErrors { code } } }", token=family.token)
+        event, ended = await stream.next()
+        assert (event, ended["errors"][0]["extensions"]["code"]) == ("next", "UNAUTHENTICATED")
+        assert (await stream.next())[0] == "complete"
