@@ -94,11 +94,6 @@ def selected_under(fields: Sequence[SelectedField]) -> dict[str, list[SelectedFi
     return found
 
 
-def node_selection(info: Info) -> set[str]:
-    """The names of the fields a connection's caller selected on its nodes (`node_fields`)."""
-    return set(node_fields(info))
-
-
 def _flatten(selections: Sequence[Selection]) -> Iterator[SelectedField]:
     for selection in selections:
         if isinstance(selection, SelectedField):

@@ -28,7 +28,7 @@ from resolvers.pagination import Page
 from schema.accounts import User
 from schema.advocates import AdvocatePayload
 from schema.arguments import INPUT, After, First, Since
-from schema.connections import decode_id, node_fields, node_selection, nodes, to_connection
+from schema.connections import decode_id, node_fields, nodes, to_connection
 from schema.context import Info
 from schema.enums import SlaClockKind, SlaState, TicketChange, TicketOrder, TicketOutcome, TicketStatus
 from schema.errors import UserError, attempt
@@ -503,7 +503,8 @@ class TicketQuery:
         after: After = None,
     ) -> TicketConnection:
         f = filter or TicketFilter()
-        selected = node_selection(info)
+        chosen = node_fields(info)
+        selected = set(chosen)
         # What the page's rows will ask their loaders for, fetched with the tickets instead.
         related = [
             name
@@ -527,7 +528,7 @@ class TicketQuery:
                 loaders.relationship.prime(row.relationship_id, row.relationship)
             if tickets.FAMILY_NAME in related:
                 loaders.family_name.prime(row.family_id, getattr(row, tickets.FAMILY_NAME))
-        await _prefetch(info, page.items, node_fields(info))
+        await _prefetch(info, page.items, chosen)
         return to_connection(TicketConnection, page, Ticket.from_model)  # type: ignore[return-value]
 
     @strawberry.field(
