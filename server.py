@@ -35,7 +35,7 @@ from starlette.config import Config
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
@@ -57,7 +57,7 @@ from resolvers.clock import Clock
 from resolvers.logs import FORMATS, AccessLog, install_request_id_logging, log_config
 from resolvers.rate_limits import LimitSettings, RateLimiter, credential_key
 from resolvers.services import Policy, Services
-from schema import schema, transport
+from schema import graphiql, schema, transport
 from schema.context import Context, current_request_id, new_request_id
 from schema.http import HTTPBoundary, refusal
 from schema.limits import rate_limited_error
@@ -538,6 +538,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Mount(graphiql.PREFIX, graphiql.assets()),
         ],
         lifespan=lifespan,
     )
