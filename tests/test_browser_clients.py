@@ -5,44 +5,20 @@ websocket `Origin` check, issue 15). A page from an origin the API does not list
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
-from pathlib import Path
-from typing import Any
 
 import server
+from tests import node
 from tests.conftest import Live
 from tests.factories import PASSWORD, sign_up
 from tests.servers import free_port, serve
-from tests.test_graphiql import _browser
-
-JS = Path(__file__).resolve().parent / "js"
 
 
-async def _spa(api: str, page_port: int, email: str) -> tuple[int, dict[str, Any] | None, str]:
-    node, chromium = _browser()
-    proc = await asyncio.create_subprocess_exec(
-        node,
-        str(JS / "apollo.mjs"),
-        api,
-        str(page_port),
-        chromium,
-        email,
-        PASSWORD,
-        cwd=JS,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+async def _spa(api: str, page_port: int, email: str) -> node.Ran:
+    return await node.run(
+        "apollo.mjs", api, str(page_port), node.chromium(), email, PASSWORD, needs="playwright-core"
     )
-    try:
-        async with asyncio.timeout(120):
-            stdout, stderr = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, json.loads(stdout) if proc.returncode == 0 else None, stderr.decode()
 
 
 async def test_apollo_client_on_another_origin_queries_mutates_and_subscribes(
@@ -57,14 +33,14 @@ async def test_apollo_client_on_another_origin_queries_mutates_and_subscribes(
     async with serve(env) as served:
         family = await sign_up(served.client)
         api = f"{served.client.http.base_url}".rstrip("/") + "/graphql"
-        rc, result, stderr = await _spa(api, page_port, family.email)
-        assert rc == 0, stderr[-3000:]
-        assert result is not None
+        ran = await _spa(api, page_port, family.email)
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        result = json.loads(ran.stdout)
         assert result["outside"] == []
         assert result["mutation"] is True
         assert result["query"]["id"] == family.user_id
         assert result["subscription"] == "NEW_SIGN_IN"
         # The same page from an origin the API does not list: the browser withholds every answer.
-        rc, result, stderr = await _spa(api, free_port(), family.email)
-        assert rc != 0
-        assert "TypeError: Failed to fetch" in stderr, stderr[-2000:]
+        ran = await _spa(api, free_port(), family.email)
+        assert ran.returncode != 0
+        assert "TypeError: Failed to fetch" in ran.stderr, ran.stderr[-2000:]

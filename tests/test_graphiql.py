@@ -4,52 +4,20 @@ loads it and runs a query."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
-from pathlib import Path
 
 import httpx
 
-from tests.conftest import Live, require_service
-
-JS = Path(__file__).resolve().parent / "js"
-
-
-def _browser() -> tuple[str, str]:
-    node = shutil.which("node")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if node is None:
-        require_service("node", "node is not on PATH")
-    if chromium is None:
-        require_service("chromium", "apt-get install chromium")
-    if not (JS / "node_modules" / "playwright-core").is_dir():
-        require_service("tests/js modules", "run `npm ci` in tests/js")
-    assert node is not None
-    assert chromium is not None
-    return node, chromium
+from tests import node
+from tests.conftest import Live
 
 
 async def test_graphiql_runs_a_query_with_nothing_but_the_server(live_server: Live) -> None:
-    node, chromium = _browser()
-    proc = await asyncio.create_subprocess_exec(
-        node,
-        str(JS / "graphiql.mjs"),
-        f"{live_server.url}/graphql",
-        chromium,
-        cwd=JS,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    ran = await node.run(
+        "graphiql.mjs", f"{live_server.url}/graphql", node.chromium(), needs="playwright-core"
     )
-    try:
-        async with asyncio.timeout(120):
-            stdout, stderr = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, stderr.decode()[-3000:]
-    seen = json.loads(stdout)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    seen = json.loads(ran.stdout)
     assert seen["outside"] == []  # not one request left the server
     assert seen["errors"] == []
     assert '"__typename": "Query"' in seen["result"].replace("\u200b", "")

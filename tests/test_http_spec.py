@@ -8,43 +8,21 @@ request error has no `data` entry in either (the GraphQL spec's "Response" secti
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 
+from tests import node
 from tests.client import GraphQLClient
-from tests.conftest import Live, require_service
+from tests.conftest import Live
 
-JS = Path(__file__).resolve().parent / "js"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 
 async def test_the_graphql_http_audit_passes_with_no_warning(live_server: Live) -> None:
-    node = shutil.which("node")
-    if node is None:
-        require_service("node", "node is not on PATH")
-    if not (JS / "node_modules" / "graphql-http").is_dir():
-        require_service("tests/js modules", "run `npm ci` in tests/js")
-    proc = await asyncio.create_subprocess_exec(
-        str(node),
-        str(JS / "audit.mjs"),
-        f"{live_server.url}/graphql",
-        cwd=JS,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(60):
-            stdout, stderr = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, stderr.decode()
-    results = json.loads(stdout)
+    ran = await node.run("audit.mjs", f"{live_server.url}/graphql", needs="graphql-http", timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    results = json.loads(ran.stdout)
     assert len(results) >= 50, results  # the audit ran, all of it
     not_ok = [f"{r['status']}: {r['name']} ({r['reason']})" for r in results if r["status"] != "ok"]
     assert not_ok == []

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,11 +20,11 @@ from websockets.exceptions import ConnectionClosed
 
 from resolvers import events
 from resolvers.events import user_channel
+from tests import node
 from tests.client import LEGACY_WS, TRANSPORT_WS, GraphQLClient
-from tests.conftest import Live, require_service
+from tests.conftest import Live
 from tests.factories import PASSWORD, Account, sign_up
 
-JS = Path(__file__).resolve().parent / "js"
 NOTIFICATIONS = """
 subscription($after: String) {
   notificationReceived(after: $after) { cursor notification { id kind } }
@@ -49,36 +47,19 @@ async def _sign_in_later(gql: GraphQLClient, account: Account, delay: float = 0.
 # --- npm graphql-ws -------------------------------------------------------------------------
 
 
-def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        require_service("node", "node is not on PATH")
-    if not (JS / "node_modules" / "graphql-ws").is_dir():
-        require_service("tests/js modules", "run `npm ci` in tests/js")
-    return str(node)
-
-
 async def _run_js(url: str, token: str, count: int, variables: dict[str, Any]) -> list[dict[str, Any]]:
-    proc = await asyncio.create_subprocess_exec(
-        _node(),
-        str(JS / "subscribe.mjs"),
+    ran = await node.run(
+        "subscribe.mjs",
         url,
         token,
         str(count),
         NOTIFICATIONS,
         json.dumps(variables),
-        cwd=JS,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        needs="graphql-ws",
+        timeout=40,
     )
-    try:
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), 40)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    lines = [json.loads(line) for line in stdout.decode().splitlines() if line.strip()]
-    assert lines, stderr.decode()
+    lines = [json.loads(line) for line in ran.stdout.splitlines() if line.strip()]
+    assert lines, ran.stderr
     return lines
 
 
