@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from tortoise.functions import Count
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
@@ -26,6 +27,8 @@ class Page(Generic[M]):
     cursors: list[str]
     has_next_page: bool
     has_previous_page: bool
+    # How many rows the whole list holds, counted only when a client asks (`totalCount`).
+    total: Callable[[], Awaitable[int]] | None = None
 
 
 def encode_cursor(kind: str, row_id: int) -> str:
@@ -94,7 +97,36 @@ async def paginate(
         cursors=[encode_cursor(kind, row.pk) for row in rows],
         has_next_page=has_next,
         has_previous_page=after is not None,
+        total=counter(query),
     )
+
+
+def counter(query: QuerySet[M]) -> Callable[[], Awaitable[int]]:
+    """The rows `query` holds, counted when called (the same filters as the list, no cursor)."""
+
+    async def count() -> int:
+        return await query.count()
+
+    return count
+
+
+async def counts_by_parent(keys: Sequence[tuple[type[Model], str, int]]) -> list[int]:
+    """How many rows each parent has (a thread's messages, a ticket's notes): one grouped statement
+    per kind of child, however many parents."""
+    groups: dict[tuple[type[Model], str], set[int]] = {}
+    for model, column, parent_id in keys:
+        groups.setdefault((model, column), set()).add(parent_id)
+    found: dict[tuple[type[Model], str, int], int] = {}
+    for (model, column), parents in groups.items():
+        rows = (
+            await model.filter(**{f"{column}__in": sorted(parents)})
+            .annotate(n=Count("id"))
+            .group_by(column)
+            .values(column, "n")
+        )
+        for row in rows:
+            found[(model, column, int(row[column]))] = int(row["n"])
+    return [found.get(key, 0) for key in keys]
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ from resolvers.pagination import (
     Page,
     PageKey,
     check_first,
+    counter,
     decode_keyset,
     encode_keyset,
     page_key,
@@ -449,6 +450,7 @@ async def queue(
         query = _sla_filter(query, flt.sla_state, services.clock.now())
     if order is TicketOrder.NEWEST_FIRST:
         return await paginate(query, kind="Ticket", first=first, after=after)
+    total = counter(query)
     limit = check_first(first)
     after_due: datetime | None = None
     after_id: int | None = None
@@ -487,6 +489,7 @@ async def queue(
         ],
         has_next_page=has_next,
         has_previous_page=after is not None,
+        total=total,
     )
 
 

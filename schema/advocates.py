@@ -12,7 +12,7 @@ from models import advocates as m
 from resolvers import advocates
 from resolvers.access import accounts as access
 from schema.arguments import INPUT, After, First
-from schema.connections import decode_id, nodes, to_connection
+from schema.connections import TotalCount, decode_id, nodes, to_connection
 from schema.context import Info
 from schema.enums import AdvocateType, Availability, Specialism, Verification
 from schema.errors import UserError, attempt
@@ -103,7 +103,7 @@ class Advocate(relay.Node):
 
 
 @strawberry.type(description="A page of advocates.")
-class AdvocateConnection(relay.Connection[Advocate]):
+class AdvocateConnection(relay.Connection[Advocate], TotalCount):
     pass
 
 

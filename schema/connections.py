@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
+import strawberry
 from strawberry import relay
 from strawberry.types.info import Info
 from strawberry.types.nodes import SelectedField, Selection
@@ -38,14 +39,31 @@ def encode_id(type_name: str, row_id: int) -> relay.GlobalID:
     return relay.GlobalID(type_name, str(row_id))
 
 
+@strawberry.type
+class TotalCount:
+    """`totalCount` on a connection: how many items the whole list holds, counted only when asked."""
+
+    _total: strawberry.Private[Callable[[], Awaitable[int]] | None] = None
+
+    @strawberry.field(description="How many items the whole list holds, across every page.")
+    async def total_count(self) -> int:
+        if self._total is None:
+            return len(getattr(self, "edges", []))
+        return await self._total()
+
+
 def to_connection(
-    connection_type: type[relay.Connection[N]], page: Page[M], convert: Callable[[M], N]
+    connection_type: type[relay.Connection[N]],
+    page: Page[M],
+    convert: Callable[[M], N],
+    total: Callable[[], Awaitable[int]] | None = None,
 ) -> relay.Connection[N]:
     edges: list[relay.Edge[N]] = [
         relay.Edge(cursor=cursor, node=convert(item))
         for item, cursor in zip(page.items, page.cursors, strict=True)
     ]
     return connection_type(
+        _total=total or page.total,  # type: ignore[call-arg]
         edges=edges,
         page_info=relay.PageInfo(
             has_next_page=page.has_next_page,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from strawberry.dataloader import DataLoader
+from tortoise.models import Model
 
 from models.accounts import User
 from models.advocates import Advocate
@@ -12,7 +13,7 @@ from models.families import Child, Family
 from models.support import Message, SupportRelationship, SupportRequest
 from models.tickets import SlaClock, Ticket, TicketNote
 from resolvers import loaders, messages, relationships, tickets
-from resolvers.pagination import Page, PageKey
+from resolvers.pagination import Page, PageKey, counts_by_parent
 
 
 class Loaders:
@@ -77,6 +78,11 @@ class Loaders:
     @cached_property
     def messages(self) -> DataLoader[PageKey, Page[Message]]:
         return DataLoader(messages.pages)
+
+    @cached_property
+    def counts(self) -> DataLoader[tuple[type[Model], str, int], int]:
+        """How many rows a parent has, by (model, parent column, parent id)."""
+        return DataLoader(counts_by_parent)
 
     @cached_property
     def rating(self) -> DataLoader[int, tuple[float | None, int]]:

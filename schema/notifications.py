@@ -16,7 +16,7 @@ from resolvers.access import core
 from resolvers.access import notifications as access
 from resolvers.events import Envelope, user_channel
 from schema.arguments import INPUT, After, First, Since
-from schema.connections import decode_id, nodes, to_connection
+from schema.connections import TotalCount, decode_id, nodes, to_connection
 from schema.context import Info
 from schema.enums import NotificationKind
 from schema.errors import UserError, attempt
@@ -59,7 +59,7 @@ class Notification(relay.Node):
 
 
 @strawberry.type(description="A page of notifications, newest first.")
-class NotificationConnection(relay.Connection[Notification]):
+class NotificationConnection(relay.Connection[Notification], TotalCount):
     pass
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
@@ -29,7 +29,7 @@ from resolvers.pagination import page_key
 from schema.accounts import User
 from schema.advocates import Advocate
 from schema.arguments import INPUT, After, First, Since
-from schema.connections import decode_id, id_of, nodes, selected_under, to_connection
+from schema.connections import TotalCount, decode_id, id_of, nodes, selected_under, to_connection
 from schema.context import Info
 from schema.enums import (
     CloseReason,
@@ -101,7 +101,7 @@ class Message(relay.Node):
 
 
 @strawberry.type(description="A page of messages, oldest first.")
-class MessageConnection(relay.Connection[Message]):
+class MessageConnection(relay.Connection[Message], TotalCount):
     pass
 
 
@@ -116,10 +116,16 @@ def _thread_messages(
                 has_next_page=False, has_previous_page=False, start_cursor=None, end_cursor=None
             ),
         )
+    loaders = info.context.loaders
+    thread_id = row.thread_id
+
+    def total() -> Awaitable[int]:
+        return loaders.counts.load((m.Message, "thread_id", thread_id))
+
     return now_or_later(
-        info.context.loaders.messages,
-        page_key("Message", row.thread_id, first, after),
-        lambda page: to_connection(MessageConnection, page, Message.from_model),  # type: ignore[return-value]
+        loaders.messages,
+        page_key("Message", thread_id, first, after),
+        lambda page: to_connection(MessageConnection, page, Message.from_model, total),  # type: ignore[return-value]
     )
 
 
@@ -353,7 +359,7 @@ class SupportRelationship(relay.Node):
 
 
 @strawberry.type(description="A page of support requests, newest first.")
-class SupportRequestConnection(relay.Connection[SupportRequest]):
+class SupportRequestConnection(relay.Connection[SupportRequest], TotalCount):
     pass
 
 

@@ -28,7 +28,7 @@ from resolvers.pagination import Page
 from schema.accounts import User
 from schema.advocates import AdvocatePayload
 from schema.arguments import INPUT, After, First, Since
-from schema.connections import decode_id, node_fields, nodes, to_connection
+from schema.connections import TotalCount, decode_id, node_fields, nodes, to_connection
 from schema.context import Info
 from schema.enums import SlaClockKind, SlaState, TicketChange, TicketOrder, TicketOutcome, TicketStatus
 from schema.errors import UserError, attempt
@@ -138,7 +138,7 @@ class TicketNote(relay.Node):
 
 
 @strawberry.type(description="A page of a ticket's private notes, newest first.")
-class TicketNoteConnection(relay.Connection[TicketNote]):
+class TicketNoteConnection(relay.Connection[TicketNote], TotalCount):
     pass
 
 
@@ -266,7 +266,12 @@ class Ticket(relay.Node):
             empty: Page[m.TicketNote] = Page([], [], has_next_page=False, has_previous_page=False)
             return to_connection(TicketNoteConnection, empty, TicketNote.from_model)  # type: ignore[return-value]
         page = await info.context.loaders.notes.load(key)
-        return to_connection(TicketNoteConnection, page, TicketNote.from_model)  # type: ignore[return-value]
+        loaders, ticket_id = info.context.loaders, self.id
+
+        def total() -> Awaitable[int]:
+            return loaders.counts.load((m.TicketNote, "ticket_id", ticket_id))
+
+        return to_connection(TicketNoteConnection, page, TicketNote.from_model, total)  # type: ignore[return-value]
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
@@ -276,7 +281,7 @@ class Ticket(relay.Node):
 
 
 @strawberry.type(description="A page of the ticket queue.")
-class TicketConnection(relay.Connection[Ticket]):
+class TicketConnection(relay.Connection[Ticket], TotalCount):
     pass
 
 

@@ -22,7 +22,7 @@ from resolvers.errors import NotFound
 from resolvers.events import Envelope, user_channel
 from schema.accounts import User
 from schema.arguments import INPUT, After, First, Since
-from schema.connections import decode_id, id_of, nodes, to_connection
+from schema.connections import TotalCount, decode_id, id_of, nodes, to_connection
 from schema.context import Info
 from schema.enums import CloseReason, EhcpStage
 from schema.errors import UserError, attempt
@@ -137,12 +137,12 @@ class EhcpCase:
 
 
 @strawberry.type(description="A page of evidence, newest first.")
-class EvidenceConnection(relay.Connection[Evidence]):
+class EvidenceConnection(relay.Connection[Evidence], TotalCount):
     pass
 
 
 @strawberry.type(description="A page of timeline entries, newest first.")
-class TimelineEntryConnection(relay.Connection[TimelineEntry]):
+class TimelineEntryConnection(relay.Connection[TimelineEntry], TotalCount):
     pass
 
 
@@ -300,7 +300,7 @@ class VaultAccessLogEntry(relay.Node):
 
 
 @strawberry.type(description="A page of the Vault access log, newest first.")
-class VaultAccessLogConnection(relay.Connection[VaultAccessLogEntry]):
+class VaultAccessLogConnection(relay.Connection[VaultAccessLogEntry], TotalCount):
     pass
 
 
@@ -326,7 +326,7 @@ class Review(relay.Node):
 
 
 @strawberry.type(description="A page of reviews, newest first.")
-class ReviewConnection(relay.Connection[Review]):
+class ReviewConnection(relay.Connection[Review], TotalCount):
     pass
 
 
@@ -484,7 +484,7 @@ class VaultQuery:
 
 
 @strawberry.type(description="A page of support relationships, newest first.")
-class SupportRelationshipConnection(relay.Connection[SupportRelationship]):
+class SupportRelationshipConnection(relay.Connection[SupportRelationship], TotalCount):
     pass
 
 

@@ -49,12 +49,14 @@ query($n: Int) {
       id status slaState nextSlaDueAt familyDisplayName childDisplayName lastFamilyMessageAt
       slaClocks { kind state dueAt }
       checklist { id text done position }
-      notes(first: 5) { edges { node { id body author { displayName } } } }
+      notes(first: 5) { totalCount edges { node { id body author { displayName } } } }
       request {
         id status childDisplayName childAgeYears ehcpStage supportTypes
         child { id displayName }
         family { id displayName }
-        messages(first: 5) { edges { node { id body createdAt fromViewer author { displayName } } } }
+        messages(first: 5) {
+          totalCount edges { node { id body createdAt fromViewer author { displayName } } }
+        }
       }
       relationship {
         id status openedAt
