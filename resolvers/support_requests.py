@@ -149,6 +149,11 @@ async def _advocate_request(viewer: Viewer | None, request_id: int) -> tuple[Vie
     return v, request
 
 
+def has_room(advocate: Advocate) -> bool:
+    """Whether the advocate can take another case (what `accept` checks as it takes one)."""
+    return advocate.active_case_count < advocate.capacity
+
+
 def _not_open(request: SupportRequest) -> UserError:
     return UserError(
         "INVALID_TRANSITION",
@@ -163,7 +168,7 @@ async def request_more_information(
     """Ask the family a question before deciding; no commitment."""
     v, request = await _advocate_request(viewer, request_id)
     body = validation.text("message", message, max_length=MAX_MESSAGE, multiline=True)
-    if request.status not in OPEN_STATUSES:
+    if not access.may_answer(v, request):
         raise _not_open(request)
     now = services.clock.now()
     async with unit_of_work(services) as outbox:
@@ -197,7 +202,7 @@ async def accept(
         if message is not None and message.strip()
         else None
     )
-    if request.status not in OPEN_STATUSES:
+    if not access.may_answer(v, request):
         raise _not_open(request)
     now = services.clock.now()
     try:
@@ -295,7 +300,7 @@ async def decline(
     v, request = await _advocate_request(viewer, request_id)
     body = validation.text("message", message or "", max_length=MAX_MESSAGE, required=False, multiline=True)
     alternatives = await _clean_suggestions(v, suggestions)
-    if request.status not in OPEN_STATUSES:
+    if not access.may_answer(v, request):
         raise _not_open(request)
     now = services.clock.now()
     async with unit_of_work(services) as outbox:
@@ -330,7 +335,7 @@ async def withdraw(services: Services, viewer: Viewer | None, request_id: int) -
     """The family takes back a request that has not been decided."""
     v = access.family_writer(viewer)
     request = await own_row(SupportRequest, request_id, "Support request", "requestId", family_id=v.family_id)
-    if request.status not in OPEN_STATUSES:
+    if not access.may_withdraw(v, request):
         raise _not_open(request)
     now = services.clock.now()
     async with unit_of_work(services) as outbox:

@@ -230,6 +230,46 @@ class SupportRequest(relay.Node):
             lambda row: Advocate.from_model(row) if row else None,
         )
 
+    @strawberry.field(
+        description=(
+            "Whether acceptSupportRequest would succeed for the viewer now: its advocate, while it "
+            "is open, with room in the advocate's capacity."
+        )
+    )
+    def viewer_can_accept(self, info: Info) -> bool:
+        if not request_access.may_answer(info.context.viewer, self._row):
+            return False
+        return now_or_later(
+            info.context.loaders.advocate,
+            self._row.advocate_id,
+            lambda advocate: advocate is not None and support_requests.has_room(advocate),
+        )
+
+    @strawberry.field(
+        description=(
+            "Whether declineSupportRequest would succeed for the viewer now: its advocate, while open."
+        )
+    )
+    def viewer_can_decline(self, info: Info) -> bool:
+        return request_access.may_answer(info.context.viewer, self._row)
+
+    @strawberry.field(
+        description=(
+            "Whether requestMoreInformation would succeed for the viewer now: its advocate, while open."
+        )
+    )
+    def viewer_can_request_more_information(self, info: Info) -> bool:
+        return request_access.may_answer(info.context.viewer, self._row)
+
+    @strawberry.field(
+        description=(
+            "Whether withdrawSupportRequest would succeed for the viewer now: the family that sent "
+            "it, while open."
+        )
+    )
+    def viewer_can_withdraw(self, info: Info) -> bool:
+        return request_access.may_withdraw(info.context.viewer, self._row)
+
     @strawberry.field(description="Where else the advocate suggested the family turn, on declining.")
     def suggested_alternatives(self) -> list[SuggestedAlternative]:
         return [

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from tortoise.expressions import Q
 
 from models.accounts import ApiScope, Role
-from models.support import SupportRequest
+from models.support import OPEN_STATUSES, SupportRequest
 from resolvers.access import core
 from resolvers.viewer import Viewer
 
@@ -16,6 +16,23 @@ from resolvers.viewer import Viewer
 def may_read(viewer: Viewer | None, request: SupportRequest) -> bool:
     """Its family and its advocate (API tokens need REQUESTS_READ)."""
     return core.is_party(viewer, ApiScope.REQUESTS_READ, request.family_id, request.advocate_id)
+
+
+def may_answer(viewer: Viewer | None, request: SupportRequest) -> bool:
+    """Accept, decline or ask the family about a request: its advocate (API tokens need
+    REQUESTS_WRITE), while the request is open. Accepting also needs room in the advocate's
+    capacity (`support_requests.has_room`)."""
+    return (
+        core.is_advocate(viewer, ApiScope.REQUESTS_WRITE, request.advocate_id)
+        and request.status in OPEN_STATUSES
+    )
+
+
+def may_withdraw(viewer: Viewer | None, request: SupportRequest) -> bool:
+    """Withdraw a request: the family that sent it (API tokens need REQUESTS_WRITE), while open."""
+    return (
+        core.is_family(viewer, ApiScope.REQUESTS_WRITE, request.family_id) and request.status in OPEN_STATUSES
+    )
 
 
 async def requests(viewer: Viewer | None, ids: Sequence[object]) -> list[SupportRequest | None]:
