@@ -139,6 +139,9 @@ class RedisPubSubBackend(BroadcastBackend):
         self._channels: set[str] = set()
         self._has_channels = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
+        # SUBSCRIBEs sent and not yet confirmed by Redis, by channel: `subscribe` returns once the
+        # listener has read the confirmation, so that nothing published after it returns is missed.
+        self._confirming: dict[str, list[asyncio.Future[None]]] = {}
 
     async def connect(self) -> None:
         self._conn = aioredis.Redis.from_url(
@@ -174,11 +177,24 @@ class RedisPubSubBackend(BroadcastBackend):
                 await self._conn.aclose()
 
     async def subscribe(self, channel: str) -> None:
+        """Subscribe, returning once Redis has confirmed it. redis-py only sends the command: a
+        PUBLISH from another connection could be served before Redis reads the SUBSCRIBE, and the
+        event would be missed (seen under load after a reconnect). Callers bound the wait."""
         self._channels.add(channel)
-        await self._pubsub.subscribe(channel)
-        # Only now may the listener read: redis-py's listen() returns at once while nothing is
-        # subscribed, and broadcaster's own backend sets its flag before SUBSCRIBE completes.
-        self._has_channels.set()
+        confirmed = asyncio.get_running_loop().create_future()
+        self._confirming.setdefault(channel, []).append(confirmed)
+        try:
+            await self._pubsub.subscribe(channel)
+            # Only now may the listener read: redis-py's listen() returns at once while nothing is
+            # subscribed, and broadcaster's own backend sets its flag before SUBSCRIBE completes.
+            self._has_channels.set()
+            await confirmed
+        finally:
+            waiting = self._confirming.get(channel)
+            if waiting is not None and confirmed in waiting:
+                waiting.remove(confirmed)
+                if not waiting:
+                    del self._confirming[channel]
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
@@ -207,9 +223,13 @@ class RedisPubSubBackend(BroadcastBackend):
         try:
             while True:
                 await self._has_channels.wait()
-                message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                message = await self._pubsub.get_message(ignore_subscribe_messages=False, timeout=1.0)
                 if message is not None and message["type"] == "message":
                     await self._queue.put(Event(message["channel"].decode(), message["data"].decode()))
+                elif message is not None and message["type"] == "subscribe":
+                    for confirmed in self._confirming.pop(message["channel"].decode(), []):
+                        if not confirmed.done():
+                            confirmed.set_result(None)
                 if not self._channels and not self._pubsub.subscribed:
                     self._has_channels.clear()
         except asyncio.CancelledError:
@@ -429,8 +449,9 @@ class Hub:
                 delay = min(delay * 2, self.reconnect_max_delay)
                 continue
             for channel in list(self._subscribers):
-                with contextlib.suppress(RedisError, OSError):
-                    await self._backend.subscribe(self._prefix + channel)
+                with contextlib.suppress(RedisError, OSError, TimeoutError):
+                    async with asyncio.timeout(5):
+                        await self._backend.subscribe(self._prefix + channel)
             self.healthy = True
             self.last_error = None
             log.info("broadcast connection restored")
