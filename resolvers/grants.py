@@ -117,11 +117,16 @@ async def end_grants(
     return ended
 
 
+def may_revoke(viewer: Viewer | None, grant: VaultGrant, now: datetime) -> bool:
+    """Revoke a grant: the family that made it (API tokens need VAULT_WRITE), while it is live."""
+    return access.owns_for_writing(viewer, grant.family_id) and status(grant, now) is GrantStatus.ACTIVE
+
+
 async def revoke(services: Services, viewer: Viewer | None, grant_id: int) -> VaultGrant:
     """The family ends a grant at once."""
     v = access.writer(viewer)
     found = await own_row(VaultGrant, grant_id, "Vault grant", "grantId", family_id=v.family_id)
-    if status(found, services.clock.now()) is not GrantStatus.ACTIVE:
+    if not may_revoke(v, found, services.clock.now()):
         raise UserError("INVALID_TRANSITION", "This grant has already ended.", "grantId")
     async with unit_of_work(services) as outbox:
         if not await end_grants(outbox, [found], AccessEndReason.REVOKED_BY_FAMILY, v.user_id):

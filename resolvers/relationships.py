@@ -46,7 +46,7 @@ async def end(
     if relationship is None:
         raise NotFound("Support relationship", "relationshipId")
     clean_note = validation.text("note", note, max_length=MAX_CLOSE_NOTE, required=False, multiline=True)
-    if relationship.status is not RelationshipStatus.ACTIVE:
+    if not access.may_end(v, relationship):
         raise UserError("INVALID_TRANSITION", "This relationship has already ended.", "relationshipId")
     async with unit_of_work(services) as outbox:
         closed = await SupportRelationship.filter(

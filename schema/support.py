@@ -366,6 +366,15 @@ class SupportRelationship(relay.Node):
     def child(self, info: Info) -> Child | None:
         return _child(info, self._row.child_id, self._row.family_id)
 
+    @strawberry.field(
+        description=(
+            "Whether endSupportRelationship would succeed for the viewer now: either party, while it "
+            "is active."
+        )
+    )
+    def viewer_can_end(self, info: Info) -> bool:
+        return relationship_access.may_end(info.context.viewer, self._row)
+
     @strawberry.field(description="Who ended it.")
     async def closed_by(self, info: Info) -> User | None:
         if self._row.closed_by_id is None:

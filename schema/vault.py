@@ -251,6 +251,14 @@ class VaultGrant(relay.Node):
     def status(self, info: Info) -> GrantStatus:
         return grants.status(self._row, info.context.services.clock.now())
 
+    @strawberry.field(
+        description=(
+            "Whether revokeVaultAccess would succeed for the viewer now: its family, while it is live."
+        )
+    )
+    def viewer_can_revoke(self, info: Info) -> bool:
+        return grants.may_revoke(info.context.viewer, self._row, info.context.services.clock.now())
+
     @strawberry.field(description="The children it covers.")
     def child_ids(self) -> list[relay.GlobalID]:
         return [relay.GlobalID("Child", str(c)) for c in self._row.child_ids]

@@ -12,6 +12,7 @@ from tests.client import GraphQLClient
 from tests.conftest import Live
 from tests.factories import SEND_REQUEST
 from tests.test_support_requests import ACCEPT, ASK, DECLINE, WITHDRAW
+from tests.test_vault import END, REVOKE
 
 LOG_IN = "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }"
 CAN = """
@@ -84,3 +85,52 @@ async def test_every_viewer_can_predicts_its_mutation(gql: GraphQLClient, live_s
                 outcomes[field].add(happened)
     # Each field was seen both ways.
     assert all(seen == {True, False} for seen in outcomes.values()), outcomes
+
+
+RELATIONSHIPS = "{ supportRelationships(first: 50) { edges { node { id vaultGrants { id } } } } }"
+CAN_END = "query($id: ID!) { node(id: $id) { ... on SupportRelationship { viewerCanEnd } } }"
+CAN_REVOKE = (
+    "query($id: ID!) { node(id: $id) { ... on SupportRelationship { vaultGrants { id viewerCanRevoke } } } }"
+)
+
+
+async def _sign_in_all(gql: GraphQLClient) -> dict[str, str]:
+    tokens: dict[str, str] = {}
+    for email in (FAMILY[0], SECOND_FAMILY[0], *(a[0] for a in ADVOCATES)):
+        tokens[email] = (await gql.data(LOG_IN, {"e": email, "p": DEMO_PASSWORD}))["logIn"]["token"]
+    # Read-only tokens first: they are asked while everything is still live.
+    made = await gql.data(CREATE_TOKEN, {"s": ["REQUESTS_READ", "VAULT_READ"]}, tokens[FAMILY[0]])
+    return {"family read-only token": made["createApiToken"]["secret"], **tokens}
+
+
+async def test_viewer_can_revoke_and_end_predict_their_mutations(
+    gql: GraphQLClient, live_server: Live
+) -> None:
+    await seed(live_server.app.state.services)
+    tokens = await _sign_in_all(gql)
+    relationships: dict[str, list[str]] = {}
+    for token in tokens.values():
+        for edge in (await gql.data(RELATIONSHIPS, token=token))["supportRelationships"]["edges"]:
+            relationships[edge["node"]["id"]] = [g["id"] for g in edge["node"]["vaultGrants"]]
+    revoke_seen: set[bool] = set()
+    for relationship_id, grant_ids in sorted(relationships.items()):
+        for grant_id in grant_ids:
+            for who, token in tokens.items():
+                node = (await gql.data(CAN_REVOKE, {"id": relationship_id}, token))["node"]
+                listed = {g["id"]: g["viewerCanRevoke"] for g in (node or {}).get("vaultGrants", [])}
+                predicted = bool(listed.get(grant_id))
+                body = await gql(REVOKE, {"input": {"grantId": grant_id}}, token)
+                happened = not body.get("errors") and body["data"]["revokeVaultAccess"]["userErrors"] == []
+                assert predicted == happened, ("viewerCanRevoke", who, grant_id)
+                revoke_seen.add(happened)
+    end_seen: set[bool] = set()
+    for relationship_id in sorted(relationships):
+        for who, token in tokens.items():
+            node = (await gql.data(CAN_END, {"id": relationship_id}, token))["node"]
+            predicted = bool(node and node["viewerCanEnd"])
+            body = await gql(END, {"input": {"relationshipId": relationship_id, "reason": "OTHER"}}, token)
+            happened = not body.get("errors") and body["data"]["endSupportRelationship"]["userErrors"] == []
+            assert predicted == happened, ("viewerCanEnd", who, relationship_id)
+            end_seen.add(happened)
+    assert revoke_seen == {True, False}
+    assert end_seen == {True, False}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from models.accounts import ApiScope
-from models.support import Message, SupportRelationship, SupportRequest, Thread
+from models.support import Message, RelationshipStatus, SupportRelationship, SupportRequest, Thread
 from resolvers.access import core
 from resolvers.viewer import Viewer
 
@@ -18,6 +18,14 @@ def may_read(viewer: Viewer | None, relationship: SupportRelationship) -> bool:
 
 async def relationships(viewer: Viewer | None, ids: Sequence[object]) -> list[SupportRelationship | None]:
     return await core.fetch(viewer, SupportRelationship, ids, may_read)
+
+
+def may_end(viewer: Viewer | None, relationship: SupportRelationship) -> bool:
+    """End a relationship: either party (API tokens need REQUESTS_WRITE), while it is active."""
+    return (
+        core.is_party(viewer, ApiScope.REQUESTS_WRITE, relationship.family_id, relationship.advocate_id)
+        and relationship.status is RelationshipStatus.ACTIVE
+    )
 
 
 def may_read_thread_of(viewer: Viewer | None, row: SupportRequest | SupportRelationship) -> bool:

@@ -74,6 +74,11 @@ def access_log_reader(viewer: Viewer | None, family_id: int) -> Viewer:
     return v
 
 
+def owns_for_writing(viewer: Viewer | None, family_id: int) -> bool:
+    """The family `family_id` itself, allowed to change its Vault (`writer`, as a predicate)."""
+    return core.is_family(viewer, ApiScope.VAULT_WRITE, family_id)
+
+
 def writer(viewer: Viewer | None) -> Viewer:
     """A family changing its own Vault (children, records, grants): VAULT_WRITE for API tokens."""
     return core.acting_family(viewer, ApiScope.VAULT_WRITE)
