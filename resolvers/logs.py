@@ -24,12 +24,16 @@ from schema.context import current_request_id
 FORMATS = ("text", "json")
 
 
+def _check(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(f"LOG_FORMAT must be one of {', '.join(FORMATS)}, not {fmt!r}")
+
+
 class AccessLog:
     """One line per HTTP request: time, request id, client, request line, status and duration."""
 
     def __init__(self, fmt: str = "text", stream: TextIO | None = None) -> None:
-        if fmt not in FORMATS:
-            raise ValueError(f"LOG_FORMAT must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        _check(fmt)
         self._json = fmt == "json"
         self._stream = stream
         self._second = -1
@@ -102,8 +106,7 @@ def install_request_id_logging() -> None:
 def log_config(fmt: str = "text") -> dict[str, Any]:
     """uvicorn's logging with the request id on every line, as text or as JSON lines (through
     python-json-logger). uvicorn's own access log is off: `AccessLog` writes it."""
-    if fmt not in FORMATS:
-        raise ValueError(f"LOG_FORMAT must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    _check(fmt)
     config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     if fmt == "json":
         config["formatters"]["default"] = {

@@ -89,18 +89,14 @@ async def nodes(
 def node_fields(info: Info) -> dict[str, list[SelectedField]]:
     """The fields a connection's caller selected on its nodes (under `edges { node }` and
     `nodes`), fragments included, by name: what a list resolver may fetch with the page."""
-    found: dict[str, list[SelectedField]] = {}
+    node_level: list[SelectedField] = []
     for field in info.selected_fields:
         for child in _flatten(field.selections):
             if child.name == "nodes":
-                for f in _flatten(child.selections):
-                    found.setdefault(f.name, []).append(f)
+                node_level.append(child)
             elif child.name == "edges":
-                for edge_field in _flatten(child.selections):
-                    if edge_field.name == "node":
-                        for f in _flatten(edge_field.selections):
-                            found.setdefault(f.name, []).append(f)
-    return found
+                node_level.extend(f for f in _flatten(child.selections) if f.name == "node")
+    return selected_under(node_level)
 
 
 def selected_under(fields: Sequence[SelectedField]) -> dict[str, list[SelectedField]]:

@@ -27,7 +27,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from resolvers import db
-from schema import graphiql
+from schema import graphiql, transport
 from schema.context import Context
 from schema.errors import SERVICE_UNAVAILABLE, database_unavailable
 from schema.persisted import PersistedDocuments, Refused
@@ -252,11 +252,12 @@ class HTTPBoundary(GraphQL[Context, None]):
         viewer = context.viewer
         if viewer is None:
             raise HTTPException(401, "Subscriptions need a signed-in session or an API token.")
-        services = context.services
-        if services.connections.count_for(viewer) >= services.max_sockets_per_credential:
+        try:
+            transport.check_socket_quota(context, viewer)  # a stream counts as a socket
+        except transport.TooManySockets:
             raise HTTPException(
                 429, "Too many open subscriptions for this credential; close one and try again."
-            )
+            ) from None
         connection = StreamConnection(viewer)
         context.connection = connection
         results = await super().execute_operation(

@@ -41,18 +41,22 @@ async def _succeeded(gql: GraphQLClient, field: str, request_id: str, token: str
     return bool(body["data"][payload]["userErrors"] == [])
 
 
-async def test_every_viewer_can_predicts_its_mutation(gql: GraphQLClient, live_server: Live) -> None:
-    await seed(live_server.app.state.services)
+async def _sign_in_all(gql: GraphQLClient) -> dict[str, str]:
+    """Every demo family and advocate, by email, after read-only API tokens of a family and an
+    advocate: they may read and change nothing, and come first, asked while everything is live."""
     tokens: dict[str, str] = {}
     for email in (FAMILY[0], SECOND_FAMILY[0], *(a[0] for a in ADVOCATES)):
         tokens[email] = (await gql.data(LOG_IN, {"e": email, "p": DEMO_PASSWORD}))["logIn"]["token"]
-    # Read-only API tokens of a family and an advocate: they may read their requests and change
-    # none. Asked first, while the requests are still open.
     read_only: dict[str, str] = {}
-    for email in (FAMILY[0], ADVOCATES[0][0]):
-        made = await gql.data(CREATE_TOKEN, {"s": ["REQUESTS_READ"]}, tokens[email])
+    for email, scopes in ((FAMILY[0], ["REQUESTS_READ", "VAULT_READ"]), (ADVOCATES[0][0], ["REQUESTS_READ"])):
+        made = await gql.data(CREATE_TOKEN, {"s": scopes}, tokens[email])
         read_only[f"{email} read-only token"] = made["createApiToken"]["secret"]
-    tokens = {**read_only, **tokens}
+    return {**read_only, **tokens}
+
+
+async def test_every_viewer_can_predicts_its_mutation(gql: GraphQLClient, live_server: Live) -> None:
+    await seed(live_server.app.state.services)
+    tokens = await _sign_in_all(gql)
     # More open requests than the demo has: both families to the directory's advocates.
     directory = (await gql.data("{ advocates(first: 20) { edges { node { id } } } }"))["advocates"]["edges"]
     for family in (FAMILY[0], SECOND_FAMILY[0]):
@@ -92,15 +96,6 @@ CAN_END = "query($id: ID!) { node(id: $id) { ... on SupportRelationship { viewer
 CAN_REVOKE = (
     "query($id: ID!) { node(id: $id) { ... on SupportRelationship { vaultGrants { id viewerCanRevoke } } } }"
 )
-
-
-async def _sign_in_all(gql: GraphQLClient) -> dict[str, str]:
-    tokens: dict[str, str] = {}
-    for email in (FAMILY[0], SECOND_FAMILY[0], *(a[0] for a in ADVOCATES)):
-        tokens[email] = (await gql.data(LOG_IN, {"e": email, "p": DEMO_PASSWORD}))["logIn"]["token"]
-    # Read-only tokens first: they are asked while everything is still live.
-    made = await gql.data(CREATE_TOKEN, {"s": ["REQUESTS_READ", "VAULT_READ"]}, tokens[FAMILY[0]])
-    return {"family read-only token": made["createApiToken"]["secret"], **tokens}
 
 
 async def test_viewer_can_revoke_and_end_predict_their_mutations(
