@@ -159,7 +159,9 @@ class Ours:
 
 
 @asynccontextmanager
-async def ours_server(postgres_url: str, redis_url: str) -> AsyncIterator[Callable[[], Any]]:
+async def ours_server(
+    postgres_url: str, redis_url: str, profile: Path | None = None
+) -> AsyncIterator[Callable[[str], Any]]:
     """A fresh database, this process's publisher on it, and `serve()`: a new server process on that
     database each time it is entered (each memory reading starts from a process that has not yet
     held and freed thousands of sockets)."""
@@ -186,19 +188,33 @@ async def ours_server(postgres_url: str, redis_url: str) -> AsyncIterator[Callab
         services = Services(clock=Clock(), hub=hub)
 
         @asynccontextmanager
-        async def serve() -> AsyncIterator[Ours]:
+        async def serve(scenario: str) -> AsyncIterator[Ours]:
             port = free_port()
             proc = await asyncio.create_subprocess_exec(
                 *_pin(0), sys.executable, "server.py", "serve", "--port", str(port),
                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
+            spy = None
             try:
                 await wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+                if profile is not None:
+                    # py-spy's own CPU is on the other core (it samples from outside the process).
+                    os.makedirs(profile, exist_ok=True)
+                    spy_command = [
+                        *_pin(1), str(Path(sys.executable).parent / "py-spy"), "record",
+                        "--pid", str(proc.pid), "--format", "raw", "--rate", "1000",
+                        "-o", str(profile / f"{scenario}.txt"),
+                    ]  # fmt: skip
+                    spy = await asyncio.create_subprocess_exec(
+                        *spy_command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                    )
                 # taskset execs the server: the pid is the server's.
                 yield Ours(database_url, redis_url, services, port, proc.pid)
             finally:
                 proc.terminate()
                 await proc.wait()
+                if spy is not None:
+                    await spy.wait()
 
         try:
             yield serve
@@ -477,46 +493,59 @@ async def run(args: argparse.Namespace) -> list[str]:
 
     rows += ["| scenario | ours | bare websockets | ratio |", "|---|---:|---:|---:|"]
     print("\n".join(rows), flush=True)
-    async with ours_server(args.postgres, args.redis) as serve:
-        async with serve() as ours:
-            mine_kib = await memory_ours(ours, 1000, 5000)
-        bare_kib = await memory_bare(1000, 5000)
-        row("memory per idle subscribed socket (RSS slope, 1,000 → 5,000), KiB", f"{mine_kib:.1f}",
-            f"{bare_kib:.1f}", f"{mine_kib / bare_kib:.2f}×")  # fmt: skip
-        async with serve() as ours:
-            mine = await churn_ours(ours, args.churn_cycles)
-        bare = await churn_bare(args.churn_cycles)
-        row(f"churn, {args.churn_cycles:,} cycles: cycles per second", f"{mine['per_s']:,.0f}",
-            f"{bare['per_s']:,.0f}", f"{mine['per_s'] / bare['per_s']:.2f}×")  # fmt: skip
-        row("churn: server CPU ms per cycle", f"{mine['cpu_ms']:.2f}", f"{bare['cpu_ms']:.2f}",
-            f"{mine['cpu_ms'] / bare['cpu_ms']:.1f}×")  # fmt: skip
-        row("churn: server RSS growth over the cycles", f"{mine['rss_growth']:+.1f}%",
-            f"{bare['rss_growth']:+.1f}%", "")  # fmt: skip
-        async with serve() as ours:
-            for n in sizes:
-                mine = await fan_out_ours(ours, n, args.events)
-                bare = await fan_out_bare(n, args.events)
-                slower = mine["last_p50"] / bare["last_p50"]
-                row(f"fan-out to {n:,} sockets of one family: last delivery, p50 ms",
-                    f"{mine['last_p50']:.1f}", f"{bare['last_p50']:.1f}", f"{slower:.1f}×")  # fmt: skip
-                row(f"fan-out to {n:,}: deliveries per CPU-second", f"{mine['per_cpu_s']:,.0f}",
-                    f"{bare['per_cpu_s']:,.0f}", f"{mine['per_cpu_s'] / bare['per_cpu_s']:.2f}×")  # fmt: skip
-            mine = await distinct_ours(ours, 1000)
+    only = set(args.only.split(",")) if args.only else set(SCENARIOS)
+    async with ours_server(args.postgres, args.redis, args.profile) as serve:
+        if "memory" in only:
+            async with serve("memory") as ours:
+                mine_kib = await memory_ours(ours, 1000, 5000)
+            bare_kib = await memory_bare(1000, 5000)
+            row("memory per idle subscribed socket (RSS slope, 1,000 → 5,000), KiB", f"{mine_kib:.1f}",
+                f"{bare_kib:.1f}", f"{mine_kib / bare_kib:.2f}×")  # fmt: skip
+        if "churn" in only:
+            async with serve("churn") as ours:
+                mine = await churn_ours(ours, args.churn_cycles)
+            bare = await churn_bare(args.churn_cycles)
+            row(f"churn, {args.churn_cycles:,} cycles: cycles per second", f"{mine['per_s']:,.0f}",
+                f"{bare['per_s']:,.0f}", f"{mine['per_s'] / bare['per_s']:.2f}×")  # fmt: skip
+            row("churn: server CPU ms per cycle", f"{mine['cpu_ms']:.2f}", f"{bare['cpu_ms']:.2f}",
+                f"{mine['cpu_ms'] / bare['cpu_ms']:.1f}×")  # fmt: skip
+            row("churn: server RSS growth over the cycles", f"{mine['rss_growth']:+.1f}%",
+                f"{bare['rss_growth']:+.1f}%", "")  # fmt: skip
+        if "fanout" in only:
+            async with serve("fanout") as ours:
+                for n in sizes:
+                    mine = await fan_out_ours(ours, n, args.events)
+                    bare = await fan_out_bare(n, args.events)
+                    slower = mine["last_p50"] / bare["last_p50"]
+                    row(f"fan-out to {n:,} sockets of one family: last delivery, p50 ms",
+                        f"{mine['last_p50']:.1f}", f"{bare['last_p50']:.1f}", f"{slower:.1f}×")  # fmt: skip
+                    ratio = mine["per_cpu_s"] / bare["per_cpu_s"]
+                    row(f"fan-out to {n:,}: deliveries per CPU-second", f"{mine['per_cpu_s']:,.0f}",
+                        f"{bare['per_cpu_s']:,.0f}", f"{ratio:.2f}×")  # fmt: skip
+        if "distinct" in only:
+            async with serve("distinct") as ours:
+                mine = await distinct_ours(ours, 1000)
             bare = await distinct_bare(1000)
             ratio = mine["per_cpu_s"] / bare["per_cpu_s"]
             row("1,000 different families, one event each: deliveries per CPU-second",
                 f"{mine['per_cpu_s']:,.0f}", f"{bare['per_cpu_s']:,.0f}", f"{ratio:.2f}×")  # fmt: skip
-            alone = await publisher_wait(ours, 0, args.events)
-            crowded = await publisher_wait(ours, 1000, args.events)
+        if "publisher" in only:
+            async with serve("publisher") as ours:
+                alone = await publisher_wait(ours, 0, args.events)
+                crowded = await publisher_wait(ours, 1000, args.events)
             row("`logIn` (publishes) response p50 ms: no subscriber / 1,000 sockets of that family",
                 f"{alone:.1f} / {crowded:.1f}", "", f"{crowded / alone:.2f}×")  # fmt: skip
-        async with serve() as ours:
-            quiet = await access_revoked_p99(ours, 0, args.revocations)
-        async with serve() as ours:
-            busy = await access_revoked_p99(ours, args.idle, args.revocations)
-        row(f"`accessRevoked` p99 ms, revoke to delivery: no idle socket / {args.idle:,} idle sockets",
-            f"{quiet:.1f} / {busy:.1f}", "", f"{busy / quiet:.2f}×")  # fmt: skip
+        if "revoked" in only:
+            async with serve("revoked-quiet") as ours:
+                quiet = await access_revoked_p99(ours, 0, args.revocations)
+            async with serve("revoked-busy") as ours:
+                busy = await access_revoked_p99(ours, args.idle, args.revocations)
+            row(f"`accessRevoked` p99 ms, revoke to delivery: no idle socket / {args.idle:,} idle sockets",
+                f"{quiet:.1f} / {busy:.1f}", "", f"{busy / quiet:.2f}×")  # fmt: skip
     return rows
+
+
+SCENARIOS = ("memory", "churn", "fanout", "distinct", "publisher", "revoked")
 
 
 def main() -> None:
@@ -528,6 +557,10 @@ def main() -> None:
     parser.add_argument("--churn-cycles", type=int, default=20000)
     parser.add_argument("--idle", type=int, default=10000, help="idle sockets for the accessRevoked scenario")
     parser.add_argument("--revocations", type=int, default=100)
+    parser.add_argument("--only", help=f"comma-separated scenarios, of {','.join(SCENARIOS)}")
+    parser.add_argument(
+        "--profile", type=Path, help="folder for a py-spy profile of the server in each scenario (not timed)"
+    )
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379")
     parser.add_argument("--write", type=Path)

@@ -68,7 +68,10 @@ ACCESS_ENDED = "ACCESS_ENDED"  # what this subscription reads is no longer the v
 
 
 class Subscription:
-    """One subscriber's bounded queue. Overflow ends the subscription instead of growing memory."""
+    """One subscriber's bounded queue. Overflow ends the subscription instead of growing memory.
+
+    A subscription handed over to its channel's shared delivery (`schema.fanout`) queues nothing:
+    `forward` takes each event instead, and its reader only waits for `ended`."""
 
     def __init__(self, channel: str, max_queue: int, on_overflow: Callable[[], None] | None = None) -> None:
         self.channel = channel
@@ -76,6 +79,9 @@ class Subscription:
         self._items: deque[Envelope] = deque()
         self._wake = asyncio.Event()
         self.failure: SubscriptionEnded | None = None
+        # Any other error that ended a handed-over subscription (the database failed under it).
+        self.error: BaseException | None = None
+        self.forward: Callable[[Envelope], None] | None = None
         # Called once when the queue overflows: the reader is stuck (typically on a socket whose
         # peer stopped reading) and will not see `failure` until something unblocks it.
         self._on_overflow = on_overflow
@@ -86,6 +92,9 @@ class Subscription:
 
     def offer(self, envelope: Envelope) -> None:
         if self.failure is not None:
+            return
+        if self.forward is not None:
+            self.forward(envelope)
             return
         if len(self._items) >= self.max_queue:
             self._items.clear()
@@ -100,6 +109,24 @@ class Subscription:
         if self.failure is None:
             self.failure = failure
         self._wake.set()
+
+    def abort(self, error: BaseException) -> None:
+        """End a handed-over subscription with an error of any kind (`ended` returns it)."""
+        if isinstance(error, SubscriptionEnded):
+            self.fail(error)
+        elif self.failure is None and self.error is None:
+            self.error = error
+            self._wake.set()
+
+    async def ended(self) -> BaseException:
+        """Wait until this subscription has ended; what ended it."""
+        while True:
+            if self.failure is not None:
+                return self.failure
+            if self.error is not None:
+                return self.error
+            self._wake.clear()
+            await self._wake.wait()
 
     async def next(self) -> Envelope:
         """The next live event; raises SubscriptionEnded once delivery has stopped."""
@@ -223,7 +250,10 @@ class RedisPubSubBackend(BroadcastBackend):
         try:
             while True:
                 await self._has_channels.wait()
-                message = await self._pubsub.get_message(ignore_subscribe_messages=False, timeout=1.0)
+                # Blocking, with no timeout: redis-py's timed read costs more than the rest of an
+                # event's delivery (`bench/RESULTS.md`). A link that stops answering is found by
+                # the heartbeat, which cancels this read.
+                message = await self._pubsub.get_message(ignore_subscribe_messages=False, timeout=None)
                 if message is not None and message["type"] == "message":
                     await self._queue.put(Event(message["channel"].decode(), message["data"].decode()))
                 elif message is not None and message["type"] == "subscribe":
@@ -246,6 +276,7 @@ class Hub:
         url: str,
         *,
         max_queue: int = 1000,
+        max_buffered_bytes: int = 1024 * 1024,
         heartbeat_interval: float = 5.0,
         reconnect_max_delay: float = 10.0,
         namespace: str = "senvault",
@@ -257,6 +288,11 @@ class Hub:
         # never hear each other's events.
         self._prefix = f"{namespace}:" if namespace else ""
         self.max_queue = max_queue
+        # A socket fed by the shared delivery (`schema.fanout`) is a slow consumer once this many
+        # bytes written to it are still waiting for the peer to read them.
+        self.max_buffered_bytes = max_buffered_bytes
+        # Per-channel state of that delivery, kept here so it lives and dies with this hub.
+        self.shared: dict[str, Any] = {}
         self.heartbeat_interval = heartbeat_interval
         self.reconnect_max_delay = reconnect_max_delay
         self.client_name = (

@@ -27,6 +27,7 @@ from strawberry.types import ExecutionContext
 
 from schema.documents import DocumentCache
 from schema.errors import ErrorPolicy
+from schema.fanout import OPERATION_POLICY
 from schema.hygiene import UnstorableText
 from schema.limits import MAX_TOKENS, QueryLimits
 
@@ -66,6 +67,8 @@ class OperationPolicy(SchemaExtension):
         self.errors.execution_context = value
 
     async def on_operation(self) -> AsyncGenerator[None, None]:
+        # For `schema.fanout`, which shapes a subscription's later results with this instance.
+        OPERATION_POLICY.set(self)
         self.execution_context.parse_options["max_tokens"] = MAX_TOKENS
         # Here rather than in a parsing hook (one hook fewer for strawberry to run per request).
         self.cache.before_parse()

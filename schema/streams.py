@@ -20,7 +20,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Container, Hashable, Mapping
 from contextvars import ContextVar
 from functools import partial
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 from graphql import (
     ExecutionResult,
@@ -28,6 +28,7 @@ from graphql import (
     FragmentDefinitionNode,
     GraphQLError,
     OperationDefinitionNode,
+    OperationType,
     VariableNode,
     Visitor,
     visit,
@@ -38,11 +39,12 @@ from tortoise.models import Model
 
 from resolvers import accounts, events, metrics
 from resolvers.access import core
-from resolvers.broadcast import SubscriptionEnded
+from resolvers.broadcast import Subscription, SubscriptionEnded
 from resolvers.connections import CLOSE_FORBIDDEN, CLOSE_SLOW_CONSUMER
 from resolvers.errors import UserError
 from resolvers.events import Envelope
 from resolvers.viewer import Viewer
+from schema import fanout
 from schema.context import Info
 from schema.loaders import Loaders
 
@@ -69,13 +71,20 @@ def _expired() -> GraphQLError:
 
 
 async def stream(
-    info: Info, viewer: Viewer, channel: str, after: str | None, kinds: Container[str]
+    info: Info,
+    viewer: Viewer,
+    channel: str,
+    after: str | None,
+    kinds: Container[str],
+    handover: Callable[[Subscription, int], Awaitable[NoReturn]] | None = None,
 ) -> AsyncIterator[Envelope]:
     """Events of `kinds` on `channel`: those after `after` from the log, then live, each once, in order.
 
     Before each event the viewer's credential is checked again (in memory for a socket, see
     `accounts.still_valid`) and the request's loaders are renewed, so nothing is delivered from a
-    revoked session or out of a stale cache.
+    revoked session or out of a stale cache. With `handover` (`schema.fanout`), once the replay has
+    caught up the live events are delivered by the channel's shared fanout, and this only waits for
+    the subscription to end.
     """
     services = info.context.services
     try:
@@ -107,6 +116,11 @@ async def stream(
                         await _authorise(info, viewer)
                         yield envelope
             while True:
+                if handover is not None and not live.queued and live.failure is None:
+                    try:
+                        await handover(live, last)
+                    except SubscriptionEnded as exc:
+                        raise _ended(exc.code, exc.message, exc.retry_after) from exc
                 try:
                     envelope = await live.next()
                 except SubscriptionEnded as exc:
@@ -145,19 +159,20 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
     subscription's own arguments (`after`) do not count: only variables used below its root field
     change what an event resolves to."""
 
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> Any:
+        built = super().build(*args, **kwargs)
+        if isinstance(built, SharedEventExecutor) and built.operation.operation is OperationType.SUBSCRIPTION:
+            # For `schema.fanout`, which executes this subscription's later events itself.
+            fanout.SUBSCRIPTION_EXECUTOR.set(built)
+        return built
+
     def execute_operation(self, serially: bool | None = None) -> Any:
         delivering = _delivering.get()
         if delivering is None or delivering[0] is not self.root_value:
             return super().execute_operation(serially)
         shared = delivering[1]
-        variables = self.variable_values.coerced
-        used = _selection_variables(self.operation, self.fragment_definitions)
-        key = (
-            "result",
-            id(self.operation),
-            json.dumps({k: variables.get(k) for k in sorted(used)}, default=str),
-            self.context_value.viewer,
-        )
+        key = ("result", _group_key(self), self.context_value.viewer)
         entry = shared.get(key)
         if entry is None or entry[0] is not self.operation:
             result = super().execute_operation(serially)
@@ -166,6 +181,14 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
                 return result
             entry = shared[key] = (self.operation, _started(result))
         return _own_copy(entry[1])
+
+
+def _group_key(executor: Any) -> Hashable:
+    """What an event's execution depends on besides the event and the viewer: the operation and
+    the variables used below its root fields."""
+    variables = executor.variable_values.coerced
+    used = _selection_variables(executor.operation, executor.fragment_definitions)
+    return (id(executor.operation), json.dumps({k: variables.get(k) for k in sorted(used)}, default=str))
 
 
 async def _own_copy(shared: Any) -> ExecutionResult:
@@ -242,7 +265,8 @@ async def events_for(
     """`stream`'s events, each made into what the subscription yields by `build` (None: not for
     this viewer). A live event's `build` runs once per viewer in this process, however many
     sockets that viewer has subscribed: every one of them is sent the same object."""
-    async for envelope in stream(info, viewer, channel, after, kinds):
+    park = fanout.handover(info.context, viewer, kinds, build, _group_key)
+    async for envelope in stream(info, viewer, channel, after, kinds, park):
         event = await once(envelope, (build.__qualname__, viewer), partial(build, envelope))
         if event is not None:
             # Not reset in a `finally`: the stream may be closed from another task.

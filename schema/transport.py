@@ -17,7 +17,10 @@ from graphql import GraphQLError, GraphQLFormattedError
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived, WebSocketDisconnected
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage as TransportInit,
 )
@@ -35,10 +38,13 @@ from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage as 
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
+from websockets.protocol import State
 
 from resolvers.connections import Connection
 from resolvers.viewer import Viewer
 from schema.context import Context
+from schema.fanout import FRAME_WRITER, OPERATION_ID
 from schema.limits import refused_early
 
 SUBSCRIPTION_LIMIT = "SUBSCRIPTION_LIMIT"
@@ -124,6 +130,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await self.send_message({"id": message["id"], "type": "error", "payload": [limited.formatted]})
             return
         await super().handle_subscribe(message)
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        # In the operation's own task: `schema.fanout` writes its events under this id.
+        OPERATION_ID.set(operation.id)
+        await super().run_operation(operation)
 
     async def shutdown(self) -> None:
         try:
@@ -292,6 +303,31 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     # The kernel's send buffer of a websocket, in bytes. Left to autotuning it can grow to megabytes
     # per socket behind a client that has stopped reading; events are small, so this is plenty.
     send_buffer_bytes = 64 * 1024
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        if not self.handshake_complete:
+            # Offered to `schema.fanout`, which writes events it has encoded once to many sockets.
+            extensions: dict[str, object] = self.scope["extensions"]  # type: ignore[assignment]
+            extensions[FRAME_WRITER] = self
+
+    def write_frame(self, frame: bytes) -> bool:
+        """Write an encoded frame now, without the ASGI send; False if the socket is closing.
+
+        Only for sockets without a compression extension (`serve` and the tests turn it off), where
+        a frame's bytes are the same for every socket."""
+        if (
+            self.close_sent
+            or self.transport.is_closing()
+            or self.conn.state is not State.OPEN
+            or self.conn.extensions
+        ):
+            return False
+        self.transport.write(frame)
+        return True
+
+    def buffered(self) -> int:
+        return self.transport.get_write_buffer_size()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         sock = transport.get_extra_info("socket")

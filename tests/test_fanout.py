@@ -1,0 +1,250 @@
+"""The shared live delivery (`schema.fanout`): once a graphql-transport-ws subscription has caught
+up, its channel's fanout delivers its events, executing each once per group of alike subscribers
+and writing the same bytes to every socket of the group."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from strawberry.relay import GlobalID
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from models.notifications import NotificationKind
+from resolvers import notifications
+from resolvers.events import unit_of_work, user_channel
+from schema import fanout
+from tests.client import DEADLINE, LEGACY_WS, TRANSPORT_WS, GraphQLClient, eventually
+from tests.conftest import Live
+from tests.factories import PASSWORD, Account, sign_up, user_cursor
+
+NOTIFICATIONS = """
+subscription($after: String) {
+  notificationReceived(after: $after) { cursor notification { id kind title } }
+}
+"""
+# The same root field with less selected: a group of its own.
+KINDS_ONLY = "subscription { notificationReceived { cursor notification { kind } } }"
+WITH_BODY = "subscription { notificationReceived { cursor notification { title body } } }"
+LOG_IN = "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }"
+
+
+def _user_id(account: Account) -> int:
+    return int(GlobalID.from_id(account.user_id).node_id)
+
+
+def _channel(account: Account) -> str:
+    return user_channel(_user_id(account))
+
+
+async def _log_in(gql: GraphQLClient, account: Account) -> str:
+    token: str = (await gql.data(LOG_IN, {"e": account.email, "p": PASSWORD}))["logIn"]["token"]
+    return token
+
+
+def _members(live: Live, channel: str) -> list[list[fanout.Member]]:
+    found = live.app.state.services.hub.shared.get(channel)
+    if found is None:
+        return []
+    return [list(group.members) for group in found.groups.values()]
+
+
+async def _handed_over(live: Live, channel: str, sizes: list[int]) -> None:
+    async def ready() -> bool:
+        return sorted(len(m) for m in _members(live, channel)) == sorted(sizes)
+
+    await eventually(ready, f"groups of {sizes} on {channel}")
+
+
+def _count_payloads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    original: Callable[..., Awaitable[bytes | None]] = fanout.Group.payload
+
+    async def counted(self: fanout.Group, envelope: Any) -> bytes | None:
+        calls.append(envelope.seq)
+        return await original(self, envelope)
+
+    monkeypatch.setattr(fanout.Group, "payload", counted)
+    return calls
+
+
+async def test_sockets_that_subscribe_alike_share_one_execution_per_event_and_get_every_event_once(
+    gql: GraphQLClient, live_server: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = await sign_up(gql)
+    channel = _channel(account)
+    calls = _count_payloads(monkeypatch)
+    after = await user_cursor(account)
+    async with gql.socket(account.token) as a, gql.socket(account.token) as b, gql.socket(account.token) as c:
+        ops = []
+        for sock in (a, b, c):
+            await sock.ack()
+            ops.append(await sock.subscribe(NOTIFICATIONS, {"after": after}))
+        await _handed_over(live_server, channel, [3])
+        await _log_in(gql, account)
+        await _log_in(gql, account)
+        received = [
+            [(await sock.next_event(op))["data"]["notificationReceived"] for _ in range(2)]
+            for sock, op in zip((a, b, c), ops, strict=True)
+        ]
+        for sock in (a, b, c):
+            await sock.expect_silence(0.2)
+    assert received[0] == received[1] == received[2]
+    assert [e["notification"]["kind"] for e in received[0]] == ["NEW_SIGN_IN", "NEW_SIGN_IN"]
+    # One execution per event for the three sockets.
+    assert len(calls) == 2
+    assert len(set(calls)) == 2
+
+
+async def test_different_selections_are_different_groups_each_with_its_own_payload(
+    gql: GraphQLClient, live_server: Live
+) -> None:
+    account = await sign_up(gql)
+    channel = _channel(account)
+    async with gql.socket(account.token) as sock:
+        await sock.ack()
+        full = await sock.subscribe(NOTIFICATIONS)
+        kinds = await sock.subscribe(KINDS_ONLY)
+        await _handed_over(live_server, channel, [1, 1])
+        await _log_in(gql, account)
+        one = (await sock.next_event(full))["data"]["notificationReceived"]
+        other = (await sock.next_event(kinds))["data"]["notificationReceived"]
+    assert set(one["notification"]) == {"id", "kind", "title"}
+    assert other["notification"] == {"kind": "NEW_SIGN_IN"}
+    assert other["cursor"] == one["cursor"]
+
+
+async def test_the_legacy_protocol_keeps_its_own_delivery_beside_the_shared_one(
+    gql: GraphQLClient, live_server: Live
+) -> None:
+    account = await sign_up(gql)
+    channel = _channel(account)
+    async with gql.socket(account.token) as modern, gql.socket(account.token, LEGACY_WS) as legacy:
+        await modern.ack()
+        await legacy.ack()
+        op_modern = await modern.subscribe(NOTIFICATIONS)
+        op_legacy = await legacy.subscribe(NOTIFICATIONS)
+        await _handed_over(live_server, channel, [1])
+
+        async def both_listening() -> bool:
+            return len(live_server.app.state.services.hub.subscriptions(channel)) == 2
+
+        await eventually(both_listening, "both subscriptions live")
+        await _log_in(gql, account)
+        a = (await modern.next_event(op_modern))["data"]["notificationReceived"]
+        b = (await legacy.next_event(op_legacy))["data"]["notificationReceived"]
+    assert a == b
+
+
+async def test_completing_one_subscription_leaves_the_rest_of_its_group(
+    gql: GraphQLClient, live_server: Live
+) -> None:
+    account = await sign_up(gql)
+    channel = _channel(account)
+    async with gql.socket(account.token) as a, gql.socket(account.token) as b:
+        await a.ack()
+        await b.ack()
+        op_a = await a.subscribe(NOTIFICATIONS)
+        op_b = await b.subscribe(NOTIFICATIONS)
+        await _handed_over(live_server, channel, [2])
+        await a.send({"id": op_a, "type": "complete"})
+        await _handed_over(live_server, channel, [1])
+        await _log_in(gql, account)
+        (await b.next_event(op_b))["data"]["notificationReceived"]
+        await a.expect_silence(0.3)
+    # Every socket gone: the channel's fanout is gone too.
+    await eventually(lambda: _async(not _members(live_server, channel)), "fanout removed")
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
+async def test_signing_out_ends_a_shared_subscription_with_4403(
+    gql: GraphQLClient, live_server: Live
+) -> None:
+    account = await sign_up(gql)
+    channel = _channel(account)
+    async with gql.socket(account.token) as sock:
+        await sock.ack()
+        await sock.subscribe(NOTIFICATIONS)
+        await _handed_over(live_server, channel, [1])
+        await gql.data("mutation { logOut { userErrors { message } } }", token=account.token)
+        assert await sock.closed_code() == 4403
+    await eventually(lambda: _async(not _members(live_server, channel)), "fanout removed")
+
+
+async def test_a_socket_that_stops_reading_is_closed_with_4008_without_growing_the_servers_buffer(
+    gql: GraphQLClient, live_server: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = live_server.app.state.services
+    monkeypatch.setattr(services.hub, "max_buffered_bytes", 16 * 1024)
+    account = await sign_up(gql)
+    channel = _channel(account)
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(raw, ("127.0.0.1", int(live_server.url.rsplit(":", 1)[1])))
+    async with connect(live_server.ws_url, sock=raw, subprotocols=[TRANSPORT_WS], max_queue=1) as ws:  # type: ignore[list-item]
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {account.token}"}})
+        )
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": WITH_BODY}}))
+        await _handed_over(live_server, channel, [1])
+        # The client reads nothing while large events pile up.
+        deepest = 0
+        sent = 0
+        while _members(live_server, channel):
+            assert sent < 400, "the server never gave up on the stalled client"
+            async with unit_of_work(services) as outbox:
+                await notifications.notify(
+                    outbox, _user_id(account), NotificationKind.NEW_SIGN_IN, str(sent), "x" * 4000
+                )
+            sent += 1
+            await asyncio.sleep(0)
+            for (member,) in _members(live_server, channel):
+                deepest = max(deepest, member.writer.buffered())
+        received = 0
+        try:
+            while True:
+                message = json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))
+                received += message["type"] == "next"
+        except ConnectionClosed:
+            pass
+        assert ws.close_code == 4008
+    assert 0 < received < sent
+    # At most one event past the bound was buffered before the socket was given up.
+    assert deepest <= 16 * 1024 + 4096
+
+
+async def test_a_socket_subscribed_before_and_after_a_burst_gets_each_event_once_in_order(
+    gql: GraphQLClient, live_server: Live
+) -> None:
+    """Events published while a subscription replays reach it once: by the replay, its own queue or
+    the fanout, never two of them and never none."""
+    account = await sign_up(gql)
+    after = await user_cursor(account)
+    async with gql.socket(account.token) as first:
+        await first.ack()
+        op_first = await first.subscribe(NOTIFICATIONS, {"after": after})
+        await _handed_over(live_server, _channel(account), [1])
+        burst = asyncio.gather(*(_log_in(gql, account) for _ in range(6)))
+        async with gql.socket(account.token) as second:
+            await second.ack()
+            op_second = await second.subscribe(NOTIFICATIONS, {"after": after})
+            await burst
+            got_first = [(await first.next_event(op_first))["data"]["notificationReceived"] for _ in range(6)]
+            got_second = [
+                (await second.next_event(op_second))["data"]["notificationReceived"] for _ in range(6)
+            ]
+            await first.expect_silence(0.2)
+            await second.expect_silence(0.2)
+    assert got_first == got_second
+    cursors = [e["cursor"] for e in got_first]
+    assert len(set(cursors)) == 6
