@@ -18,7 +18,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from broadcaster import Event
@@ -67,11 +67,19 @@ SLOW_CONSUMER = "SLOW_CONSUMER"  # the client fell too far behind; reconnect and
 ACCESS_ENDED = "ACCESS_ENDED"  # what this subscription reads is no longer the viewer's to see
 
 
-class Subscription:
-    """One subscriber's bounded queue. Overflow ends the subscription instead of growing memory.
+class Subscriber(Protocol):
+    """What the hub feeds: a `Subscription`, or a subscription the shared delivery has taken over
+    (`schema.fanout.Member`)."""
 
-    A subscription handed over to its channel's shared delivery (`schema.fanout`) queues nothing:
-    `forward` takes each event instead, and its reader only waits for `ended`."""
+    channel: str
+
+    def offer(self, envelope: Envelope) -> None: ...
+
+    def fail(self, failure: SubscriptionEnded) -> None: ...
+
+
+class Subscription:
+    """One subscriber's bounded queue. Overflow ends the subscription instead of growing memory."""
 
     def __init__(self, channel: str, max_queue: int, on_overflow: Callable[[], None] | None = None) -> None:
         self.channel = channel
@@ -79,9 +87,6 @@ class Subscription:
         self._items: deque[Envelope] = deque()
         self._wake = asyncio.Event()
         self.failure: SubscriptionEnded | None = None
-        # Any other error that ended a handed-over subscription (the database failed under it).
-        self.error: BaseException | None = None
-        self.forward: Callable[[Envelope], None] | None = None
         # Called once when the queue overflows: the reader is stuck (typically on a socket whose
         # peer stopped reading) and will not see `failure` until something unblocks it.
         self._on_overflow = on_overflow
@@ -92,9 +97,6 @@ class Subscription:
 
     def offer(self, envelope: Envelope) -> None:
         if self.failure is not None:
-            return
-        if self.forward is not None:
-            self.forward(envelope)
             return
         if len(self._items) >= self.max_queue:
             self._items.clear()
@@ -109,24 +111,6 @@ class Subscription:
         if self.failure is None:
             self.failure = failure
         self._wake.set()
-
-    def abort(self, error: BaseException) -> None:
-        """End a handed-over subscription with an error of any kind (`ended` returns it)."""
-        if isinstance(error, SubscriptionEnded):
-            self.fail(error)
-        elif self.failure is None and self.error is None:
-            self.error = error
-            self._wake.set()
-
-    async def ended(self) -> BaseException:
-        """Wait until this subscription has ended; what ended it."""
-        while True:
-            if self.failure is not None:
-                return self.failure
-            if self.error is not None:
-                return self.error
-            self._wake.clear()
-            await self._wake.wait()
 
     async def next(self) -> Envelope:
         """The next live event; raises SubscriptionEnded once delivery has stopped."""
@@ -299,8 +283,13 @@ class Hub:
             f"{namespace or 'senvault'}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         )
         self._backend = self._make_backend(url, self.client_name)
-        self._subscribers: dict[str, set[Subscription]] = {}
+        self._subscribers: dict[str, set[Subscriber]] = {}
+        # Channels the backend is subscribed to, changed only under `_channels_lock`, so that it
+        # converges on the channels that have subscribers whatever order they come and go in.
+        self._backend_channels: set[str] = set()
+        self._channels_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        self._unsubscribing: set[asyncio.Task[None]] = set()
         self._heartbeat_channel = f"hub:heartbeat:{uuid.uuid4().hex}"
         self._heartbeat_seen = asyncio.Event()
         self.healthy = False
@@ -323,7 +312,7 @@ class Hub:
     def subscriber_count(self) -> int:
         return sum(len(s) for s in self._subscribers.values())
 
-    def subscriptions(self, channel: str) -> list[Subscription]:
+    def subscriptions(self, channel: str) -> list[Subscriber]:
         """This process's live subscriptions to a channel (for health and tests)."""
         return list(self._subscribers.get(channel, ()))
 
@@ -405,25 +394,57 @@ class Hub:
             subscribers.add(subscription)
         else:
             self._subscribers[channel] = {subscription}
-            if self.healthy:
+        try:
+            if self.healthy and channel not in self._backend_channels:
                 try:
                     async with asyncio.timeout(5):
-                        await self._backend.subscribe(self._prefix + channel)
+                        await self._converge(channel)
                 except (RedisError, OSError, TimeoutError) as exc:
                     # The link is failing; the heartbeat will notice. This subscriber retries.
                     self.last_error = repr(exc)
                     subscription.fail(self._unavailable())
-        try:
             yield subscription
         finally:
-            remaining = self._subscribers.get(channel)
-            if remaining is not None:
-                remaining.discard(subscription)
-                if not remaining:
-                    del self._subscribers[channel]
-                    if self.healthy:
-                        with contextlib.suppress(RedisError, OSError):
-                            await self._backend.unsubscribe(self._prefix + channel)
+            self.detach(subscription)
+
+    def attach(self, subscriber: Subscriber) -> None:
+        """Add a subscriber to a channel this process already listens to, at once (its events from
+        now on). The caller holds another subscription to the channel while it attaches."""
+        subscribers = self._subscribers.get(subscriber.channel)
+        if not subscribers:
+            raise RuntimeError(f"attach to {subscriber.channel!r}, which has no subscriber")
+        subscribers.add(subscriber)
+
+    def detach(self, subscriber: Subscriber) -> None:
+        """Remove a subscriber; the last one of a channel unsubscribes the backend, in the background."""
+        channel = subscriber.channel
+        remaining = self._subscribers.get(channel)
+        if remaining is None:
+            return
+        remaining.discard(subscriber)
+        if not remaining:
+            del self._subscribers[channel]
+            if self.healthy and channel in self._backend_channels:
+                task = asyncio.get_running_loop().create_task(self._unsubscribe_quietly(channel))
+                self._unsubscribing.add(task)
+                task.add_done_callback(self._unsubscribing.discard)
+
+    async def _unsubscribe_quietly(self, channel: str) -> None:
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(5):
+                await self._converge(channel)
+
+    async def _converge(self, channel: str) -> None:
+        """Subscribe or unsubscribe the backend so that it listens to `channel` exactly when this
+        process has a subscriber to it."""
+        async with self._channels_lock:
+            wanted = channel in self._subscribers
+            if wanted and channel not in self._backend_channels:
+                await self._backend.subscribe(self._prefix + channel)
+                self._backend_channels.add(channel)
+            elif not wanted and channel in self._backend_channels:
+                self._backend_channels.discard(channel)
+                await self._backend.unsubscribe(self._prefix + channel)
 
     def end_subscriptions(self, channel: str, failure: SubscriptionEnded) -> None:
         """End every local subscription to a channel now (e.g. access to what it reads ended)."""
@@ -467,6 +488,7 @@ class Hub:
         log.warning("broadcast connection lost: %r", error)
         self.healthy = False
         self.last_error = repr(error)
+        self._backend_channels.clear()
         self._fail_all(BROADCAST_INTERRUPTED, "Live delivery was interrupted; resubscribe with `after`.")
         assert isinstance(self._backend, RedisPubSubBackend)
         while True:
@@ -487,7 +509,7 @@ class Hub:
             for channel in list(self._subscribers):
                 with contextlib.suppress(RedisError, OSError, TimeoutError):
                     async with asyncio.timeout(5):
-                        await self._backend.subscribe(self._prefix + channel)
+                        await self._converge(channel)
             self.healthy = True
             self.last_error = None
             log.info("broadcast connection restored")

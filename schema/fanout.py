@@ -1,13 +1,14 @@
 """Live events written once per shared selection, to every socket that asked alike.
 
 A subscription on a `graphql-transport-ws` socket replays what it missed through strawberry as any
-operation does (`schema.streams.stream`). Once it has caught up, it is handed over here: its task
-waits, and each later event of its channel is delivered by the channel's `ChannelFanout` instead of
-by that task. Per event the fanout does, once for each `Group` (subscribers with the same document,
-the same variables below the root field, the same viewer and the same kinds of event):
+operation does (`schema.streams.stream`). Once it has caught up it is handed over here: it becomes
+a `Member` of its channel's `ChannelFanout`, registered with the hub in place of its own queue, and
+its task, generators and queue are let go (an idle subscription is this one small object). Per
+event the fanout does, once for each `Group` (members with the same document, the same variables
+below the root field, the same viewer and the same kinds of event):
 
-1. the credential check, in memory (`accounts.still_valid`), and the event's object (`build`);
-2. the GraphQL execution of the selection, with the subscriber's own executor;
+1. the credential check, in memory while this process hears the control channel;
+2. the event's object (`build`) and the GraphQL execution of the selection;
 3. strawberry's handling of the result (errors shown with a code or masked, the cost extension);
 4. the JSON of the payload, and the text frame of the whole `next` message for each operation id;
 
@@ -15,12 +16,14 @@ then writes those bytes to each member's socket (`FrameWriter`, the uvicorn prot
 `schema.transport`), below the ASGI send and strawberry's per-operation loop. A thousand sockets
 of one advocate cost one execution and a thousand `write` calls.
 
-What the per-subscription path guarantees still holds: each event once and in sequence order
-(a member's `last` moves under the same rule as `stream`'s; a gap is read from the log once for the
-channel), nothing written to a socket whose credential has ended, and a member that ends (access
-ended, the broadcast interrupted, a slow consumer) is failed through its hub `Subscription`, so its
-waiting task raises the same coded error as before and strawberry sends it. A socket whose peer has
-stopped reading is closed with 4008 once its unsent bytes pass `Hub.max_buffered_bytes`.
+What the per-subscription path guarantees still holds. Each event reaches a member once and in
+sequence order: a member's `last` moves as `stream`'s does, and a gap is read from the log once for
+the channel. Nothing is written to a socket whose credential has ended. A member that ends (access
+to what it reads ended, the broadcast was interrupted, a slow consumer, the database failed) is
+sent what the per-subscription path sent: a `next` with the coded error, then `complete`. A socket
+whose peer has stopped reading is closed with 4008 once its unsent bytes pass
+`Hub.max_buffered_bytes`. A `complete` from the client, or the socket closing, removes the member
+(`schema.transport.TransportWSHandler`).
 
 SSE streams, the legacy `graphql-ws` protocol and `messageAdded` keep the per-subscription path.
 """
@@ -33,14 +36,14 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Container, Hashable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
-from graphql import ExecutionResult
+from graphql import ExecutionResult, GraphQLError
 from starlette.websockets import WebSocket
 from websockets.frames import Frame, Opcode
 
-from resolvers import accounts, events
+from resolvers import accounts, events, metrics
 from resolvers.broadcast import Hub, Subscription, SubscriptionEnded
 from resolvers.connections import CLOSE_FORBIDDEN, CLOSE_SLOW_CONSUMER, Connection
 from resolvers.events import Envelope
@@ -62,10 +65,9 @@ EXPIRED_MESSAGE = "The events after this cursor are no longer kept: reload, then
 # The scope extension under which `schema.transport.WebSocketProtocol` offers its `FrameWriter`.
 FRAME_WRITER = "senvault.frame_writer"
 
-# Set in the operation's own task: by the graphql-transport-ws handler (the operation's id), by
-# `SharedEventExecutor.build` (the executor graphql-core built for a subscription) and by
-# `OperationPolicy.on_operation` (the extension instance that shapes the operation's results).
-OPERATION_ID: ContextVar[str | None] = ContextVar("senvault_operation_id", default=None)
+# Set in the operation's own task: by `SharedEventExecutor.build` (the executor graphql-core built
+# for a subscription) and by `OperationPolicy.on_operation` (the extension instance that shapes the
+# operation's results). `HANDOVER` is set by the graphql-transport-ws handler for each operation.
 SUBSCRIPTION_EXECUTOR: ContextVar[Executor[Any] | None] = ContextVar(
     "senvault_subscription_executor", default=None
 )
@@ -80,33 +82,133 @@ class FrameWriter(Protocol):
         """Bytes written to the socket and not yet taken by the kernel."""
 
 
-class Member:
-    """One subscription handed over to its channel's fanout."""
+class Socket(Protocol):
+    """What a member needs of the socket's protocol handler (`schema.transport.TransportWSHandler`)."""
 
-    __slots__ = ("connection", "last", "operation_id", "subscription", "writer")
+    members: dict[str, Member]
+
+    async def finish_operation(self, operation_id: str, payload: dict[str, object]) -> None:
+        """Send a last `next` with `payload`, then `complete`, and free the operation's id."""
+
+
+class Handover:
+    """One graphql-transport-ws operation's way to the fanout: where its socket is, and once it has
+    been handed over, its member."""
+
+    __slots__ = ("member", "operation_id", "socket")
+
+    def __init__(self, socket: Socket, operation_id: str) -> None:
+        self.socket = socket
+        self.operation_id = operation_id
+        self.member: Member | None = None
+
+
+HANDOVER: ContextVar[Handover | None] = ContextVar("senvault_handover", default=None)
+
+
+class Member:
+    """A subscription the fanout has taken over: a hub subscriber that queues nothing."""
+
+    __slots__ = (
+        "channel",
+        "connection",
+        "ended",
+        "fanout",
+        "group",
+        "last",
+        "operation_id",
+        "socket",
+        "writer",
+    )
 
     def __init__(
         self,
-        subscription: Subscription,
+        fanout: ChannelFanout,
+        group: Group,
+        socket: Socket,
         operation_id: str,
         writer: FrameWriter,
         connection: Connection,
         last: int,
     ) -> None:
-        self.subscription = subscription
+        self.channel = fanout.channel
+        self.fanout = fanout
+        self.group = group
+        self.socket = socket
         self.operation_id = operation_id
         self.writer = writer
         self.connection = connection
         self.last = last
+        self.ended = False
+
+    @property
+    def queued(self) -> int:
+        return 0
+
+    def offer(self, envelope: Envelope) -> None:
+        self.fanout.offer(envelope)
+
+    def fail(self, failure: SubscriptionEnded) -> None:
+        """Called by the hub (the broadcast was interrupted, access ended) and by the fanout."""
+        self.end(failure)
+
+    def end(self, reason: BaseException) -> None:
+        """Stop delivering to this member and tell its client why, as the per-subscription path
+        did: a `next` with the coded error, then `complete`."""
+        if not self.leave():
+            return
+        error = _as_error(reason)
+        policy = self.group.policy
+        shown = ExecutionResult(None, [error])
+        policy.errors._process_result(shown)
+        payload: dict[str, object] = {"data": None, "errors": [e.formatted for e in shown.errors or ()]}
+        extensions = policy.get_results()
+        if extensions:
+            payload["extensions"] = extensions
+        task = asyncio.get_running_loop().create_task(
+            self.socket.finish_operation(self.operation_id, payload)
+        )
+        _finishing.add(task)
+        task.add_done_callback(_finishing.discard)
+
+    def leave(self) -> bool:
+        """Remove this member from everything that feeds it; False if it had already left."""
+        if self.ended:
+            return False
+        self.ended = True
+        self.fanout.hub.detach(self)
+        self.fanout.leave(self)
+        if self.socket.members.get(self.operation_id) is self:
+            del self.socket.members[self.operation_id]
+        metrics.SUBSCRIPTIONS_ACTIVE.dec()
+        return True
+
+
+_finishing: set[asyncio.Task[None]] = set()
+
+
+def _as_error(reason: BaseException) -> GraphQLError:
+    if isinstance(reason, SubscriptionEnded):
+        extensions: dict[str, Any] = {"code": reason.code}
+        if reason.retry_after is not None:
+            extensions["retryAfterMs"] = round(reason.retry_after * 1000)
+        return GraphQLError(reason.message, extensions=extensions)
+    if isinstance(reason, GraphQLError):
+        return reason
+    return GraphQLError(str(reason), original_error=reason if isinstance(reason, Exception) else None)
 
 
 class Group:
-    """Members whose every event resolves to the same payload: one build, execution and encoding."""
+    """Members whose every event resolves to the same payload: one build, execution and encoding.
 
-    __slots__ = ("build", "context", "executor", "kinds", "members", "policy", "prefixes", "viewer")
+    It keeps the executor, result policy, `build` and context of the subscription that started it,
+    for as long as it has members (they are the same for all of them but the socket)."""
+
+    __slots__ = ("build", "context", "executor", "key", "kinds", "members", "policy", "prefixes", "viewer")
 
     def __init__(
         self,
+        key: Hashable,
         viewer: Viewer,
         kinds: Container[str],
         build: Callable[[Envelope], Awaitable[object | None]],
@@ -114,6 +216,7 @@ class Group:
         policy: OperationPolicy,
         context: Context,
     ) -> None:
+        self.key = key
         self.viewer = viewer
         self.kinds = kinds
         self.build = build
@@ -121,21 +224,28 @@ class Group:
         self.policy = policy
         self.context = context
         self.members: dict[Member, None] = {}
-        # The message's bytes before its payload, by operation id (a socket's ids rarely change).
+        # The message's bytes before its payload, by operation id (a client's ids repeat).
         self.prefixes: dict[str, bytes] = {}
+
+    async def credential_ended(self) -> bool:
+        """Whether the viewer's credential has ended (expired, or revoked where this process cannot
+        hear revocations: then asked of the database, once for the group)."""
+        services = self.context.services
+        if self.viewer.expires_at is not None and self.viewer.expires_at <= services.clock.now():
+            return True
+        if services.connections.listening:
+            return False  # a revocation closes the sockets: each member's connection tells
+        return not await accounts.still_valid(services, self.viewer, None)
 
     async def payload(self, envelope: Envelope) -> bytes | None:
         """The JSON of this event's `next` payload for these members; None when not for them."""
-        context = self.context
-        if not await accounts.still_valid(context.services, self.viewer, context.connection):
+        if await self.credential_ended():
             for member in list(self.members):
                 member.connection.close_soon(CLOSE_FORBIDDEN, "Signed out or token revoked")
-                member.subscription.fail(
-                    SubscriptionEnded("UNAUTHENTICATED", "Your session has ended; sign in again.")
-                )
+                member.end(SubscriptionEnded("UNAUTHENTICATED", "Your session has ended; sign in again."))
             return None
-        # Fresh loaders for each event: the socket's context lives all day.
-        context.loaders = Loaders()
+        # Fresh loaders for each event: the context lives as long as the group.
+        self.context.loaders = Loaders()
         event = await self.build(envelope)
         if event is None:
             return None
@@ -166,10 +276,10 @@ class Group:
 
 
 class ChannelFanout:
-    """Every handed-over subscription of one channel in this process, and the task that feeds them.
+    """Every member of one channel in this process, and the task that feeds them.
 
-    Each member's hub `Subscription` forwards what the hub offers it here; the first of them to
-    forward an event queues it (the rest see the same object and stop there)."""
+    The hub offers each event to every member; the first to pass it on queues it here (the rest see
+    the same object and stop there)."""
 
     def __init__(self, hub: Hub, channel: str, registry: dict[str, ChannelFanout]) -> None:
         self.hub = hub
@@ -180,9 +290,6 @@ class ChannelFanout:
         self._last_offered: Envelope | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def __len__(self) -> int:
-        return sum(len(group.members) for group in self.groups.values())
-
     def offer(self, envelope: Envelope) -> None:
         if envelope is self._last_offered:
             return
@@ -190,7 +297,7 @@ class ChannelFanout:
         if len(self._pending) >= self.hub.max_queue:
             # This process cannot keep up with the channel: every member resubscribes from its cursor.
             self._pending.clear()
-            self._fail_all(
+            self._end_all(
                 SubscriptionEnded(
                     "BROADCAST_INTERRUPTED", "Live delivery fell behind; resubscribe with `after`.", 1.0
                 )
@@ -198,30 +305,26 @@ class ChannelFanout:
             return
         self._pending.append(envelope)
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._drain(), name=f"fanout:{self.channel}")
+            self._task = asyncio.get_running_loop().create_task(self._drain())
 
-    def join(self, key: Hashable, group: Callable[[], Group], member: Member) -> None:
+    def group(self, key: Hashable, make: Callable[[], Group]) -> Group:
         found = self.groups.get(key)
         if found is None:
-            found = self.groups[key] = group()
-        found.members[member] = None
-        member.subscription.forward = self.offer
+            found = self.groups[key] = make()
+        return found
 
-    def leave(self, key: Hashable, member: Member) -> None:
-        member.subscription.forward = None
-        group = self.groups.get(key)
-        if group is None:
-            return
+    def leave(self, member: Member) -> None:
+        group = member.group
         group.members.pop(member, None)
-        if not group.members:
-            del self.groups[key]
+        if not group.members and self.groups.get(group.key) is group:
+            del self.groups[group.key]
             if not self.groups and self._registry.get(self.channel) is self:
                 del self._registry[self.channel]
 
-    def _fail_all(self, failure: BaseException) -> None:
+    def _end_all(self, reason: BaseException) -> None:
         for group in list(self.groups.values()):
             for member in list(group.members):
-                member.subscription.abort(failure)
+                member.end(reason)
 
     async def _drain(self) -> None:
         try:
@@ -234,7 +337,7 @@ class ChannelFanout:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # the database or a resolver failed: its members end with it
-                    self._fail_all(exc)
+                    self._end_all(exc)
         finally:
             self._task = None
 
@@ -258,7 +361,7 @@ class ChannelFanout:
             # Pruned from the log (sequence numbers are dense): those still behind must reload.
             for member in members:
                 if member.last < envelope.seq - 1:
-                    member.subscription.fail(SubscriptionEnded(CURSOR_EXPIRED, EXPIRED_MESSAGE))
+                    member.end(SubscriptionEnded(CURSOR_EXPIRED, EXPIRED_MESSAGE))
         await self._deliver_one(envelope)
 
     async def _deliver_one(self, envelope: Envelope) -> None:
@@ -279,16 +382,12 @@ class ChannelFanout:
                 if member.last >= seq:
                     continue
                 member.last = seq
-                if payload is None or member.subscription.failure is not None:
-                    continue
-                if member.connection.close_code is not None:
+                if payload is None or member.connection.close_code is not None:
                     continue
                 if member.writer.buffered() > limit:
                     # The peer has stopped reading: close the socket rather than buffer without end.
                     member.connection.close_soon(CLOSE_SLOW_CONSUMER, "Slow consumer")
-                    member.subscription.fail(
-                        SubscriptionEnded("SLOW_CONSUMER", "Too many undelivered events; reconnect.")
-                    )
+                    member.end(SubscriptionEnded("SLOW_CONSUMER", "Too many undelivered events; reconnect."))
                     continue
                 frame = frames.get(member.operation_id)
                 if frame is None:
@@ -306,40 +405,46 @@ def handover(
     kinds: Container[str],
     build: Callable[[Envelope], Awaitable[object | None]],
     key: Callable[[Executor[Any]], Hashable],
-) -> Callable[[Subscription, int], Awaitable[NoReturn]] | None:
+) -> Callable[[Subscription, int], bool] | None:
     """How this subscription hands its live phase to its channel's fanout, or None when it cannot
     (not a graphql-transport-ws socket served by `schema.transport.WebSocketProtocol`)."""
-    operation_id = OPERATION_ID.get()
+    slot = HANDOVER.get()
     executor = SUBSCRIPTION_EXECUTOR.get()
     policy = OPERATION_POLICY.get()
     connection = context.connection
     request = context.request
-    if operation_id is None or executor is None or policy is None or connection is None:
+    if slot is None or executor is None or policy is None or connection is None:
         return None
     if not isinstance(request, WebSocket):
         return None
-    writer = request.scope.get("extensions", {}).get(FRAME_WRITER)
+    writer: FrameWriter | None = request.scope.get("extensions", {}).get(FRAME_WRITER)
     if writer is None:
         return None
     group_key = (
         key(executor),
         build.__qualname__,
-        frozenset(kinds) if isinstance(kinds, (set, frozenset)) else id(kinds),
+        frozenset(kinds) if isinstance(kinds, set) else id(kinds),
         viewer,
     )
 
-    async def park(subscription: Subscription, last: int) -> NoReturn:
-        registry = _registry(context.services.hub)
+    def hand_over(subscription: Subscription, last: int) -> bool:
+        """Take the subscription over from `last` on; it must have nothing queued. Synchronous:
+        nothing reaches the hub between its queue and the member taking its place."""
+        if subscription.queued or subscription.failure is not None or connection.close_code is not None:
+            return False
+        hub = context.services.hub
+        registry = _registry(hub)
         fanout = registry.get(subscription.channel)
         if fanout is None:
-            fanout = registry[subscription.channel] = ChannelFanout(
-                context.services.hub, subscription.channel, registry
-            )
-        member = Member(subscription, operation_id, writer, connection, last)
-        fanout.join(group_key, lambda: Group(viewer, kinds, build, executor, policy, context), member)
-        try:
-            raise await subscription.ended()
-        finally:
-            fanout.leave(group_key, member)
+            fanout = registry[subscription.channel] = ChannelFanout(hub, subscription.channel, registry)
+        group = fanout.group(
+            group_key, lambda: Group(group_key, viewer, kinds, build, executor, policy, context)
+        )
+        member = Member(fanout, group, slot.socket, slot.operation_id, writer, connection, last)
+        group.members[member] = None
+        hub.attach(member)
+        slot.socket.members[slot.operation_id] = member
+        slot.member = member
+        return True
 
-    return park
+    return hand_over

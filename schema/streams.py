@@ -20,7 +20,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Container, Hashable, Mapping
 from contextvars import ContextVar
 from functools import partial
-from typing import Any, Generic, NoReturn, TypeVar
+from typing import Any, Generic, TypeVar
 
 from graphql import (
     ExecutionResult,
@@ -76,15 +76,15 @@ async def stream(
     channel: str,
     after: str | None,
     kinds: Container[str],
-    handover: Callable[[Subscription, int], Awaitable[NoReturn]] | None = None,
+    handover: Callable[[Subscription, int], bool] | None = None,
 ) -> AsyncIterator[Envelope]:
     """Events of `kinds` on `channel`: those after `after` from the log, then live, each once, in order.
 
     Before each event the viewer's credential is checked again (in memory for a socket, see
     `accounts.still_valid`) and the request's loaders are renewed, so nothing is delivered from a
     revoked session or out of a stale cache. With `handover` (`schema.fanout`), once the replay has
-    caught up the live events are delivered by the channel's shared fanout, and this only waits for
-    the subscription to end.
+    caught up the subscription is handed to its channel's fanout, which delivers the live events,
+    and this ends without another event.
     """
     services = info.context.services
     try:
@@ -101,7 +101,8 @@ async def stream(
 
     # Subscribe before reading the log: what commits meanwhile waits in the live queue, and the
     # sequence check below drops what the replay already delivered.
-    metrics.SUBSCRIPTIONS_ACTIVE.inc()  # while it runs (`/metrics`)
+    metrics.SUBSCRIPTIONS_ACTIVE.inc()  # while it runs (`/metrics`); a fanout member takes it over
+    handed_over = False
     try:
         async with services.hub.subscribe(channel, on_overflow=overflowed) as live:
             head = await events.head(channel)
@@ -116,11 +117,9 @@ async def stream(
                         await _authorise(info, viewer)
                         yield envelope
             while True:
-                if handover is not None and not live.queued and live.failure is None:
-                    try:
-                        await handover(live, last)
-                    except SubscriptionEnded as exc:
-                        raise _ended(exc.code, exc.message, exc.retry_after) from exc
+                if handover is not None and handover(live, last):
+                    handed_over = True
+                    return
                 try:
                     envelope = await live.next()
                 except SubscriptionEnded as exc:
@@ -140,7 +139,8 @@ async def stream(
                     await _authorise(info, viewer)
                     yield envelope
     finally:
-        metrics.SUBSCRIPTIONS_ACTIVE.dec()
+        if not handed_over:
+            metrics.SUBSCRIPTIONS_ACTIVE.dec()
 
 
 # The live event the current subscription is about to have executed, and what this process's

@@ -20,13 +20,18 @@ from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageRec
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
+    _OperationStreamClosed,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage as TransportInit,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ErrorMessage as TransportError
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message as TransportMessage
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    NextMessage,
+    NextMessagePayload,
+    SubscribeMessage,
+)
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import (
     ConnectionAckMessage,
@@ -44,7 +49,7 @@ from websockets.protocol import State
 from resolvers.connections import Connection
 from resolvers.viewer import Viewer
 from schema.context import Context
-from schema.fanout import FRAME_WRITER, OPERATION_ID
+from schema.fanout import FRAME_WRITER, HANDOVER, Handover, Member
 from schema.limits import refused_early
 
 SUBSCRIPTION_LIMIT = "SUBSCRIPTION_LIMIT"
@@ -131,10 +136,62 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             return
         await super().handle_subscribe(message)
 
+    members: dict[str, Member]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # This socket's subscriptions taken over by their channel's fanout, by operation id.
+        self.members = {}
+
     async def run_operation(self, operation: Operation[Context, None]) -> None:
-        # In the operation's own task: `schema.fanout` writes its events under this id.
-        OPERATION_ID.set(operation.id)
-        await super().run_operation(operation)
+        """strawberry's, except that a subscription handed over to its channel's fanout
+        (`schema.fanout`) ends its task without `complete`: its id stays taken until it ends."""
+        slot = Handover(self, operation.id)
+        HANDOVER.set(slot)  # in the operation's own task
+        try:
+            result_source = await self.schema.stream(
+                operation.query,
+                variable_values=operation.variables,
+                context_value=self.context,
+                root_value=self.root_value,
+                operation_name=operation.operation_name,
+            )
+            async with contextlib.aclosing(result_source):
+                await self._send_result_stream(operation, result_source)
+            if slot.member is not None:
+                return
+            await operation.send_operation_message({"id": operation.id, "type": "complete"})
+        except _OperationStreamClosed:
+            return
+        except Exception as error:
+            await self.handle_task_exception(error)
+            with contextlib.suppress(Exception):
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+            self.operations.pop(operation.id, None)
+            raise
+
+    async def finish_operation(self, operation_id: str, payload: dict[str, object]) -> None:
+        """A handed-over subscription has ended: its last `next`, then `complete`."""
+        operation = self.operations.get(operation_id)
+        if operation is None or operation.completed:
+            return
+        try:
+            with contextlib.suppress(Exception):  # the socket may be closing
+                last: NextMessage = {
+                    "id": operation_id,
+                    "type": "next",
+                    "payload": cast("NextMessagePayload", payload),
+                }
+                await self.send_message(last)
+        finally:
+            with contextlib.suppress(Exception):
+                await operation.send_operation_message({"id": operation_id, "type": "complete"})
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        member = self.members.pop(operation_id, None)
+        if member is not None:
+            member.leave()
+        await super().cleanup_operation(operation_id)
 
     async def shutdown(self) -> None:
         try:

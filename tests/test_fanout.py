@@ -17,6 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from models.notifications import NotificationKind
 from resolvers import notifications
+from resolvers.broadcast import BROADCAST_INTERRUPTED, SubscriptionEnded
 from resolvers.events import unit_of_work, user_channel
 from schema import fanout
 from tests.client import DEADLINE, LEGACY_WS, TRANSPORT_WS, GraphQLClient, eventually
@@ -248,3 +249,49 @@ async def test_a_socket_subscribed_before_and_after_a_burst_gets_each_event_once
     assert got_first == got_second
     cursors = [e["cursor"] for e in got_first]
     assert len(set(cursors)) == 6
+
+
+async def test_a_member_ended_by_the_hub_gets_the_coded_error_then_complete_and_its_id_is_free_again(
+    gql: GraphQLClient, live_server: Live
+) -> None:
+    account = await sign_up(gql)
+    channel = _channel(account)
+    hub = live_server.app.state.services.hub
+    async with gql.socket(account.token) as sock:
+        await sock.ack()
+        op = await sock.subscribe(NOTIFICATIONS)
+        await _handed_over(live_server, channel, [1])
+        hub.end_subscriptions(channel, SubscriptionEnded(BROADCAST_INTERRUPTED, "Interrupted.", 2.0))
+        last = await sock.receive()
+        assert last["id"] == op
+        assert last["type"] == "next"
+        (error,) = last["payload"]["errors"]
+        assert error["extensions"] == {"code": BROADCAST_INTERRUPTED, "retryAfterMs": 2000}
+        assert await sock.receive() == {"id": op, "type": "complete"}
+        assert not _members(live_server, channel)
+        # The id is free: the client resubscribes under it, and live delivery resumes.
+        await sock.send({"id": op, "type": "subscribe", "payload": {"query": NOTIFICATIONS}})
+        await _handed_over(live_server, channel, [1])
+        await _log_in(gql, account)
+        assert (await sock.next_event(op))["data"]["notificationReceived"]["notification"][
+            "kind"
+        ] == "NEW_SIGN_IN"
+
+
+async def test_a_completed_member_frees_its_id_for_the_next_subscribe(
+    gql: GraphQLClient, live_server: Live
+) -> None:
+    account = await sign_up(gql)
+    channel = _channel(account)
+    async with gql.socket(account.token) as sock:
+        await sock.ack()
+        op = await sock.subscribe(NOTIFICATIONS)
+        await _handed_over(live_server, channel, [1])
+        await sock.send({"id": op, "type": "complete"})
+        await eventually(lambda: _async(not _members(live_server, channel)), "member removed")
+        await sock.send({"id": op, "type": "subscribe", "payload": {"query": KINDS_ONLY}})
+        await _handed_over(live_server, channel, [1])
+        await _log_in(gql, account)
+        assert (await sock.next_event(op))["data"]["notificationReceived"]["notification"] == {
+            "kind": "NEW_SIGN_IN"
+        }
