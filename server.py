@@ -30,6 +30,7 @@ from datetime import timedelta
 from typing import Any
 
 import uvicorn
+from starlette._utils import get_route_path
 from starlette.applications import Starlette
 from starlette.config import Config
 from starlette.middleware.cors import CORSMiddleware
@@ -384,6 +385,29 @@ class RateLimitGate:
 # --- the app --------------------------------------------------------------------------------
 
 
+class App(Starlette):
+    """Starlette, except that a websocket to `/graphql` goes straight to the GraphQL view with its
+    request id: every other middleware here is for HTTP alone (CORS, body and rate limits, error
+    pages), and routing it through them kept a suspended frame of each, for as long as the socket
+    is open (measured: `bench/RESULTS.md`, memory per idle socket)."""
+
+    graphql_sockets: ASGIApp | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        sockets = self.graphql_sockets
+        if sockets is None:
+            return stack
+
+        async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "websocket" and get_route_path(scope) == "/graphql":
+                await sockets(scope, receive, send)
+            else:
+                await stack(scope, receive, send)
+
+        return dispatch
+
+
 def server_identity() -> str:
     """This server process, as `host:pid`: in `/healthz`, `/readyz` and the websocket `connection_ack`, so an
     operator (or a test) can tell which of several worker processes answered."""
@@ -530,7 +554,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     view.persisted = PersistedDocuments(
         trusted=load_manifest(settings.trusted_documents) if settings.trusted_documents else None
     )
-    app = Starlette(
+    app = App(
         debug=settings.debug,
         routes=[
             Route("/graphql", view, methods=["GET", "POST"]),
@@ -544,6 +568,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     app.state.settings = settings
     app.state.clock = clock
+    app.graphql_sockets = RequestIds(view)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     # A caller already refused costs as little as possible.
     app.add_middleware(RateLimitGate)

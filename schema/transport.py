@@ -49,7 +49,14 @@ from websockets.protocol import State
 from resolvers.connections import Connection
 from resolvers.viewer import Viewer
 from schema.context import Context
-from schema.fanout import FRAME_WRITER, HANDOVER, Handover, Member
+from schema.fanout import (
+    FRAME_WRITER,
+    HANDOVER,
+    OPERATION_POLICY,
+    SUBSCRIPTION_EXECUTOR,
+    Handover,
+    Member,
+)
 from schema.limits import refused_early
 
 SUBSCRIPTION_LIMIT = "SUBSCRIPTION_LIMIT"
@@ -118,6 +125,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await super().handle_connection_init(message)
         except TooManySockets:
             await self.websocket.close(code=CLOSE_TOO_MANY_SOCKETS, reason=TOO_MANY_SOCKETS_REASON)
+        timer = self.connection_init_timeout_task
+        if self.connection_init_received and timer is not None and not timer.done():
+            # Initialised: the timer that would close the socket has nothing left to do (strawberry
+            # lets it sleep out its 10 s, a task and a timer held for every new socket).
+            timer.cancel()
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         limit = self.max_subscriptions_per_connection
@@ -159,6 +171,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             async with contextlib.aclosing(result_source):
                 await self._send_result_stream(operation, result_source)
             if slot.member is not None:
+                # This task's context outlives it (strawberry keeps the finished task): let go of
+                # what the fanout keeps for the group, so that an idle member holds nothing more.
+                SUBSCRIPTION_EXECUTOR.set(None)
+                OPERATION_POLICY.set(None)
+                HANDOVER.set(None)
                 return
             await operation.send_operation_message({"id": operation.id, "type": "complete"})
         except _OperationStreamClosed:
@@ -402,6 +419,10 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
                 # A send that was waiting on the stalled peer when the close went out.
                 raise ClientDisconnected()
         await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            # The handshake's request and response are not read again: a socket open all day
+            # should not hold them (a few KiB of headers each).
+            self.request = self.response = None  # type: ignore[assignment]
 
     def _close_now(self, code: int, reason: str) -> None:
         if self.transport.is_closing():
