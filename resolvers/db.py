@@ -152,6 +152,14 @@ class _ScopedTransaction(TransactionContext):
             self.scope.lock.release()
 
 
+async def release_scope() -> None:
+    """Give the current scope's connection back now: the task's later statements use the pool (a
+    subscription that has replayed from the log and goes on live for hours)."""
+    scope = _scope.get()
+    if scope is not None and not scope.closed:
+        await scope.release()
+
+
 class request_scope:
     """Serve one request on one database connection (PostgreSQL), given back when it ends. (A
     class rather than a generator-based context manager: it runs on every request.)"""

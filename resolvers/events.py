@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
@@ -195,6 +196,38 @@ async def head(channel: str) -> int:
     """
     counter = await ChannelCounter.get_or_none(channel=channel)
     return int(counter.last_seq) if counter is not None else 0
+
+
+async def head_and_replay(channel: str, after_seq: int, limit: int) -> tuple[int, list[Envelope]]:
+    """`head(channel)` and the first `limit` of `replay(channel, after_seq, upto=head)`, in one
+    statement: what a subscriber resuming from a cursor reads (a reconnecting dashboard)."""
+    client = connections.get("default")
+    postgres = client.capabilities.dialect == "postgres"
+    after, name, most = ("$2", "$1", "$3") if postgres else ("?", "?", "?")
+    sql = (
+        "SELECT c.last_seq AS head, e.seq, e.kind, e.payload, e.occurred_at"
+        " FROM event_channel_counters c LEFT JOIN events e"
+        f" ON e.channel = c.channel AND e.seq > {after} AND e.seq <= c.last_seq"
+        f" WHERE c.channel = {name} ORDER BY e.seq LIMIT {most}"
+    )
+    values: list[Any] = [channel, after_seq, limit] if postgres else [after_seq, channel, limit]
+    rows = await client.execute_query_dict(sql, values)
+    if not rows:
+        return 0, []
+    fields = StoredEvent._meta.fields_map
+    payload, occurred_at = fields["payload"], fields["occurred_at"]
+    found = [
+        Envelope(
+            channel,
+            int(row["seq"]),
+            str(row["kind"]),
+            dict(payload.to_python_value(row["payload"])),
+            occurred_at.to_python_value(row["occurred_at"]),
+        )
+        for row in rows
+        if row["seq"] is not None
+    ]
+    return int(rows[0]["head"]), found
 
 
 async def replay(channel: str, after_seq: int, limit: int = 1000, upto: int | None = None) -> list[Envelope]:

@@ -37,7 +37,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from tortoise.models import Model
 
-from resolvers import accounts, events, metrics
+from resolvers import accounts, db, events, metrics
 from resolvers.access import core
 from resolvers.broadcast import Subscription, SubscriptionEnded
 from resolvers.connections import CLOSE_FORBIDDEN, CLOSE_SLOW_CONSUMER
@@ -105,17 +105,23 @@ async def stream(
     handed_over = False
     try:
         async with services.hub.subscribe(channel, on_overflow=overflowed) as live:
-            head = await events.head(channel)
+            if after_seq is None:
+                head = await events.head(channel)
+                first: list[Envelope] = []
+            else:
+                head, first = await events.head_and_replay(channel, after_seq, REPLAY_PAGE)
             last = head
             if after_seq is not None:
                 if after_seq > head:
                     raise _ended("BAD_USER_INPUT", "This cursor does not belong to this subscription.")
                 last = after_seq
-                async for envelope in _catch_up(channel, last, head):
+                async for envelope in _catch_up(channel, last, head, first):
                     last = envelope.seq
                     if envelope.kind in kinds:
                         await _authorise(info, viewer)
                         yield envelope
+            # Caught up: the live phase may last all day, and holds no database connection.
+            await db.release_scope()
             while True:
                 if handover is not None and handover(live, last):
                     handed_over = True
@@ -299,11 +305,17 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
-async def _catch_up(channel: str, after_seq: int, upto: int) -> AsyncIterator[Envelope]:
-    """Every stored event after `after_seq` up to `upto`; CURSOR_EXPIRED if any was pruned."""
+async def _catch_up(
+    channel: str, after_seq: int, upto: int, first: list[Envelope] | None = None
+) -> AsyncIterator[Envelope]:
+    """Every stored event after `after_seq` up to `upto`, starting with `first` when it was read
+    already (`events.head_and_replay`); CURSOR_EXPIRED if any was pruned."""
     expected = after_seq + 1
     while expected <= upto:
-        batch = await events.replay(channel, expected - 1, REPLAY_PAGE, upto=upto)
+        if first is not None:
+            batch, first = first, None
+        else:
+            batch = await events.replay(channel, expected - 1, REPLAY_PAGE, upto=upto)
         for envelope in batch:
             # Sequence numbers are dense: a missing one was pruned with the old events.
             if envelope.seq != expected:

@@ -46,6 +46,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.http11 import Request
 from websockets.protocol import State
 
+from resolvers import db
 from resolvers.connections import Connection
 from resolvers.viewer import Viewer
 from schema.context import Context
@@ -161,23 +162,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         slot = Handover(self, operation.id)
         HANDOVER.set(slot)  # in the operation's own task
         try:
-            result_source = await self.schema.stream(
-                operation.query,
-                variable_values=operation.variables,
-                context_value=self.context,
-                root_value=self.root_value,
-                operation_name=operation.operation_name,
-            )
-            async with contextlib.aclosing(result_source):
-                await self._send_result_stream(operation, result_source)
-            if slot.member is not None:
-                # This task's context outlives it (strawberry keeps the finished task): let go of
-                # what the fanout keeps for the group, so that an idle member holds nothing more.
-                SUBSCRIPTION_EXECUTOR.set(None)
-                OPERATION_POLICY.set(None)
-                HANDOVER.set(None)
-                return
-            await operation.send_operation_message({"id": operation.id, "type": "complete"})
+            async with db.request_scope():
+                await self._run(operation, slot)
         except _OperationStreamClosed:
             return
         except Exception as error:
@@ -186,6 +172,27 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 await operation.send_operation_message({"id": operation.id, "type": "complete"})
             self.operations.pop(operation.id, None)
             raise
+
+    async def _run(self, operation: Operation[Context, None], slot: Handover) -> None:
+        """The operation on one database connection until it is handed over or goes live
+        (`stream` gives it back then), or to its end."""
+        result_source = await self.schema.stream(
+            operation.query,
+            variable_values=operation.variables,
+            context_value=self.context,
+            root_value=self.root_value,
+            operation_name=operation.operation_name,
+        )
+        async with contextlib.aclosing(result_source):
+            await self._send_result_stream(operation, result_source)
+        if slot.member is not None:
+            # This task's context outlives it (strawberry keeps the finished task): let go of
+            # what the fanout keeps for the group, so that an idle member holds nothing more.
+            SUBSCRIPTION_EXECUTOR.set(None)
+            OPERATION_POLICY.set(None)
+            HANDOVER.set(None)
+            return
+        await operation.send_operation_message({"id": operation.id, "type": "complete"})
 
     async def finish_operation(self, operation_id: str, payload: dict[str, object]) -> None:
         """A handed-over subscription has ended: its last `next`, then `complete`."""
