@@ -11,6 +11,10 @@ work directly, for the fields where that is plainly the same:
   scalars (`Int`, `String`, `Boolean`, `Float`, which graphql-core has already coerced): called as
   strawberry calls it, with the row as `self` and an `Info` when it asks for one.
 
+- every enum's output: the value's name from a dict, where strawberry's `CustomGraphQLEnumType`
+  compares the value with each of the enum's values in turn (reading `Enum.value`, a descriptor,
+  twice each time): 28% of a live event's CPU for a notification's `kind` (`bench/RESULTS.md`).
+
 Anything else keeps strawberry's path. `tests/test_fast_paths.py` checks that every field resolved
 here answers what strawberry's own path answers.
 """
@@ -26,11 +30,24 @@ from typing import Any
 import strawberry
 from graphql import GraphQLField, GraphQLObjectType
 from strawberry import relay
-from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.schema.schema_converter import CustomGraphQLEnumType, GraphQLCoreConverter
 from strawberry.types.base import StrawberryObjectDefinition, StrawberryOptional
 from strawberry.types.field import StrawberryField
 
 _PLAIN = (int, str, bool, float)
+
+
+def _name_enum_values_directly(enum_type: CustomGraphQLEnumType) -> None:
+    names: dict[Any, str] = {
+        enum_type.wrapped_cls(value.value): name for name, value in enum_type.values.items()
+    }
+    general = enum_type.coerce_output_value
+
+    def coerce_output_value(output_value: Any) -> Any:
+        name = names.get(output_value) if isinstance(output_value, enum_type.wrapped_cls) else None
+        return name if name is not None else general(output_value)
+
+    enum_type.coerce_output_value = coerce_output_value  # type: ignore[method-assign]
 
 
 def _id_resolver(type_name: str, attr: str) -> Callable[[Any, Any], str]:
@@ -90,8 +107,12 @@ _REPLACED: dict[int, list[tuple[GraphQLField, Any, Any]]] = {}
 
 def install(schema: strawberry.Schema) -> dict[str, int]:
     """Install the direct resolvers; returns how many fields took each kind."""
-    counts = {"ids": 0, "methods": 0}
+    counts = {"ids": 0, "methods": 0, "enums": 0}
     replaced = _REPLACED.setdefault(id(schema), [])
+    for gql_type in schema._schema.type_map.values():
+        if isinstance(gql_type, CustomGraphQLEnumType):
+            _name_enum_values_directly(gql_type)
+            counts["enums"] += 1
     for name, gql_type in schema._schema.type_map.items():
         if not isinstance(gql_type, GraphQLObjectType) or name.startswith("__"):
             continue

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from strawberry.schema.schema_converter import CustomGraphQLEnumType
+
 from resolvers.demo import ADVOCATES, DEMO_PASSWORD, FAMILY, SECOND_FAMILY, seed
 from schema import fast_paths
 from schema import schema as api_schema
@@ -106,3 +108,16 @@ def test_the_direct_resolvers_cover_the_fields_they_are_for() -> None:
     # Fields guarded by permission classes keep strawberry's path, with its checks.
     assert ("Query", "ticketQueue") not in replaced
     assert len(replaced) >= 60
+
+
+def test_every_enum_value_is_named_as_strawberry_names_it() -> None:
+    checked = 0
+    for gql_type in api_schema._schema.type_map.values():
+        if not isinstance(gql_type, CustomGraphQLEnumType):
+            continue
+        for name, value in gql_type.values.items():
+            member = gql_type.wrapped_cls(value.value)
+            assert gql_type.coerce_output_value(member) == name
+            assert CustomGraphQLEnumType.coerce_output_value(gql_type, member) == name
+            checked += 1
+    assert checked > 100
