@@ -116,7 +116,7 @@ def test_every_enum_value_is_named_as_strawberry_names_it() -> None:
         if not isinstance(gql_type, CustomGraphQLEnumType):
             continue
         for name, value in gql_type.values.items():
-            member = gql_type.wrapped_cls(value.value)
+            member: Any = gql_type.wrapped_cls(value.value)
             assert gql_type.coerce_output_value(member) == name
             assert CustomGraphQLEnumType.coerce_output_value(gql_type, member) == name
             checked += 1
