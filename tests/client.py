@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import Any
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 TRANSPORT_WS = "graphql-transport-ws"
 # How long to wait for something that must arrive: long enough that only a hang fails the test,
@@ -176,3 +178,36 @@ async def sse(
         "POST", "/graphql", json={"query": query, "variables": variables}, headers=headers
     ) as r:
         yield Stream(r)
+
+
+@asynccontextmanager
+async def stalled_subscriber(
+    http_url: str, ws_url: str, token: str, query: str, variables: dict[str, Any] | None = None
+) -> AsyncIterator[ClientConnection]:
+    """A graphql-transport-ws socket with a 4 KiB receive buffer (so the kernel holds little for it),
+    initialised and subscribed under id "1"; the test then stops reading it."""
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(raw, ("127.0.0.1", int(http_url.rsplit(":", 1)[1])))
+    async with connect(ws_url, sock=raw, subprotocols=[TRANSPORT_WS], max_queue=1) as ws:  # type: ignore[list-item]
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
+        )
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        payload = {"query": query, "variables": variables or {}}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        yield ws
+
+
+async def read_until_closed(ws: ClientConnection) -> int:
+    """Read a socket to its close (what was on the wire, then the close frame); how many `next`
+    messages came."""
+    received = 0
+    try:
+        while True:
+            message = json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))
+            received += message["type"] == "next"
+    except ConnectionClosed:
+        pass
+    return received

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from datetime import timedelta
 from typing import Any
 
@@ -23,7 +22,16 @@ from resolvers.broadcast import Hub
 from resolvers.clock import Clock
 from resolvers.events import thread_channel, unit_of_work, user_channel
 from resolvers.services import Services
-from tests.client import DEADLINE, LEGACY_WS, TRANSPORT_WS, GraphQLClient, Socket, eventually
+from tests.client import (
+    DEADLINE,
+    LEGACY_WS,
+    TRANSPORT_WS,
+    GraphQLClient,
+    Socket,
+    eventually,
+    read_until_closed,
+    stalled_subscriber,
+)
 from tests.conftest import Live
 from tests.factories import (
     PASSWORD,
@@ -223,25 +231,9 @@ async def test_a_client_that_stops_reading_is_closed_with_4008_and_its_queue_sta
     ]["id"]
     channel = thread_channel((await SupportRequest.get(id=_db_id(request_id))).thread_id)
     open_before = len(services.connections)
-    # A small receive buffer, so the kernel holds few events for the client that does not read.
-    raw = socket.socket()
-    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    raw.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(raw, ("127.0.0.1", int(live_server.url.rsplit(":", 1)[1])))
-    async with connect(live_server.ws_url, sock=raw, subprotocols=[TRANSPORT_WS], max_queue=1) as ws:  # type: ignore[list-item]
-        await ws.send(
-            json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {family.token}"}})
-        )
-        assert json.loads(await ws.recv())["type"] == "connection_ack"
-        await ws.send(
-            json.dumps(
-                {
-                    "id": "1",
-                    "type": "subscribe",
-                    "payload": {"query": MESSAGES, "variables": {"r": request_id}},
-                }
-            )
-        )
+    async with stalled_subscriber(
+        live_server.url, live_server.ws_url, family.token, MESSAGES, {"r": request_id}
+    ) as ws:
 
         async def listening() -> bool:
             return bool(services.hub.subscriptions(channel))
@@ -264,13 +256,7 @@ async def test_a_client_that_stops_reading_is_closed_with_4008_and_its_queue_sta
             await asyncio.sleep(0)
         assert len(services.connections) == open_before
         # The client reads at last: what was already on the wire, then the close frame.
-        received = 0
-        try:
-            while True:
-                message = json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))
-                received += message["type"] == "next"
-        except ConnectionClosed:
-            pass
+        received = await read_until_closed(ws)
         assert ws.close_code == 4008
     assert 0 < received < sent
     assert deepest <= max_queue

@@ -5,22 +5,18 @@ and writing the same bytes to every socket of the group."""
 from __future__ import annotations
 
 import asyncio
-import json
-import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from strawberry.relay import GlobalID
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from models.notifications import NotificationKind
 from resolvers import notifications
 from resolvers.broadcast import BROADCAST_INTERRUPTED, SubscriptionEnded
 from resolvers.events import unit_of_work, user_channel
 from schema import fanout
-from tests.client import DEADLINE, LEGACY_WS, TRANSPORT_WS, GraphQLClient, eventually
+from tests.client import LEGACY_WS, GraphQLClient, eventually, read_until_closed, stalled_subscriber
 from tests.conftest import Live
 from tests.factories import PASSWORD, Account, sign_up, user_cursor
 
@@ -187,16 +183,7 @@ async def test_a_socket_that_stops_reading_is_closed_with_4008_without_growing_t
     monkeypatch.setattr(services.hub, "max_buffered_bytes", 16 * 1024)
     account = await sign_up(gql)
     channel = _channel(account)
-    raw = socket.socket()
-    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    raw.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(raw, ("127.0.0.1", int(live_server.url.rsplit(":", 1)[1])))
-    async with connect(live_server.ws_url, sock=raw, subprotocols=[TRANSPORT_WS], max_queue=1) as ws:  # type: ignore[list-item]
-        await ws.send(
-            json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {account.token}"}})
-        )
-        assert json.loads(await ws.recv())["type"] == "connection_ack"
-        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": WITH_BODY}}))
+    async with stalled_subscriber(live_server.url, live_server.ws_url, account.token, WITH_BODY) as ws:
         await _handed_over(live_server, channel, [1])
         # The client reads nothing while large events pile up.
         deepest = 0
@@ -211,13 +198,7 @@ async def test_a_socket_that_stops_reading_is_closed_with_4008_without_growing_t
             await asyncio.sleep(0)
             for (member,) in _members(live_server, channel):
                 deepest = max(deepest, member.writer.buffered())
-        received = 0
-        try:
-            while True:
-                message = json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))
-                received += message["type"] == "next"
-        except ConnectionClosed:
-            pass
+        received = await read_until_closed(ws)
         assert ws.close_code == 4008
     assert 0 < received < sent
     # At most one event past the bound was buffered before the socket was given up.
