@@ -314,9 +314,14 @@ class RequestIds:
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
-            if message["type"] in ("http.response.start", "websocket.accept"):
+            kind = message["type"]
+            if kind in ("http.response.start", "websocket.accept"):
                 message = {**message, "headers": [*message.get("headers", ()), header]}
-                status = message.get("status", status)
+                status = message.get("status", 101 if kind == "websocket.accept" else status)
+            elif kind == "websocket.close" and status == 500:
+                status = 403  # refused before the handshake completed
+            elif kind == "websocket.http.response.start":
+                status = message["status"]
             await send(message)
 
         token = current_request_id.set(request_id)
@@ -326,11 +331,14 @@ class RequestIds:
             current_request_id.reset(token)
             if scope["type"] == "http":
                 metrics.observe_request(scope["path"], scope["method"], status, time.perf_counter() - started)
-            if self.access_log is not None and scope["type"] == "http":
+            if self.access_log is not None:
+                # A websocket's line is written when it closes: its upgrade request (`GET`), 101
+                # once accepted, and how long it was open. (uvicorn's own line per handshake is
+                # at DEBUG: `schema.transport.WebSocketProtocol`.)
                 self.access_log.write(
                     request_id=request_id,
                     client=scope.get("client"),
-                    method=scope["method"],
+                    method=scope.get("method", "GET"),
                     path=scope["path"],
                     http_version=scope["http_version"],
                     status=status,
@@ -568,11 +576,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     app.state.settings = settings
     app.state.clock = clock
-    app.graphql_sockets = RequestIds(view)
+    access_log = AccessLog(settings.log_format) if settings.access_log else None
+    app.graphql_sockets = RequestIds(view, access_log=access_log)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     # A caller already refused costs as little as possible.
     app.add_middleware(RateLimitGate)
-    app.add_middleware(RequestIds, access_log=AccessLog(settings.log_format) if settings.access_log else None)
+    app.add_middleware(RequestIds, access_log=access_log)
     # Outermost: preflights are answered before any limit counts them, and every answer, a 429
     # included, carries the headers a page on an allowed origin needs to read it.
     app.add_middleware(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from typing import Any, cast
 
@@ -371,6 +372,19 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             unregister(self.context)
 
 
+class _HandshakeLinesAtDebug(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """uvicorn's (and the websockets library's) logger for a socket, with their INFO lines for each
+    socket (accepted or refused, connection open, connection closed) at DEBUG: the access log writes one line per socket when it closes, with its request id, status and
+    how long it was open (`server.RequestIds`). Errors are logged as uvicorn logs them."""
+
+    @property
+    def level(self) -> int:
+        return int(self.logger.level)
+
+    def info(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        self.debug(msg, *args, **kwargs)
+
+
 class WebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websockets protocol, except that closing never waits for the peer to read.
 
@@ -380,6 +394,12 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     and if the peer has not read up to the close frame within `close_timeout` the connection is
     aborted. `serve` and the tests run uvicorn with this class (`ws="schema.transport:WebSocketProtocol"`).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.logger = _HandshakeLinesAtDebug(self.logger)  # type: ignore[assignment]
+        # The websockets protocol under it writes "connection open" and "connection closed".
+        self.conn.logger = _HandshakeLinesAtDebug(self.conn.logger)
 
     # The kernel's send buffer of a websocket, in bytes. Left to autotuning it can grow to megabytes
     # per socket behind a client that has stopped reading; events are small, so this is plenty.

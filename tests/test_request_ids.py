@@ -8,9 +8,10 @@ import re
 import uuid
 
 import pytest
+from websockets.asyncio.client import connect
 
 import server
-from tests.client import GraphQLClient, eventually
+from tests.client import TRANSPORT_WS, GraphQLClient, eventually
 from tests.factories import sign_up
 from tests.servers import serve
 
@@ -72,6 +73,37 @@ async def test_the_access_log_of_a_served_process_names_each_request(settings: s
         line = next(line for line in served.output().splitlines() if "access-log-check" in line)
     assert '"POST /graphql HTTP/1.1" 200' in line
     assert "[access-log-check]" in line
+
+
+async def test_a_websocket_has_one_access_line_when_it_closes(settings: server.Settings) -> None:
+    """With its request id, its upgrade request, 101 and how long it was open; uvicorn's own line
+    per handshake is not written at INFO."""
+    env = {"DATABASE_URL": settings.database_url, "BROADCAST_NAMESPACE": f"ids-{uuid.uuid4().hex[:8]}"}
+    async with serve(env) as served:
+        account = await sign_up(served.client)
+        async with connect(
+            served.client.ws_url,
+            subprotocols=[TRANSPORT_WS],  # type: ignore[list-item]
+            additional_headers={"X-Request-ID": "socket-log-check"},
+        ) as ws:
+            assert ws.response is not None
+            assert ws.response.headers["X-Request-ID"] == "socket-log-check"
+            await ws.send(
+                json.dumps(
+                    {"type": "connection_init", "payload": {"authorization": f"Bearer {account.token}"}}
+                )
+            )
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            assert "socket-log-check" not in served.output()
+
+        async def logged() -> bool:
+            return "socket-log-check" in served.output()
+
+        await eventually(logged, "the access log line of the socket")
+        output = served.output()
+    (line,) = [line for line in output.splitlines() if "socket-log-check" in line]
+    assert '"GET /graphql HTTP/1.1" 101' in line
+    assert "[accepted]" not in output
 
 
 async def test_json_logs_are_one_object_a_line_with_the_request_id(settings: server.Settings) -> None:
