@@ -374,8 +374,9 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
 
 class _HandshakeLinesAtDebug(logging.LoggerAdapter):  # type: ignore[type-arg]
     """uvicorn's (and the websockets library's) logger for a socket, with their INFO lines for each
-    socket (accepted or refused, connection open, connection closed) at DEBUG: the access log writes one line per socket when it closes, with its request id, status and
-    how long it was open (`server.RequestIds`). Errors are logged as uvicorn logs them."""
+    socket (accepted or refused, connection open, connection closed) at DEBUG: the access log
+    writes one line per socket when it closes, with its request id, status and how long it was
+    open (`server.RequestIds`). Errors are logged as uvicorn logs them."""
 
     @property
     def level(self) -> int:
