@@ -4,6 +4,11 @@ our server against a bare `websockets` server in the same run.
     .venv/bin/python bench/live.py [--sizes 100,1000,5000] [--events 10] [--churn-cycles 20000]
                                    [--postgres postgres://postgres@127.0.0.1:5432/postgres]
                                    [--redis redis://127.0.0.1:6379] [--write bench/RESULTS.md]
+                                   [--rounds 5] [--only churn,distinct] [--profile /tmp/profiles]
+
+`--only` runs some of the scenarios (memory, churn, fanout, distinct, publisher, revoked); each runs
+on a fresh server process. `--profile DIR` records the server with py-spy (raw stacks, one file
+per scenario, py-spy on the other core); a profiled run's numbers are not comparable.
 
 Ours: one `server.py serve` process on a fresh PostgreSQL database and Redis broadcast, pinned to
 CPU 0 with `taskset`; this process (the clients, and the publisher) runs on CPU 1. Accounts are
