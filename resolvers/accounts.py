@@ -196,6 +196,11 @@ async def _look_up(digest: str, token: str, now: datetime) -> Viewer | None:
     return None
 
 
+def has_expired(services: Services, viewer: Viewer) -> bool:
+    """Whether the credential's own expiry, learnt when it authenticated, has passed."""
+    return viewer.expires_at is not None and viewer.expires_at <= services.clock.now()
+
+
 async def still_valid(
     services: Services, viewer: Viewer, connection: connections.Connection | None = None
 ) -> bool:
@@ -204,11 +209,11 @@ async def still_valid(
     For an open socket this is decided in memory while this process hears the control channel:
     a sign-out or revocation anywhere closes the socket (`Connections.listen`), and the periodic
     sweep re-checks every socket's credential as the backstop. Otherwise it is asked of the database."""
-    now = services.clock.now()
-    if viewer.expires_at is not None and viewer.expires_at <= now:
+    if has_expired(services, viewer):
         return False
     if connection is not None and services.connections.listening:
         return connection.close_code is None
+    now = services.clock.now()
     if viewer.session_id is not None:
         return await Session.exists(id=viewer.session_id, revoked_at__isnull=True, expires_at__gt=now)
     token = await ApiToken.get_or_none(id=viewer.api_token_id, revoked_at__isnull=True)

@@ -198,6 +198,38 @@ async def head(channel: str) -> int:
     return int(counter.last_seq) if counter is not None else 0
 
 
+REPLAY_PAGE = 500
+# The code a subscriber is given when events after its cursor were pruned (README, "Error codes").
+CURSOR_EXPIRED = "CURSOR_EXPIRED"
+
+
+class CursorExpired(Exception):
+    """Some of the events after a cursor are no longer in the log (pruned after the retention)."""
+
+    message = "The events after this cursor are no longer kept: reload, then subscribe without `after`."
+
+
+async def catch_up(
+    channel: str, after_seq: int, upto: int, first: list[Envelope] | None = None
+) -> AsyncIterator[Envelope]:
+    """Every stored event after `after_seq` up to `upto`, in order, starting with `first` when it was
+    read already (`head_and_replay`). Sequence numbers are dense: where one is missing, it was
+    pruned, and this raises CursorExpired after the events before it."""
+    expected = after_seq + 1
+    while expected <= upto:
+        if first is not None:
+            batch, first = first, None
+        else:
+            batch = await replay(channel, expected - 1, REPLAY_PAGE, upto=upto)
+        for envelope in batch:
+            if envelope.seq != expected:
+                raise CursorExpired
+            expected += 1
+            yield envelope
+        if not batch:
+            raise CursorExpired
+
+
 async def head_and_replay(channel: str, after_seq: int, limit: int) -> tuple[int, list[Envelope]]:
     """`head(channel)` and the first `limit` of `replay(channel, after_seq, upto=head)`, in one
     statement: what a subscriber resuming from a cursor reads (a reconnecting dashboard)."""

@@ -149,3 +149,13 @@ class ErrorPolicy(MaskErrors):
         for error in processed:
             metrics.GRAPHQL_ERRORS.labels(str((error.extensions or {}).get("code", "UNKNOWN"))).inc()
         return processed
+
+
+def subscription_ended(code: str, message: str, retry_after: float | None = None) -> GraphQLError:
+    """The error a subscription ends with (`schema.streams`, `schema.fanout`): its code and, when
+    the client should resubscribe later, `retryAfterMs`."""
+    extensions: dict[str, Any] = {"code": code}
+    if retry_after is not None:
+        # When to resubscribe: jittered, so that a whole process's subscribers do not all return at once.
+        extensions["retryAfterMs"] = round(retry_after * 1000)
+    return GraphQLError(message, extensions=extensions)

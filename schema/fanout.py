@@ -49,6 +49,7 @@ from resolvers.connections import CLOSE_FORBIDDEN, CLOSE_SLOW_CONSUMER, Connecti
 from resolvers.events import Envelope
 from resolvers.viewer import Viewer
 from schema.context import Context
+from schema.errors import subscription_ended
 from schema.loaders import Loaders
 
 if TYPE_CHECKING:
@@ -57,10 +58,6 @@ if TYPE_CHECKING:
     from schema.policy import OperationPolicy
 
 log = logging.getLogger("senvault.fanout")
-
-REPLAY_PAGE = 500
-CURSOR_EXPIRED = "CURSOR_EXPIRED"
-EXPIRED_MESSAGE = "The events after this cursor are no longer kept: reload, then subscribe without `after`."
 
 # The scope extension under which `schema.transport.WebSocketProtocol` offers its `FrameWriter`.
 FRAME_WRITER = "senvault.frame_writer"
@@ -157,14 +154,7 @@ class Member:
         did: a `next` with the coded error, then `complete`."""
         if not self.leave():
             return
-        error = _as_error(reason)
-        policy = self.group.policy
-        shown = ExecutionResult(None, [error])
-        policy.errors._process_result(shown)
-        payload: dict[str, object] = {"data": None, "errors": [e.formatted for e in shown.errors or ()]}
-        extensions = policy.get_results()
-        if extensions:
-            payload["extensions"] = extensions
+        payload = _shaped(self.group.policy, ExecutionResult(None, [_as_error(reason)]))
         task = asyncio.get_running_loop().create_task(
             self.socket.finish_operation(self.operation_id, payload)
         )
@@ -187,12 +177,23 @@ class Member:
 _finishing: set[asyncio.Task[None]] = set()
 
 
+def _shaped(policy: OperationPolicy, result: ExecutionResult) -> dict[str, object]:
+    """A `next` payload as strawberry shapes a subscription's result: errors shown with a code or
+    masked (`ErrorPolicy`), and the operation's extensions."""
+    body: dict[str, object] = {"data": result.data}
+    if result.errors:
+        shown = ExecutionResult(result.data, list(result.errors))
+        policy.errors._process_result(shown)
+        body["errors"] = [error.formatted for error in shown.errors or ()]
+    extensions = policy.get_results()
+    if extensions:
+        body["extensions"] = extensions
+    return body
+
+
 def _as_error(reason: BaseException) -> GraphQLError:
     if isinstance(reason, SubscriptionEnded):
-        extensions: dict[str, Any] = {"code": reason.code}
-        if reason.retry_after is not None:
-            extensions["retryAfterMs"] = round(reason.retry_after * 1000)
-        return GraphQLError(reason.message, extensions=extensions)
+        return subscription_ended(reason.code, reason.message, reason.retry_after)
     if isinstance(reason, GraphQLError):
         return reason
     return GraphQLError(str(reason), original_error=reason if isinstance(reason, Exception) else None)
@@ -231,7 +232,7 @@ class Group:
         """Whether the viewer's credential has ended (expired, or revoked where this process cannot
         hear revocations: then asked of the database, once for the group)."""
         services = self.context.services
-        if self.viewer.expires_at is not None and self.viewer.expires_at <= services.clock.now():
+        if accounts.has_expired(services, self.viewer):
             return True
         if services.connections.listening:
             return False  # a revocation closes the sockets: each member's connection tells
@@ -253,14 +254,7 @@ class Group:
         if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
             result = await result
         assert isinstance(result, ExecutionResult)
-        body: dict[str, object] = {"data": result.data}
-        if result.errors:
-            shown = ExecutionResult(result.data, list(result.errors))
-            self.policy.errors._process_result(shown)
-            body["errors"] = [error.formatted for error in shown.errors or ()]
-        extensions = self.policy.get_results()
-        if extensions:
-            body["extensions"] = extensions
+        body = _shaped(self.policy, result)
         try:
             return orjson.dumps(body)
         except orjson.JSONEncodeError:
@@ -281,10 +275,9 @@ class ChannelFanout:
     The hub offers each event to every member; the first to pass it on queues it here (the rest see
     the same object and stop there)."""
 
-    def __init__(self, hub: Hub, channel: str, registry: dict[str, ChannelFanout]) -> None:
+    def __init__(self, hub: Hub, channel: str) -> None:
         self.hub = hub
         self.channel = channel
-        self._registry = registry
         self.groups: dict[Hashable, Group] = {}
         self._pending: deque[Envelope] = deque()
         self._last_offered: Envelope | None = None
@@ -318,8 +311,8 @@ class ChannelFanout:
         group.members.pop(member, None)
         if not group.members and self.groups.get(group.key) is group:
             del self.groups[group.key]
-            if not self.groups and self._registry.get(self.channel) is self:
-                del self._registry[self.channel]
+            if not self.groups and self.hub.shared.get(self.channel) is self:
+                del self.hub.shared[self.channel]
 
     def _end_all(self, reason: BaseException) -> None:
         for group in list(self.groups.values()):
@@ -345,23 +338,18 @@ class ChannelFanout:
         members = [m for g in self.groups.values() for m in g.members if m.last < envelope.seq]
         if not members:
             return
-        expected = min(m.last for m in members) + 1
         # Concurrent transactions publish in any order, but every number below this one has
         # committed: a gap comes from the log, once for the whole channel.
-        while expected < envelope.seq:
-            batch = await events.replay(self.channel, expected - 1, REPLAY_PAGE, upto=envelope.seq - 1)
-            if not batch or batch[0].seq != expected:
-                break
-            for earlier in batch:
-                if earlier.seq != expected:
-                    break
-                expected += 1
-                await self._deliver_one(earlier)
-        if expected < envelope.seq:
-            # Pruned from the log (sequence numbers are dense): those still behind must reload.
-            for member in members:
-                if member.last < envelope.seq - 1:
-                    member.end(SubscriptionEnded(CURSOR_EXPIRED, EXPIRED_MESSAGE))
+        behind = min(m.last for m in members)
+        if behind < envelope.seq - 1:
+            try:
+                async for earlier in events.catch_up(self.channel, behind, envelope.seq - 1):
+                    await self._deliver_one(earlier)
+            except events.CursorExpired as expired:
+                # Those still behind must reload.
+                for member in members:
+                    if member.last < envelope.seq - 1:
+                        member.end(SubscriptionEnded(events.CURSOR_EXPIRED, expired.message))
         await self._deliver_one(envelope)
 
     async def _deliver_one(self, envelope: Envelope) -> None:
@@ -393,10 +381,6 @@ class ChannelFanout:
                 if frame is None:
                     frame = frames[member.operation_id] = group.frame(member.operation_id, payload)
                 member.writer.write_frame(frame)
-
-
-def _registry(hub: Hub) -> dict[str, ChannelFanout]:
-    return hub.shared
 
 
 def handover(
@@ -433,10 +417,9 @@ def handover(
         if subscription.queued or subscription.failure is not None or connection.close_code is not None:
             return False
         hub = context.services.hub
-        registry = _registry(hub)
-        fanout = registry.get(subscription.channel)
+        fanout: ChannelFanout | None = hub.shared.get(subscription.channel)
         if fanout is None:
-            fanout = registry[subscription.channel] = ChannelFanout(hub, subscription.channel, registry)
+            fanout = hub.shared[subscription.channel] = ChannelFanout(hub, subscription.channel)
         group = fanout.group(
             group_key, lambda: Group(group_key, viewer, kinds, build, executor, policy, context)
         )

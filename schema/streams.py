@@ -26,7 +26,6 @@ from graphql import (
     ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
-    GraphQLError,
     OperationDefinitionNode,
     OperationType,
     VariableNode,
@@ -46,28 +45,11 @@ from resolvers.events import Envelope
 from resolvers.viewer import Viewer
 from schema import fanout
 from schema.context import Info
+from schema.errors import subscription_ended
 from schema.loaders import Loaders
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Model)
-
-REPLAY_PAGE = 500
-CURSOR_EXPIRED = "CURSOR_EXPIRED"
-
-
-def _ended(code: str, message: str, retry_after: float | None = None) -> GraphQLError:
-    extensions: dict[str, Any] = {"code": code}
-    if retry_after is not None:
-        # When to resubscribe: jittered, so that a whole process's subscribers do not all return at once.
-        extensions["retryAfterMs"] = round(retry_after * 1000)
-    return GraphQLError(message, extensions=extensions)
-
-
-def _expired() -> GraphQLError:
-    return _ended(
-        CURSOR_EXPIRED,
-        "The events after this cursor are no longer kept: reload, then subscribe without `after`.",
-    )
 
 
 async def stream(
@@ -90,7 +72,7 @@ async def stream(
     try:
         after_seq = None if after is None else events.decode_cursor(after, channel)
     except UserError as exc:
-        raise _ended("BAD_USER_INPUT", exc.message) from exc
+        raise subscription_ended("BAD_USER_INPUT", exc.message) from exc
     await _authorise(info, viewer)
     connection = info.context.connection
 
@@ -109,11 +91,13 @@ async def stream(
                 head = await events.head(channel)
                 first: list[Envelope] = []
             else:
-                head, first = await events.head_and_replay(channel, after_seq, REPLAY_PAGE)
+                head, first = await events.head_and_replay(channel, after_seq, events.REPLAY_PAGE)
             last = head
             if after_seq is not None:
                 if after_seq > head:
-                    raise _ended("BAD_USER_INPUT", "This cursor does not belong to this subscription.")
+                    raise subscription_ended(
+                        "BAD_USER_INPUT", "This cursor does not belong to this subscription."
+                    )
                 last = after_seq
                 async for envelope in _catch_up(channel, last, head, first):
                     last = envelope.seq
@@ -129,7 +113,7 @@ async def stream(
                 try:
                     envelope = await live.next()
                 except SubscriptionEnded as exc:
-                    raise _ended(exc.code, exc.message, exc.retry_after) from exc
+                    raise subscription_ended(exc.code, exc.message, exc.retry_after) from exc
                 if envelope.seq <= last:
                     continue
                 if envelope.seq > last + 1:
@@ -316,27 +300,17 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
 async def _catch_up(
     channel: str, after_seq: int, upto: int, first: list[Envelope] | None = None
 ) -> AsyncIterator[Envelope]:
-    """Every stored event after `after_seq` up to `upto`, starting with `first` when it was read
-    already (`events.head_and_replay`); CURSOR_EXPIRED if any was pruned."""
-    expected = after_seq + 1
-    while expected <= upto:
-        if first is not None:
-            batch, first = first, None
-        else:
-            batch = await events.replay(channel, expected - 1, REPLAY_PAGE, upto=upto)
-        for envelope in batch:
-            # Sequence numbers are dense: a missing one was pruned with the old events.
-            if envelope.seq != expected:
-                raise _expired()
-            expected += 1
+    """`events.catch_up`, its CursorExpired as the subscription's CURSOR_EXPIRED."""
+    try:
+        async for envelope in events.catch_up(channel, after_seq, upto, first):
             yield envelope
-        if not batch:
-            raise _expired()
+    except events.CursorExpired as exc:
+        raise subscription_ended(events.CURSOR_EXPIRED, exc.message) from exc
 
 
 async def _authorise(info: Info, viewer: Viewer) -> None:
     if not await accounts.still_valid(info.context.services, viewer, info.context.connection):
         if info.context.connection is not None:
             info.context.connection.close_soon(CLOSE_FORBIDDEN, "Signed out or token revoked")
-        raise _ended("UNAUTHENTICATED", "Your session has ended; sign in again.")
+        raise subscription_ended("UNAUTHENTICATED", "Your session has ended; sign in again.")
     info.context.loaders = Loaders()
