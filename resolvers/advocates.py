@@ -21,7 +21,7 @@ from resolvers import notifications, validation
 from resolvers.access import accounts as access
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import unit_of_work
-from resolvers.pagination import Page, paginate
+from resolvers.pagination import Page, Window, paginate
 from resolvers.services import Services
 from resolvers.viewer import Viewer
 
@@ -170,9 +170,7 @@ class DirectoryFilter:
     text: str | None = None
 
 
-async def directory(
-    viewer: Viewer | None, flt: DirectoryFilter, first: int | None, after: str | None
-) -> Page[Advocate]:
+async def directory(viewer: Viewer | None, flt: DirectoryFilter, window: Window) -> Page[Advocate]:
     """Verified advocates matching the filter, in a stable order."""
     query = Advocate.filter(verification=Verification.VERIFIED)
     if flt.advocate_type is not None:
@@ -190,16 +188,15 @@ async def directory(
     if flt.text:
         text = validation.text("text", flt.text, max_length=MAX_SEARCH)
         query = query.filter(Q(display_name__icontains=text) | Q(bio__icontains=text))
-    return await paginate(query, kind="Advocate", first=first, after=after, newest_first=False)
+    return await paginate(query, kind="Advocate", window=window, newest_first=False)
 
 
-async def verification_queue(viewer: Viewer | None, first: int | None, after: str | None) -> Page[Advocate]:
+async def verification_queue(viewer: Viewer | None, window: Window) -> Page[Advocate]:
     """Advocates waiting for an admin's decision, oldest first."""
     access.admin(viewer)
     return await paginate(
         Advocate.filter(verification=Verification.PENDING),
         kind="Advocate",
-        first=first,
-        after=after,
+        window=window,
         newest_first=False,
     )

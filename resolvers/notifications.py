@@ -8,7 +8,7 @@ from models.notifications import Notification, NotificationKind
 from resolvers.access import notifications as access
 from resolvers.errors import InvalidInput
 from resolvers.events import Outbox, user_channel
-from resolvers.pagination import Page, paginate
+from resolvers.pagination import Page, Window, paginate
 from resolvers.services import Services
 from resolvers.viewer import Viewer
 
@@ -45,14 +45,12 @@ async def notify(
     return notification
 
 
-async def list_for(
-    viewer: Viewer | None, *, unread_only: bool, first: int | None, after: str | None
-) -> Page[Notification]:
+async def list_for(viewer: Viewer | None, *, unread_only: bool, window: Window) -> Page[Notification]:
     v = access.reader(viewer)
     query = Notification.filter(user_id=v.user_id)
     if unread_only:
         query = query.filter(read_at__isnull=True)
-    return await paginate(query, kind="Notification", first=first, after=after)
+    return await paginate(query, kind="Notification", window=window)
 
 
 async def unread_count(viewer: Viewer | None) -> int:

@@ -35,7 +35,7 @@ def encode_cursor(kind: str, row_id: int) -> str:
     return base64.urlsafe_b64encode(f"{kind}:{row_id}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(kind: str, cursor: str) -> int:
+def decode_cursor(kind: str, cursor: str, field: str = "after") -> int:
     try:
         raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()).decode()
         prefix, row_id = raw.rsplit(":", 1)
@@ -44,7 +44,7 @@ def decode_cursor(kind: str, cursor: str) -> int:
             raise ValueError(raw)
         return value
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("after", "This cursor is not valid for this list.") from exc
+        raise InvalidInput(field, "This cursor is not valid for this list.") from exc
 
 
 def encode_keyset(kind: str, *parts: str) -> str:
@@ -53,8 +53,8 @@ def encode_keyset(kind: str, *parts: str) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_keyset(kind: str, cursor: str, size: int) -> list[str]:
-    """The `size` values inside a cursor of `kind`; anything else is INVALID."""
+def decode_keyset(kind: str, cursor: str, size: int, field: str = "after") -> list[str]:
+    """The `size` values inside a cursor of `kind`; anything else is INVALID for `field`."""
     try:
         raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()).decode()
         data = json.loads(raw)
@@ -64,41 +64,78 @@ def decode_keyset(kind: str, cursor: str, size: int) -> list[str]:
             raise ValueError(raw)
         return [str(part) for part in data[1:]]
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("after", "This cursor is not valid for this list.") from exc
+        raise InvalidInput(field, "This cursor is not valid for this list.") from exc
 
 
-def check_first(first: int | None) -> int:
-    if first is None:
-        return DEFAULT_PAGE_SIZE
-    if first < 0 or first > MAX_PAGE_SIZE:
-        raise InvalidInput("first", f"`first` must be between 0 and {MAX_PAGE_SIZE}.")
-    return first
+@dataclass(frozen=True)
+class Window:
+    """The part of a list a client asked for, as Relay's connections spell it: `first` items
+    (after the `after` cursor), or the `last` items (before the `before` cursor). Either cursor
+    may bound either direction; the items always come in the list's own order."""
+
+    size: int
+    after: str | None = None
+    before: str | None = None
+    from_end: bool = False
+
+    def page(
+        self, rows: Sequence[M], cursor: Callable[[M], str], total: Callable[[], Awaitable[int]] | None
+    ) -> Page[M]:
+        """The page from `rows` read in the window's direction, at most `size + 1` of them (the
+        extra row only says that more lie beyond)."""
+        more = len(rows) > self.size
+        shown = list(rows[: self.size])
+        if self.from_end:
+            shown.reverse()
+        return Page(
+            items=shown,
+            cursors=[cursor(row) for row in shown],
+            has_next_page=self.before is not None if self.from_end else more,
+            has_previous_page=more if self.from_end else self.after is not None,
+            total=total,
+        )
+
+
+def window(
+    first: int | None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    *,
+    default: int = DEFAULT_PAGE_SIZE,
+) -> Window:
+    """The window a connection's four arguments ask for. `first` defaults to `default` in the
+    schema, so `last` alone takes the place of that default; `first` and `last` both given with
+    another `first`, or either out of range, is INVALID."""
+    if last is not None:
+        if first is not None and first != default:
+            raise InvalidInput("last", "Give `first` or `last`, not both.")
+        return Window(_size("last", last), after, before, from_end=True)
+    return Window(default if first is None else _size("first", first), after, before)
+
+
+def _size(field: str, value: int) -> int:
+    if value < 0 or value > MAX_PAGE_SIZE:
+        raise InvalidInput(field, f"`{field}` must be between 0 and {MAX_PAGE_SIZE}.")
+    return value
 
 
 async def paginate(
     query: QuerySet[M],
     *,
     kind: str,
-    first: int | None,
-    after: str | None,
+    window: Window,
     newest_first: bool = True,
 ) -> Page[M]:
-    """One page of `query` ordered by id, after the row `after` names."""
-    limit = check_first(first)
+    """One page of `query` ordered by id, within the rows the window's cursors name."""
     filters: dict[str, Any] = {}
-    if after is not None:
-        after_id = decode_cursor(kind, after)
-        filters["id__lt" if newest_first else "id__gt"] = after_id
-    rows = await query.filter(**filters).order_by("-id" if newest_first else "id").limit(limit + 1)
-    has_next = len(rows) > limit
-    rows = rows[:limit]
-    return Page(
-        items=rows,
-        cursors=[encode_cursor(kind, row.pk) for row in rows],
-        has_next_page=has_next,
-        has_previous_page=after is not None,
-        total=counter(query),
-    )
+    if window.after is not None:
+        filters["id__lt" if newest_first else "id__gt"] = decode_cursor(kind, window.after)
+    if window.before is not None:
+        filters["id__gt" if newest_first else "id__lt"] = decode_cursor(kind, window.before, "before")
+    descending = newest_first != window.from_end
+    rows = await query.filter(**filters).order_by("-id" if descending else "id").limit(window.size + 1)
+    return window.page(rows, lambda row: encode_cursor(kind, row.pk), counter(query))
 
 
 def counter(query: QuerySet[M]) -> Callable[[], Awaitable[int]]:
@@ -131,55 +168,57 @@ async def counts_by_parent(keys: Sequence[tuple[type[Model], str, int]]) -> list
 
 @dataclass(frozen=True)
 class PageKey:
-    """One page of a parent's rows (a thread's messages, a ticket's notes), as a loader key."""
+    """One window on a parent's rows (a thread's messages, a ticket's notes), as a loader key,
+    with its cursors' row ids read once."""
 
     parent_id: int
-    first: int
+    window: Window
     after_id: int | None
+    before_id: int | None
 
 
-def page_key(kind: str, parent_id: int, first: int | None, after: str | None) -> PageKey:
-    """The loader key for a page; a bad `first` or cursor is INVALID."""
-    return PageKey(parent_id, check_first(first), decode_cursor(kind, after) if after else None)
+def page_key(kind: str, parent_id: int, window: Window) -> PageKey:
+    """The loader key for a window on a parent's rows; a bad cursor is INVALID."""
+    return PageKey(
+        parent_id,
+        window,
+        decode_cursor(kind, window.after) if window.after is not None else None,
+        decode_cursor(kind, window.before, "before") if window.before is not None else None,
+    )
 
 
 async def pages_by_parent(
     model: type[M], parent_column: str, kind: str, keys: Sequence[PageKey], *, newest_first: bool
 ) -> list[Page[M]]:
-    """Pages of many parents' rows, ordered by id: one windowed statement per distinct (first,
-    after) among the keys, so a list of 100 parents costs what a list of 10 does."""
-    groups: dict[tuple[int, int | None], set[int]] = {}
+    """Pages of many parents' rows, ordered by id: one windowed statement per distinct window
+    among the keys, so a list of 100 parents costs what a list of 10 does."""
+    groups: dict[Window, tuple[PageKey, set[int]]] = {}
     for key in keys:
-        groups.setdefault((key.first, key.after_id), set()).add(key.parent_id)
+        groups.setdefault(key.window, (key, set()))[1].add(key.parent_id)
     meta = model._meta
     columns = ", ".join(f'"{column}"' for column in meta.fields_db_projection.values())
-    order = "DESC" if newest_first else "ASC"
-    found: dict[tuple[int, int | None, int], list[M]] = {}
-    for (first, after_id), parents in groups.items():
+    found: dict[tuple[Window, int], list[M]] = {}
+    for window, (key, parents) in groups.items():
         # Every value spliced in is an integer checked here or taken from the database.
         ids = ",".join(str(int(i)) for i in sorted(parents))
-        after = f' AND "id" {"<" if newest_first else ">"} {int(after_id)}' if after_id is not None else ""
+        bounds = ""
+        if key.after_id is not None:
+            bounds += f' AND "id" {"<" if newest_first else ">"} {int(key.after_id)}'
+        if key.before_id is not None:
+            bounds += f' AND "id" {">" if newest_first else "<"} {int(key.before_id)}'
+        order = "DESC" if newest_first != window.from_end else "ASC"
         sql = (
             f"SELECT {columns} FROM (SELECT {columns}, ROW_NUMBER() OVER "
             f'(PARTITION BY "{parent_column}" ORDER BY "id" {order}) AS rn '
-            f'FROM "{meta.db_table}" WHERE "{parent_column}" IN ({ids}){after}) ranked '
-            f'WHERE rn <= {int(first) + 1} ORDER BY "{parent_column}", "id" {order}'
+            f'FROM "{meta.db_table}" WHERE "{parent_column}" IN ({ids}){bounds}) ranked '
+            f'WHERE rn <= {int(window.size) + 1} ORDER BY "{parent_column}", "id" {order}'
         )
         for parent in parents:
-            found[(first, after_id, parent)] = []
+            found[(window, parent)] = []
         rows: list[M] = await model.raw(sql)
         for row in rows:
-            found[(first, after_id, getattr(row, parent_column))].append(row)
-    pages: list[Page[M]] = []
-    for key in keys:
-        window = found[(key.first, key.after_id, key.parent_id)]
-        shown = window[: key.first]
-        pages.append(
-            Page(
-                items=shown,
-                cursors=[encode_cursor(kind, row.pk) for row in shown],
-                has_next_page=len(window) > key.first,
-                has_previous_page=key.after_id is not None,
-            )
-        )
-    return pages
+            found[(window, getattr(row, parent_column))].append(row)
+    return [
+        key.window.page(found[(key.window, key.parent_id)], lambda row: encode_cursor(kind, row.pk), None)
+        for key in keys
+    ]

@@ -18,7 +18,7 @@ from resolvers.access import requests as request_access
 from resolvers.access.core import own_row
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import unit_of_work
-from resolvers.pagination import Page, paginate
+from resolvers.pagination import Page, Window, paginate
 from resolvers.services import Services
 from resolvers.viewer import Viewer
 
@@ -28,12 +28,12 @@ THREAD_CLOSED = threads.THREAD_CLOSED
 
 
 async def list_for(
-    viewer: Viewer | None, status: list[RelationshipStatus] | None, first: int | None, after: str | None
+    viewer: Viewer | None, status: list[RelationshipStatus] | None, window: Window
 ) -> Page[SupportRelationship]:
     query = SupportRelationship.filter(request_access.listed(viewer))
     if status:
         query = query.filter(status__in=status)
-    return await paginate(query, kind="SupportRelationship", first=first, after=after)
+    return await paginate(query, kind="SupportRelationship", window=window)
 
 
 async def end(
@@ -141,12 +141,11 @@ async def ratings(advocate_ids: Sequence[int]) -> list[tuple[float | None, int]]
     return result
 
 
-async def reviews_of(advocate_id: int, first: int | None, after: str | None) -> Page[Review]:
+async def reviews_of(advocate_id: int, window: Window) -> Page[Review]:
     return await paginate(
         Review.filter(advocate_id=advocate_id, hidden_at__isnull=True),
         kind="Review",
-        first=first,
-        after=after,
+        window=window,
     )
 
 

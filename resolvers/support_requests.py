@@ -31,7 +31,7 @@ from resolvers.access import requests as access
 from resolvers.access.core import own_row
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import Outbox, unit_of_work, user_channel
-from resolvers.pagination import Page, paginate
+from resolvers.pagination import Page, Window, paginate
 from resolvers.services import Services
 from resolvers.viewer import Viewer
 
@@ -390,13 +390,13 @@ async def expire_due(services: Services, batch: int = 200) -> int:
 
 
 async def list_for(
-    viewer: Viewer | None, status: list[RequestStatus] | None, first: int | None, after: str | None
+    viewer: Viewer | None, status: list[RequestStatus] | None, window: Window
 ) -> Page[SupportRequest]:
     """What a family sent, or what an advocate received, newest first."""
     query = SupportRequest.filter(access.listed(viewer))
     if status:
         query = query.filter(status__in=status)
-    return await paginate(query, kind="SupportRequest", first=first, after=after)
+    return await paginate(query, kind="SupportRequest", window=window)
 
 
 async def relationship_of(request: SupportRequest) -> SupportRelationship | None:

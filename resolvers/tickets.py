@@ -51,7 +51,7 @@ from resolvers.ids import parse_row_id
 from resolvers.pagination import (
     Page,
     PageKey,
-    check_first,
+    Window,
     counter,
     decode_keyset,
     encode_keyset,
@@ -429,8 +429,7 @@ async def queue(
     viewer: Viewer | None,
     flt: QueueFilter,
     order: TicketOrder,
-    first: int | None,
-    after: str | None,
+    window: Window,
     related: Sequence[str] = (),
 ) -> Page[Ticket]:
     """The advocate's tickets, filtered; by default the next SLA due first, then those with no
@@ -449,48 +448,60 @@ async def queue(
     if flt.sla_state:
         query = _sla_filter(query, flt.sla_state, services.clock.now())
     if order is TicketOrder.NEWEST_FIRST:
-        return await paginate(query, kind="Ticket", first=first, after=after)
+        return await paginate(query, kind="Ticket", window=window)
     total = counter(query)
-    limit = check_first(first)
-    after_due: datetime | None = None
-    after_id: int | None = None
-    if after is not None:
-        due_text, id_text = decode_keyset(QUEUE_CURSOR, after, 2)
-        try:
-            after_id = parse_row_id(id_text)
-            if after_id is None:
-                raise ValueError(id_text)
-            after_due = datetime.fromisoformat(due_text) if due_text else None
-        except ValueError as exc:
-            raise InvalidInput("after", "This cursor is not valid for this list.") from exc
-        if after_due is not None and after_due.tzinfo is None:
-            raise InvalidInput("after", "This cursor is not valid for this list.")
-    if after_id is not None and after_due is None:
-        query = query.filter(next_sla_due_at__isnull=True, id__gt=after_id)
-    elif after_id is not None:
-        query = query.filter(
-            Q(next_sla_due_at__isnull=True)
-            | Q(next_sla_due_at__gt=after_due)
-            | Q(next_sla_due_at=after_due, id__gt=after_id)
-        )
+    if window.after is not None:
+        query = query.filter(_beyond(_queue_position(window.after, "after"), later=True))
+    if window.before is not None:
+        query = query.filter(_beyond(_queue_position(window.before, "before"), later=False))
     # NULLS LAST, spelt portably: tickets with a running clock by (due, id), then the rest by id.
+    order_by = ("untimed", "next_sla_due_at", "id")
+    if window.from_end:
+        order_by = ("-untimed", "-next_sla_due_at", "-id")
     rows = list(
         await query.annotate(untimed=Case(When(next_sla_due_at__isnull=True, then="1"), default="0"))
-        .order_by("untimed", "next_sla_due_at", "id")
-        .limit(limit + 1)
+        .order_by(*order_by)
+        .limit(window.size + 1)
     )
-    has_next = len(rows) > limit
-    rows = rows[:limit]
-    return Page(
-        items=rows,
-        cursors=[
-            encode_keyset(QUEUE_CURSOR, t.next_sla_due_at.isoformat() if t.next_sla_due_at else "", str(t.id))
-            for t in rows
-        ],
-        has_next_page=has_next,
-        has_previous_page=after is not None,
-        total=total,
+    return window.page(
+        rows,
+        lambda t: encode_keyset(
+            QUEUE_CURSOR, t.next_sla_due_at.isoformat() if t.next_sla_due_at else "", str(t.id)
+        ),
+        total,
     )
+
+
+def _queue_position(cursor: str, field: str) -> tuple[datetime | None, int]:
+    """The (due, id) a queue cursor names; anything else is INVALID for `field`."""
+    due_text, id_text = decode_keyset(QUEUE_CURSOR, cursor, 2, field)
+    try:
+        row_id = parse_row_id(id_text)
+        if row_id is None:
+            raise ValueError(id_text)
+        due = datetime.fromisoformat(due_text) if due_text else None
+    except ValueError as exc:
+        raise InvalidInput(field, "This cursor is not valid for this list.") from exc
+    if due is not None and due.tzinfo is None:
+        raise InvalidInput(field, "This cursor is not valid for this list.")
+    return due, row_id
+
+
+def _beyond(position: tuple[datetime | None, int], *, later: bool) -> Q:
+    """The tickets after (`later`) or before `position` in the queue's order: (due, id) with the
+    tickets that have no clock running last, by id."""
+    due, row_id = position
+    if due is None:
+        if later:
+            return Q(next_sla_due_at__isnull=True, id__gt=row_id)
+        return Q(next_sla_due_at__isnull=False) | Q(next_sla_due_at__isnull=True, id__lt=row_id)
+    if later:
+        return (
+            Q(next_sla_due_at__isnull=True)
+            | Q(next_sla_due_at__gt=due)
+            | Q(next_sla_due_at=due, id__gt=row_id)
+        )
+    return Q(next_sla_due_at__lt=due) | Q(next_sla_due_at=due, id__lt=row_id)
 
 
 # --- batch loads for the dashboard (one query per field, however many tickets) -------------------
@@ -539,9 +550,9 @@ async def notes_pages(keys: Sequence[PageKey]) -> list[Page[TicketNote]]:
     return await pages_by_parent(TicketNote, "ticket_id", "TicketNote", keys, newest_first=True)
 
 
-def notes_key(ticket_id: int, first: int | None, after: str | None) -> PageKey:
-    """The loader key for a page of a ticket's notes; a bad `first` or cursor is INVALID."""
-    return page_key("TicketNote", ticket_id, first, after)
+def notes_key(ticket_id: int, window: Window) -> PageKey:
+    """The loader key for a window on a ticket's notes; a bad cursor is INVALID."""
+    return page_key("TicketNote", ticket_id, window)
 
 
 # --- changing a ticket ----------------------------------------------------------------------

@@ -23,7 +23,7 @@ from resolvers import validation
 from resolvers.access import vault as access
 from resolvers.access.core import own_row
 from resolvers.errors import NotFound
-from resolvers.pagination import Page, paginate
+from resolvers.pagination import Page, Window, paginate
 from resolvers.services import Services
 from resolvers.viewer import Viewer
 
@@ -108,8 +108,7 @@ async def _read_records(
     scope: VaultScope,
     model: type[R],
     child_id: int | None,
-    first: int | None,
-    after: str | None,
+    window: Window,
 ) -> Page[R]:
     """One page of a per-child record type, newest first, limited to what the viewer may read."""
     async with reading(services, viewer, family_id) as acc:
@@ -117,7 +116,7 @@ async def _read_records(
         query = model.filter(family_id=family_id)
         if ids is not None:
             query = query.filter(child_id__in=ids)
-        page = await paginate(query, kind=model.__name__, first=first, after=after)
+        page = await paginate(query, kind=model.__name__, window=window)
         label = scope.value.lower()
         await _log(services, acc, scope, [(r.child_id, f"{label}: {r.title}") for r in page.items])
         return page
@@ -128,13 +127,10 @@ async def read_evidence(
     viewer: Viewer | None,
     family_id: int,
     child_id: int | None,
-    first: int | None,
-    after: str | None,
+    window: Window,
 ) -> Page[Evidence]:
     """Evidence, newest first: all of it for the family, what a grant shares for an advocate."""
-    return await _read_records(
-        services, viewer, family_id, VaultScope.EVIDENCE, Evidence, child_id, first, after
-    )
+    return await _read_records(services, viewer, family_id, VaultScope.EVIDENCE, Evidence, child_id, window)
 
 
 async def read_timeline(
@@ -142,12 +138,11 @@ async def read_timeline(
     viewer: Viewer | None,
     family_id: int,
     child_id: int | None,
-    first: int | None,
-    after: str | None,
+    window: Window,
 ) -> Page[TimelineEntry]:
     """Timeline entries, newest first, as `read_evidence`."""
     return await _read_records(
-        services, viewer, family_id, VaultScope.TIMELINE, TimelineEntry, child_id, first, after
+        services, viewer, family_id, VaultScope.TIMELINE, TimelineEntry, child_id, window
     )
 
 
@@ -172,14 +167,10 @@ def statutory_dates(case: EhcpCase) -> tuple[date | None, date | None]:
     return case.request_date + DECISION_DUE, case.request_date + FINAL_PLAN_DUE
 
 
-async def access_log(
-    viewer: Viewer | None, family_id: int, first: int | None, after: str | None
-) -> Page[VaultAccessLog]:
+async def access_log(viewer: Viewer | None, family_id: int, window: Window) -> Page[VaultAccessLog]:
     """Who read what of the family's Vault, newest first; only the family sees it."""
     access.access_log_reader(viewer, family_id)
-    return await paginate(
-        VaultAccessLog.filter(family_id=family_id), kind="VaultAccessLog", first=first, after=after
-    )
+    return await paginate(VaultAccessLog.filter(family_id=family_id), kind="VaultAccessLog", window=window)
 
 
 # --- the family's own changes ---------------------------------------------------------------

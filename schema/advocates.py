@@ -11,7 +11,8 @@ from strawberry import relay
 from models import advocates as m
 from resolvers import advocates
 from resolvers.access import accounts as access
-from schema.arguments import INPUT, After, First
+from resolvers.pagination import window
+from schema.arguments import INPUT, After, Before, First, Last
 from schema.connections import TotalCount, decode_id, nodes, to_connection
 from schema.context import Info
 from schema.enums import AdvocateType, Availability, Specialism, Verification
@@ -86,13 +87,13 @@ class Advocate(relay.Node):
 
     @strawberry.field(description="Reviews families left, newest first (hidden ones left out).")
     async def reviews(
-        self, info: Info, first: First = 20, after: After = None
+        self, info: Info, first: First = 20, after: After = None, last: Last = None, before: Before = None
     ) -> Annotated[ReviewConnection, strawberry.lazy("schema.vault")]:
         from resolvers import relationships
         from schema.vault import Review as ReviewType
         from schema.vault import ReviewConnection as Conn
 
-        page = await relationships.reviews_of(self.id, first, after)
+        page = await relationships.reviews_of(self.id, window(first, after, last, before))
         return to_connection(Conn, page, ReviewType.from_model)  # type: ignore[return-value]
 
     @classmethod
@@ -174,6 +175,8 @@ class AdvocateQuery:
         ] = None,
         first: First = 20,
         after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> AdvocateConnection:
         f = filter or AdvocateFilter()
         page = await advocates.directory(
@@ -185,8 +188,7 @@ class AdvocateQuery:
                 accepting_only=f.accepting_only,
                 text=f.text,
             ),
-            first,
-            after,
+            window(first, after, last, before),
         )
         return to_connection(AdvocateConnection, page, Advocate.from_model)  # type: ignore[return-value]
 
@@ -195,9 +197,9 @@ class AdvocateQuery:
         permission_classes=[IsAdmin],
     )
     async def verification_queue(
-        self, info: Info, first: First = 20, after: After = None
+        self, info: Info, first: First = 20, after: After = None, last: Last = None, before: Before = None
     ) -> AdvocateConnection:
-        page = await advocates.verification_queue(info.context.viewer, first, after)
+        page = await advocates.verification_queue(info.context.viewer, window(first, after, last, before))
         return to_connection(AdvocateConnection, page, Advocate.from_model)  # type: ignore[return-value]
 
 

@@ -8,7 +8,27 @@ import strawberry
 
 First = Annotated[
     int | None,
-    strawberry.argument(description="The page size: how many items to return, 1 to 100."),
+    strawberry.argument(
+        description="How many items to return from the start of the list (after `after`), 0 to 100."
+    ),
+]
+Last = Annotated[
+    int | None,
+    strawberry.argument(
+        description=(
+            "How many items to return from the end of the list (before `before`), 0 to 100, in the "
+            "list's own order. Takes the place of `first`'s default; give one of the two."
+        )
+    ),
+]
+Before = Annotated[
+    str | None,
+    strawberry.argument(
+        description=(
+            "Return the items before this cursor: `pageInfo.startCursor` of the page after. "
+            "With `last`, pages backwards from the end of the list."
+        )
+    ),
 ]
 After = Annotated[
     str | None,

@@ -13,7 +13,7 @@ from tortoise.models import Model
 
 from resolvers.errors import NotFound
 from resolvers.ids import parse_row_id
-from resolvers.pagination import Page
+from resolvers.pagination import DEFAULT_PAGE_SIZE, Page, Window, window
 from resolvers.viewer import Viewer
 
 N = TypeVar("N", bound=relay.Node)
@@ -97,6 +97,20 @@ def node_fields(info: Info) -> dict[str, list[SelectedField]]:
             elif child.name == "edges":
                 node_level.extend(f for f in _flatten(child.selections) if f.name == "node")
     return selected_under(node_level)
+
+
+def window_of(field: SelectedField, default: int = DEFAULT_PAGE_SIZE) -> Window:
+    """The window a selected connection field asks for, read from its arguments as they stand in
+    the operation (a list resolver prefetching its rows' pages); bad values are INVALID."""
+    args = field.arguments
+
+    def size(name: str) -> int | None:
+        value = args.get(name)
+        # strawberry leaves a literal as its source text; validation has passed, so it is an Int.
+        return int(value) if isinstance(value, str) else value
+
+    after, before = args.get("after"), args.get("before")
+    return window(size("first"), after, size("last"), before, default=default)
 
 
 def selected_under(fields: Sequence[SelectedField]) -> dict[str, list[SelectedField]]:

@@ -11,7 +11,8 @@ from strawberry import relay
 from models import families as m
 from resolvers import families
 from resolvers.access import vault as access
-from schema.arguments import INPUT, After, First
+from resolvers.pagination import window
+from schema.arguments import INPUT, After, Before, First, Last
 from schema.connections import decode_id, nodes
 from schema.context import Info
 from schema.enums import EhcpStage
@@ -81,11 +82,11 @@ class Family(relay.Node):
 
     @strawberry.field(description="Who read what of the Vault, newest first; only the family sees it.")
     async def vault_access_log(
-        self, info: Info, first: First = 20, after: After = None
+        self, info: Info, first: First = 20, after: After = None, last: Last = None, before: Before = None
     ) -> Annotated[VaultAccessLogConnection, strawberry.lazy("schema.vault")]:
         from schema.vault import access_log_connection
 
-        return await access_log_connection(info, self.id, first, after)
+        return await access_log_connection(info, self.id, window(first, after, last, before))
 
     @strawberry.field(description="Every grant the family has made, with its status; only to the family.")
     async def vault_grants(self, info: Info) -> list[Annotated[VaultGrant, strawberry.lazy("schema.vault")]]:

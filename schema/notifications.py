@@ -15,7 +15,8 @@ from resolvers import notifications
 from resolvers.access import core
 from resolvers.access import notifications as access
 from resolvers.events import Envelope, user_channel
-from schema.arguments import INPUT, After, First, Since
+from resolvers.pagination import window
+from schema.arguments import INPUT, After, Before, First, Last, Since
 from schema.connections import TotalCount, decode_id, nodes, to_connection
 from schema.context import Info
 from schema.enums import NotificationKind
@@ -98,9 +99,11 @@ class NotificationQuery:
         ] = False,
         first: First = 20,
         after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> NotificationConnection:
         page = await notifications.list_for(
-            info.context.viewer, unread_only=unread_only, first=first, after=after
+            info.context.viewer, unread_only=unread_only, window=window(first, after, last, before)
         )
         return to_connection(NotificationConnection, page, Notification.from_model)  # type: ignore[return-value]
 

@@ -25,11 +25,11 @@ from resolvers.access import tickets as ticket_access
 from resolvers.access import vault as vault_access
 from resolvers.errors import InvalidInput
 from resolvers.events import Envelope, thread_channel, user_channel
-from resolvers.pagination import page_key
+from resolvers.pagination import Window, page_key, window
 from schema.accounts import User
 from schema.advocates import Advocate
-from schema.arguments import INPUT, After, First, Since
-from schema.connections import TotalCount, decode_id, id_of, nodes, selected_under, to_connection
+from schema.arguments import INPUT, After, Before, First, Last, Since
+from schema.connections import TotalCount, decode_id, id_of, nodes, selected_under, to_connection, window_of
 from schema.context import Info
 from schema.enums import (
     CloseReason,
@@ -106,7 +106,7 @@ class MessageConnection(relay.Connection[Message], TotalCount):
 
 
 def _thread_messages(
-    info: Info, row: m.SupportRequest | m.SupportRelationship, first: int | None, after: str | None
+    info: Info, row: m.SupportRequest | m.SupportRelationship, asked: Window
 ) -> MessageConnection:
     """A page of the thread a request or relationship carries, to its parties; else an empty page."""
     if not relationship_access.may_read_thread_of(info.context.viewer, row):
@@ -124,7 +124,7 @@ def _thread_messages(
 
     return now_or_later(
         loaders.messages,
-        page_key("Message", thread_id, first, after),
+        page_key("Message", thread_id, asked),
         lambda page: to_connection(MessageConnection, page, Message.from_model, total),  # type: ignore[return-value]
     )
 
@@ -141,13 +141,10 @@ def thread_loads(
         children = [row.child_id for row in rows if vault_access.owns(viewer, row.family_id)]
         loads.append((info.context.loaders.child, children))
     for field in under.get("messages", []):
-        first = field.arguments.get("first", MESSAGES_FIRST)
-        if isinstance(first, str):  # strawberry leaves a literal as its source text; validation passed
-            first = int(first)
-        after = field.arguments.get("after")
         try:
+            asked = window_of(field, MESSAGES_FIRST)
             keys = [
-                page_key("Message", row.thread_id, first, after)
+                page_key("Message", row.thread_id, asked)
                 for row in rows
                 if relationship_access.may_read_thread_of(viewer, row)
             ]
@@ -289,8 +286,15 @@ class SupportRequest(relay.Node):
         return SupportRelationship.from_model(row) if row and seen else None
 
     @strawberry.field(description="The thread shared with the relationship, oldest first.")
-    def messages(self, info: Info, first: First = MESSAGES_FIRST, after: After = None) -> MessageConnection:
-        return _thread_messages(info, self._row, first, after)
+    def messages(
+        self,
+        info: Info,
+        first: First = MESSAGES_FIRST,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> MessageConnection:
+        return _thread_messages(info, self._row, window(first, after, last, before, default=MESSAGES_FIRST))
 
     @strawberry.field(
         description="Your ticket for it, for the advocate it was sent to; null for anyone else."
@@ -357,8 +361,15 @@ class SupportRelationship(relay.Node):
         return now_or_later(info.context.loaders.request, self._row.request_id, build)
 
     @strawberry.field(description="The thread, oldest first; read-only once closed.")
-    def messages(self, info: Info, first: First = MESSAGES_FIRST, after: After = None) -> MessageConnection:
-        return _thread_messages(info, self._row, first, after)
+    def messages(
+        self,
+        info: Info,
+        first: First = MESSAGES_FIRST,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> MessageConnection:
+        return _thread_messages(info, self._row, window(first, after, last, before, default=MESSAGES_FIRST))
 
     @strawberry.field(
         description="The child supported; only the family sees the child's record (API tokens: VAULT_READ)."
@@ -504,9 +515,13 @@ class SupportQuery:
         ] = None,
         first: First = 20,
         after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> SupportRequestConnection:
         status = filter.status if filter else None
-        page = await support_requests.list_for(info.context.viewer, status, first, after)
+        page = await support_requests.list_for(
+            info.context.viewer, status, window(first, after, last, before)
+        )
         return to_connection(SupportRequestConnection, page, SupportRequest.from_model)  # type: ignore[return-value]
 
 

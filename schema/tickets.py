@@ -24,10 +24,10 @@ from resolvers.access import relationships as relationship_access
 from resolvers.access import requests as request_access
 from resolvers.access import tickets as access
 from resolvers.events import Envelope, advocate_channel
-from resolvers.pagination import Page
+from resolvers.pagination import Page, window
 from schema.accounts import User
 from schema.advocates import AdvocatePayload
-from schema.arguments import INPUT, After, First, Since
+from schema.arguments import INPUT, After, Before, First, Last, Since
 from schema.connections import TotalCount, decode_id, node_fields, nodes, to_connection
 from schema.context import Info
 from schema.enums import SlaClockKind, SlaState, TicketChange, TicketOrder, TicketOutcome, TicketStatus
@@ -260,8 +260,10 @@ class Ticket(relay.Node):
         )
 
     @strawberry.field(description="Your private notes, newest first. Never shown to the family.")
-    async def notes(self, info: Info, first: First = 20, after: After = None) -> TicketNoteConnection:
-        key = tickets.notes_key(self.id, first, after)
+    async def notes(
+        self, info: Info, first: First = 20, after: After = None, last: Last = None, before: Before = None
+    ) -> TicketNoteConnection:
+        key = tickets.notes_key(self.id, window(first, after, last, before))
         if not access.may_read(info.context.viewer, self._row):
             empty: Page[m.TicketNote] = Page([], [], has_next_page=False, has_previous_page=False)
             return to_connection(TicketNoteConnection, empty, TicketNote.from_model)  # type: ignore[return-value]
@@ -506,6 +508,8 @@ class TicketQuery:
         ] = TicketOrder.NEXT_SLA_DUE,
         first: First = 20,
         after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> TicketConnection:
         f = filter or TicketFilter()
         chosen = node_fields(info)
@@ -521,8 +525,7 @@ class TicketQuery:
             info.context.viewer,
             tickets.QueueFilter(status=f.status, sla_state=f.sla_state),
             order_by,
-            first,
-            after,
+            window(first, after, last, before),
             related,
         )
         loaders = info.context.loaders

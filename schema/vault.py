@@ -20,8 +20,9 @@ from resolvers.access import relationships as relationship_access
 from resolvers.access import vault as access
 from resolvers.errors import NotFound
 from resolvers.events import Envelope, user_channel
+from resolvers.pagination import Window, window
 from schema.accounts import User
-from schema.arguments import INPUT, After, First, Since
+from schema.arguments import INPUT, After, Before, First, Last, Since
 from schema.connections import TotalCount, decode_id, id_of, nodes, to_connection
 from schema.context import Info
 from schema.enums import CloseReason, EhcpStage
@@ -192,10 +193,16 @@ class Vault:
         child_id: ChildFilter = None,
         first: First = 20,
         after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> EvidenceConnection:
         page = await _read(
             vault.read_evidence(
-                info.context.services, info.context.viewer, self.family_id, _child(child_id), first, after
+                info.context.services,
+                info.context.viewer,
+                self.family_id,
+                _child(child_id),
+                window(first, after, last, before),
             )
         )
         return to_connection(EvidenceConnection, page, Evidence.from_model)  # type: ignore[return-value]
@@ -207,10 +214,16 @@ class Vault:
         child_id: ChildFilter = None,
         first: First = 20,
         after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> TimelineEntryConnection:
         page = await _read(
             vault.read_timeline(
-                info.context.services, info.context.viewer, self.family_id, _child(child_id), first, after
+                info.context.services,
+                info.context.viewer,
+                self.family_id,
+                _child(child_id),
+                window(first, after, last, before),
             )
         )
         return to_connection(TimelineEntryConnection, page, TimelineEntry.from_model)  # type: ignore[return-value]
@@ -485,9 +498,9 @@ class VaultQuery:
         permission_classes=[IsSignedIn, needs(Scope.REQUESTS_READ)],
     )
     async def support_relationships(
-        self, info: Info, first: First = 20, after: After = None
+        self, info: Info, first: First = 20, after: After = None, last: Last = None, before: Before = None
     ) -> SupportRelationshipConnection:
-        page = await relationships.list_for(info.context.viewer, None, first, after)
+        page = await relationships.list_for(info.context.viewer, None, window(first, after, last, before))
         return to_connection(SupportRelationshipConnection, page, SupportRelationship.from_model)  # type: ignore[return-value]
 
 
@@ -672,8 +685,6 @@ class VaultSubscription:
             yield event
 
 
-async def access_log_connection(
-    info: Info, family_id: int, first: int | None, after: str | None
-) -> VaultAccessLogConnection:
-    page = await vault.access_log(info.context.viewer, family_id, first, after)
+async def access_log_connection(info: Info, family_id: int, window: Window) -> VaultAccessLogConnection:
+    page = await vault.access_log(info.context.viewer, family_id, window)
     return to_connection(VaultAccessLogConnection, page, VaultAccessLogEntry.from_model)  # type: ignore[return-value]

@@ -55,10 +55,10 @@ query($r: ID!) {{ node(id: $r) {{ ... on SupportRequest {{ ticket {{ {TICKET_FIE
 """
 TICKET_NODE = f"query($t: ID!) {{ node(id: $t) {{ __typename ... on Ticket {{ {TICKET_FIELDS} }} }} }}"
 QUEUE = """
-query($filter: TicketFilter, $first: Int, $after: String, $order: TicketOrder) {
-  ticketQueue(filter: $filter, first: $first, after: $after, orderBy: $order) {
+query($filter: TicketFilter, $first: Int, $after: String, $last: Int, $before: String, $order: TicketOrder) {
+  ticketQueue(filter: $filter, first: $first, after: $after, last: $last, before: $before, orderBy: $order) {
     edges { cursor node { id status slaState nextSlaDueAt } }
-    pageInfo { hasNextPage hasPreviousPage endCursor }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
   }
 }
 """
@@ -601,6 +601,21 @@ async def test_the_queue_is_sorted_by_next_sla_due_with_no_clock_last(
     ]
     assert info["hasNextPage"] is False
     assert [n["nextSlaDueAt"] is None for n in nodes] == [False, False, False, True, True]
+    # Backwards from the end, one a page, across the boundary of the untimed part and back.
+    backwards: list[str] = []
+    before: str | None = None
+    for _ in nodes:
+        page, info = await _queue(gql, adv, last=1, before=before)
+        backwards.insert(0, page[0]["id"])
+        before = info["startCursor"]
+    assert backwards == [n["id"] for n in nodes]
+    assert info["hasPreviousPage"] is False
+    # The slice between the first and the last: from either end.
+    bounds = {"after": nodes[0]["cursor"], "before": nodes[-1]["cursor"]}
+    for window in ({"first": 10}, {"last": 10}, {"last": 2}):
+        page, _ = await _queue(gql, adv, **bounds, **window)
+        expected = [n["id"] for n in nodes[1:-1]]
+        assert [n["id"] for n in page] == (expected[-2:] if window.get("last") == 2 else expected)
 
     # Newest first, when asked.
     newest, _ = await _queue(gql, adv, order="NEWEST_FIRST")

@@ -16,6 +16,7 @@ from models.vault import EhcpCase, Evidence, Review, TimelineEntry, VaultAccessL
 from resolvers import accounts, relationships, vault
 from resolvers.clock import Clock
 from resolvers.errors import NotFound
+from resolvers.pagination import Window
 from schema.connections import decode_id
 from tests.client import GraphQLClient
 from tests.conftest import Live
@@ -420,7 +421,7 @@ async def test_a_read_in_progress_finishes_before_the_end_commits(
     closed = await asyncio.wait_for(ending, 10)
     assert closed.status.value == "CLOSED"
     with pytest.raises(NotFound):
-        await vault.read_evidence(services, reader, family_id, None, 10, None)
+        await vault.read_evidence(services, reader, family_id, None, Window(10))
 
 
 ADD_TIMELINE = """
