@@ -23,6 +23,7 @@ from resolvers.access import accounts as access
 from resolvers.access.core import own_row
 from resolvers.errors import InvalidInput, UserError
 from resolvers.events import unit_of_work
+from resolvers.pagination import Page, Window, empty_page, paginate
 from resolvers.services import Services
 from resolvers.viewer import Viewer
 
@@ -291,6 +292,13 @@ async def revoke_api_token(services: Services, viewer: Viewer | None, token_id: 
 async def api_tokens(viewer: Viewer | None) -> list[ApiToken]:
     v = access.session_holder(viewer)
     return await ApiToken.filter(user_id=v.user_id).order_by("-id")
+
+
+async def api_token_page(viewer: Viewer | None, user_id: int, window: Window) -> Page[ApiToken]:
+    """A user's API tokens, revoked ones too, newest first: to that user, signed in."""
+    if not access.may_list_api_tokens(viewer, user_id):
+        return empty_page()
+    return await paginate(ApiToken.filter(user_id=user_id), kind="ApiToken", window=window)
 
 
 async def create_admin(services: Services, email: str, password: str, display_name: str) -> User:

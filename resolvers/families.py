@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import date
 
-from models.families import Child, EhcpStage
+from tortoise.transactions import in_transaction
+
+from models.families import Child, EhcpStage, Family
 from resolvers import validation
 from resolvers.access import vault as access
-from resolvers.errors import NotFound
+from resolvers.errors import NotFound, UserError
 from resolvers.services import Services
 from resolvers.viewer import Viewer
 
@@ -15,6 +17,8 @@ MAX_CHILD_NAME = 100
 MAX_LOCAL_AUTHORITY = 100
 # EHCPs run from birth to 25: a date of birth further back is a typing mistake.
 MAX_CHILD_AGE_YEARS = 25
+# The lists of a family's children (`Family.children`, `Vault.children`) are plain lists: this bounds them.
+MAX_CHILDREN = 30
 
 
 async def add_child(
@@ -29,19 +33,28 @@ async def add_child(
     """A child in the viewer's family."""
     family_id = access.writer(viewer).family_id
     now = services.clock.now()
-    return await Child.create(
-        family_id=family_id,
-        display_name=validation.text("displayName", display_name, max_length=MAX_CHILD_NAME),
-        date_of_birth=validation.past_date(
-            "dateOfBirth", date_of_birth, now.date(), max_years=MAX_CHILD_AGE_YEARS
-        ),
-        ehcp_stage=ehcp_stage,
-        local_authority=validation.text(
-            "localAuthority", local_authority, max_length=MAX_LOCAL_AUTHORITY, required=False
-        ),
-        created_at=now,
-        updated_at=now,
+    name = validation.text("displayName", display_name, max_length=MAX_CHILD_NAME)
+    born = validation.past_date("dateOfBirth", date_of_birth, now.date(), max_years=MAX_CHILD_AGE_YEARS)
+    authority = validation.text(
+        "localAuthority", local_authority, max_length=MAX_LOCAL_AUTHORITY, required=False
     )
+    async with in_transaction():
+        # The family's row, locked: two additions at once are counted one after the other.
+        await Family.filter(id=family_id).select_for_update().first()
+        if await Child.filter(family_id=family_id).count() >= MAX_CHILDREN:
+            raise UserError(
+                "TOO_MANY_CHILDREN",
+                f"A family's Vault holds at most {MAX_CHILDREN} children; contact support if you need more.",
+            )
+        return await Child.create(
+            family_id=family_id,
+            display_name=name,
+            date_of_birth=born,
+            ehcp_stage=ehcp_stage,
+            local_authority=authority,
+            created_at=now,
+            updated_at=now,
+        )
 
 
 async def update_child(

@@ -16,6 +16,7 @@ from resolvers.access import vault as access
 from resolvers.access.core import own_row
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import Outbox, unit_of_work, user_channel
+from resolvers.pagination import Page, Window, empty_page, paginate
 from resolvers.services import Services
 from resolvers.viewer import Viewer
 
@@ -44,7 +45,7 @@ async def grant(
     relationship = await own_row(
         SupportRelationship, relationship_id, "Support relationship", "relationshipId", family_id=v.family_id
     )
-    if relationship.status is not RelationshipStatus.ACTIVE:
+    if not access.may_grant(v, relationship):
         raise UserError(
             "RELATIONSHIP_CLOSED", "This relationship has ended; access can't be granted.", "relationshipId"
         )
@@ -143,6 +144,24 @@ async def expire_due(services: Services) -> int:
     async with unit_of_work(services) as outbox:
         ended = await end_grants(outbox, due, AccessEndReason.EXPIRED, None)
     return len(ended)
+
+
+async def relationship_page(
+    viewer: Viewer | None, relationship: SupportRelationship, window: Window
+) -> Page[VaultGrant]:
+    """The grants made under a relationship, newest first, to its family and its advocate."""
+    if not access.may_read_grants_of(viewer, relationship):
+        return empty_page()
+    return await paginate(
+        VaultGrant.filter(relationship_id=relationship.id), kind="VaultGrant", window=window
+    )
+
+
+async def family_page(viewer: Viewer | None, family_id: int, window: Window) -> Page[VaultGrant]:
+    """Every grant a family has made, newest first, to the family itself (`access.owns`)."""
+    if not access.owns(viewer, family_id):
+        return empty_page()
+    return await paginate(VaultGrant.filter(family_id=family_id), kind="VaultGrant", window=window)
 
 
 async def for_relationship(viewer: Viewer | None, relationship: SupportRelationship) -> list[VaultGrant]:

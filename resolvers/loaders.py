@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from models.accounts import User
 from models.advocates import Advocate
 from models.families import Child, Family
-from models.support import SupportRelationship, SupportRequest
+from models.support import SupportRelationship, SupportRequest, Thread
 
 
 async def users_by_id(ids: Sequence[int]) -> list[User | None]:
@@ -62,3 +62,8 @@ async def relationships_by_id(ids: Sequence[int]) -> list[SupportRelationship | 
 async def relationships_by_request_id(request_ids: Sequence[int]) -> list[SupportRelationship | None]:
     rows = {r.request_id: r for r in await SupportRelationship.filter(request_id__in=list(request_ids))}
     return [rows.get(i) for i in request_ids]
+
+
+async def threads_by_id(ids: Sequence[int]) -> list[Thread | None]:
+    rows = {t.id: t for t in await Thread.filter(id__in=list(ids))}
+    return [rows.get(i) for i in ids]

@@ -62,7 +62,7 @@ async def send(
             "Support request" if request_id is not None else "Support relationship",
             "requestId" if request_id is not None else "relationshipId",
         )
-    if thread.closed_at is not None:
+    if not access.may_post(v, thread):
         raise UserError("THREAD_CLOSED", "This conversation has ended; it can be read but not added to.")
     now = services.clock.now()
     async with unit_of_work(services) as outbox:

@@ -31,6 +31,11 @@ class Page(Generic[M]):
     total: Callable[[], Awaitable[int]] | None = None
 
 
+def empty_page() -> Page[Any]:
+    """A page of nothing, for a list the viewer may not see."""
+    return Page([], [], has_next_page=False, has_previous_page=False)
+
+
 def encode_cursor(kind: str, row_id: int) -> str:
     return base64.urlsafe_b64encode(f"{kind}:{row_id}".encode()).decode().rstrip("=")
 

@@ -94,7 +94,7 @@ async def leave_review(
     if not 1 <= rating <= 5:
         raise InvalidInput("rating", "Rate from 1 to 5.", "OUT_OF_RANGE")
     body = validation.text("text", text, max_length=MAX_REVIEW, required=False, multiline=True)
-    if relationship.status is not RelationshipStatus.CLOSED:
+    if not access.may_review(v, relationship, reviewed=False):
         raise UserError(
             "RELATIONSHIP_ACTIVE", "You can review once the relationship has ended.", "relationshipId"
         )

@@ -784,7 +784,7 @@ async def resolve(
     clean = validation.text(
         "note", note or "", max_length=MAX_RESOLUTION_NOTE, required=False, multiline=True
     )
-    if ticket.status is not TicketStatus.CLOSED:
+    if not access.may_resolve(viewer, ticket):
         raise _refuse_resolve(ticket)
     async with unit_of_work(services) as outbox:
         moved = await Ticket.filter(id=ticket.id, status=TicketStatus.CLOSED).update(

@@ -12,8 +12,9 @@ from strawberry import relay
 from models import accounts as m
 from resolvers import accounts
 from resolvers.access import accounts as access
-from schema.arguments import INPUT
-from schema.connections import decode_id, nodes
+from resolvers.pagination import window
+from schema.arguments import INPUT, After, Before, First, Last
+from schema.connections import TotalCount, decode_id, nodes, to_connection
 
 if TYPE_CHECKING:
     from schema.advocates import Advocate
@@ -64,6 +65,18 @@ class User(relay.Node):
         row = await info.context.loaders.advocate.load(advocate_id)
         return AdvocateType.from_model(row) if row else None
 
+    @strawberry.field(
+        description=(
+            "The user's API tokens, revoked ones too, newest first: only to the user, signed in "
+            "(an API token sees none)."
+        )
+    )
+    async def api_tokens(
+        self, info: Info, first: First = 20, after: After = None, last: Last = None, before: Before = None
+    ) -> ApiTokenConnection:
+        page = await accounts.api_token_page(info.context.viewer, self.id, window(first, after, last, before))
+        return to_connection(ApiTokenConnection, page, ApiToken.from_model)  # type: ignore[return-value]
+
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Any, required: bool = False
@@ -96,6 +109,11 @@ class ApiToken(relay.Node):
         cls, *, info: Info, node_ids: Any, required: bool = False
     ) -> list[ApiToken | None]:
         return await nodes(info.context.viewer, node_ids, access.api_tokens, cls.from_model)
+
+
+@strawberry.type(description="A page of API tokens, newest first.")
+class ApiTokenConnection(relay.Connection[ApiToken], TotalCount):
+    pass
 
 
 @strawberry.input(description="A new family or advocate account.")
@@ -176,7 +194,11 @@ class AccountQuery:
         user = await info.context.loaders.user.load(viewer.user_id)
         return User.from_model(user) if user else None
 
-    @strawberry.field(description="The viewer's API tokens, newest first.", permission_classes=[IsSession])
+    @strawberry.field(
+        description="The viewer's API tokens, newest first.",
+        permission_classes=[IsSession],
+        deprecation_reason="Use `viewer { apiTokens }`, a connection: revoked tokens stay listed.",
+    )
     async def api_tokens(self, info: Info) -> list[ApiToken]:
         return [ApiToken.from_model(t) for t in await accounts.api_tokens(info.context.viewer)]
 

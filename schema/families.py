@@ -13,14 +13,14 @@ from resolvers import families
 from resolvers.access import vault as access
 from resolvers.pagination import window
 from schema.arguments import INPUT, After, Before, First, Last
-from schema.connections import decode_id, nodes
+from schema.connections import decode_id, nodes, to_connection
 from schema.context import Info
 from schema.enums import EhcpStage
 from schema.errors import UserError, attempt
 from schema.permissions import IsFamily
 
 if TYPE_CHECKING:
-    from schema.vault import VaultAccessLogConnection, VaultGrant
+    from schema.vault import VaultAccessLogConnection, VaultGrant, VaultGrantConnection
 
 
 @strawberry.type(description="A child whose evidence the family keeps in its Vault.")
@@ -88,7 +88,23 @@ class Family(relay.Node):
 
         return await access_log_connection(info, self.id, window(first, after, last, before))
 
-    @strawberry.field(description="Every grant the family has made, with its status; only to the family.")
+    @strawberry.field(
+        description="Every grant the family has made, newest first, with its status; only to the family."
+    )
+    async def grants(
+        self, info: Info, first: First = 20, after: After = None, last: Last = None, before: Before = None
+    ) -> Annotated[VaultGrantConnection, strawberry.lazy("schema.vault")]:
+        from resolvers import grants
+        from schema.vault import VaultGrant as GrantType
+        from schema.vault import VaultGrantConnection as Conn
+
+        page = await grants.family_page(info.context.viewer, self.id, window(first, after, last, before))
+        return to_connection(Conn, page, GrantType.from_model)  # type: ignore[return-value]
+
+    @strawberry.field(
+        description="Every grant the family has made, with its status; only to the family.",
+        deprecation_reason="Use `grants`, a connection: this list grows with every grant ever made.",
+    )
     async def vault_grants(self, info: Info) -> list[Annotated[VaultGrant, strawberry.lazy("schema.vault")]]:
         from resolvers import grants
         from schema.vault import VaultGrant as GrantType

@@ -10,7 +10,7 @@ from tortoise.models import Model
 from models.accounts import User
 from models.advocates import Advocate
 from models.families import Child, Family
-from models.support import Message, SupportRelationship, SupportRequest
+from models.support import Message, SupportRelationship, SupportRequest, Thread
 from models.tickets import SlaClock, Ticket, TicketNote
 from resolvers import loaders, messages, relationships, tickets
 from resolvers.pagination import Page, PageKey, counts_by_parent
@@ -58,6 +58,10 @@ class Loaders:
     @cached_property
     def relationship_by_request(self) -> DataLoader[int, SupportRelationship | None]:
         return DataLoader(loaders.relationships_by_request_id)
+
+    @cached_property
+    def thread(self) -> DataLoader[int, Thread | None]:
+        return DataLoader(loaders.threads_by_id)
 
     @cached_property
     def ticket_by_request(self) -> DataLoader[int, Ticket | None]:

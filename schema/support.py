@@ -51,7 +51,7 @@ _LIVE_REQUESTS = LiveRows(m.SupportRequest, request_access.may_read)
 
 if TYPE_CHECKING:
     from schema.tickets import Ticket
-    from schema.vault import Review, VaultGrant
+    from schema.vault import Review, VaultGrant, VaultGrantConnection
 
 THREAD_CLOSED = "thread.closed"
 # A thread's page size when the client gives none.
@@ -126,6 +126,18 @@ def _thread_messages(
         loaders.messages,
         page_key("Message", thread_id, asked),
         lambda page: to_connection(MessageConnection, page, Message.from_model, total),  # type: ignore[return-value]
+    )
+
+
+def _may_message(info: Info, row: m.SupportRequest | m.SupportRelationship) -> bool:
+    """`viewerCanMessage`: the thread's parties while it is open, read through the thread loader."""
+    viewer = info.context.viewer
+    if not relationship_access.may_read_thread_of(viewer, row):
+        return False
+    return now_or_later(
+        info.context.loaders.thread,
+        row.thread_id,
+        lambda thread: thread is not None and relationship_access.may_post(viewer, thread),
     )
 
 
@@ -255,8 +267,24 @@ class SupportRequest(relay.Node):
             "Whether requestMoreInformation would succeed for the viewer now: its advocate, while open."
         )
     )
+    def viewer_can_request_information(self, info: Info) -> bool:
+        return request_access.may_answer(info.context.viewer, self._row)
+
+    @strawberry.field(
+        description="Whether requestMoreInformation would succeed for the viewer now.",
+        deprecation_reason="Use `viewerCanRequestInformation`, the same answer under its documented name.",
+    )
     def viewer_can_request_more_information(self, info: Info) -> bool:
         return request_access.may_answer(info.context.viewer, self._row)
+
+    @strawberry.field(
+        description=(
+            "Whether sendMessage to this request's thread would succeed for the viewer now: either "
+            "party, while the conversation is open."
+        )
+    )
+    def viewer_can_message(self, info: Info) -> bool:
+        return _may_message(info, self._row)
 
     @strawberry.field(
         description=(
@@ -386,6 +414,39 @@ class SupportRelationship(relay.Node):
     def viewer_can_end(self, info: Info) -> bool:
         return relationship_access.may_end(info.context.viewer, self._row)
 
+    @strawberry.field(
+        description=(
+            "Whether sendMessage to this relationship's thread would succeed for the viewer now: "
+            "either party, while the relationship is active."
+        )
+    )
+    def viewer_can_message(self, info: Info) -> bool:
+        return _may_message(info, self._row)
+
+    @strawberry.field(
+        description=(
+            "Whether grantVaultAccess would be allowed for the viewer now: the family, while the "
+            "relationship is active (the grant still needs its scopes and children)."
+        )
+    )
+    def viewer_can_grant(self, info: Info) -> bool:
+        return vault_access.may_grant(info.context.viewer, self._row)
+
+    @strawberry.field(
+        description=(
+            "Whether leaveReview would be allowed for the viewer now: the family, once the "
+            "relationship has ended, if it has not reviewed it yet."
+        )
+    )
+    async def viewer_can_review(self, info: Info) -> bool:
+        from resolvers import relationships
+
+        viewer = info.context.viewer
+        if not relationship_access.may_review(viewer, self._row, reviewed=False):
+            return False
+        reviewed = await relationships.review_of(self._row) is not None
+        return relationship_access.may_review(viewer, self._row, reviewed=reviewed)
+
     @strawberry.field(description="Who ended it.")
     async def closed_by(self, info: Info) -> User | None:
         if self._row.closed_by_id is None:
@@ -394,6 +455,22 @@ class SupportRelationship(relay.Node):
         return User.from_model(user) if user else None
 
     @strawberry.field(description="The Vault grants made under it, newest first, with their status.")
+    async def grants(
+        self, info: Info, first: First = 20, after: After = None, last: Last = None, before: Before = None
+    ) -> Annotated[VaultGrantConnection, strawberry.lazy("schema.vault")]:
+        from resolvers import grants
+        from schema.vault import VaultGrant as GrantType
+        from schema.vault import VaultGrantConnection as Conn
+
+        page = await grants.relationship_page(
+            info.context.viewer, self._row, window(first, after, last, before)
+        )
+        return to_connection(Conn, page, GrantType.from_model)  # type: ignore[return-value]
+
+    @strawberry.field(
+        description="The Vault grants made under it, newest first, with their status.",
+        deprecation_reason="Use `grants`, a connection: this list grows with every grant ever made.",
+    )
     async def vault_grants(self, info: Info) -> list[Annotated[VaultGrant, strawberry.lazy("schema.vault")]]:
         from resolvers import grants
         from schema.vault import VaultGrant as GrantType

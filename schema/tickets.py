@@ -199,6 +199,15 @@ class Ticket(relay.Node):
             _row=t,
         )
 
+    @strawberry.field(
+        description=(
+            "Whether resolveTicket would succeed for the viewer now: its advocate, once the case "
+            "has closed (declined, withdrawn, expired or ended), and only once."
+        )
+    )
+    def viewer_can_resolve(self, info: Info) -> bool:
+        return access.may_resolve(info.context.viewer, self._row)
+
     @strawberry.field(description="Your private note on resolving it.")
     def resolution_note(self, info: Info) -> str | None:
         return self._row.resolution_note or None if access.may_read(info.context.viewer, self._row) else None

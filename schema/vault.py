@@ -339,11 +339,20 @@ class Review(relay.Node):
             id=r.id, rating=r.rating, text=r.text, created_at=r.created_at, hidden=r.hidden_at is not None
         )
 
+    @strawberry.field(description="Whether hideReview would succeed for the viewer now: admins, signed in.")
+    def viewer_can_hide(self, info: Info) -> bool:
+        return account_access.is_admin(info.context.viewer)
+
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Any, required: bool = False
     ) -> list[Review | None]:
         return await nodes(info.context.viewer, node_ids, account_access.reviews, cls.from_model)
+
+
+@strawberry.type(description="A page of Vault grants, newest first.")
+class VaultGrantConnection(relay.Connection[VaultGrant], TotalCount):
+    pass
 
 
 @strawberry.type(description="A page of reviews, newest first.")

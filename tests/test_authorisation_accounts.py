@@ -246,3 +246,29 @@ async def test_notifications_are_each_persons_own(gql: GraphQLClient) -> None:
         "anonymous": "UNAUTHENTICATED",
         "family_token_unscoped": "FORBIDDEN",
     }
+
+
+USER_TOKENS = (
+    "query($u: ID!) { node(id: $u) { ... on User { apiTokens { totalCount edges { node { id } } } } } }"
+)
+
+
+async def test_a_users_api_token_connection_is_theirs_alone_signed_in(gql: GraphQLClient) -> None:
+    """`User.apiTokens`: the user, signed in, sees every token (revoked ones too); the user's own
+    API token, another person and an admin see an empty page, whatever path they take."""
+    family = await sign_up(gql)
+    token = await api_token(gql, family, ["REQUESTS_READ", "VAULT_READ"])
+    await api_token(gql, family, ["REQUESTS_READ"])
+    user_id = (await gql.data("{ viewer { id } }", token=family.token))["viewer"]["id"]
+    own = (await gql.data(USER_TOKENS, {"u": user_id}, family.token))["node"]["apiTokens"]
+    assert own["totalCount"] == 2
+    assert len(own["edges"]) == 2
+    through_viewer = await gql.data(
+        "{ viewer { apiTokens(last: 1) { totalCount edges { node { id } } } } }", token=family.token
+    )
+    assert through_viewer["viewer"]["apiTokens"]["edges"] == own["edges"][-1:]
+    by_token = await gql.data("{ viewer { apiTokens { totalCount edges { node { id } } } } }", token=token)
+    assert by_token["viewer"]["apiTokens"] == {"totalCount": 0, "edges": []}
+    for stranger in ((await sign_up(gql)).token, (await admin(gql)).token):
+        node = (await gql.data(USER_TOKENS, {"u": user_id}, stranger))["node"]
+        assert node is None or node["apiTokens"] == {"totalCount": 0, "edges": []}

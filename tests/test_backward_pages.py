@@ -15,7 +15,7 @@ import pytest
 from resolvers.demo import ADMIN, ADVOCATES, DEMO_PASSWORD, FAMILY, seed
 from tests.client import GraphQLClient
 from tests.conftest import Live
-from tests.test_total_count import CONNECTIONS, LOG_IN, NESTED, _dig
+from tests.test_total_count import CONNECTIONS, CREATE_TOKEN, LOG_IN, NESTED, _dig
 
 PAGE = "__typename totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor }"
 # How each list that holds nested connections names its node type, for `node(id)`.
@@ -39,6 +39,8 @@ async def _tokens(gql: GraphQLClient) -> dict[str, str | None]:
     tokens: dict[str, str | None] = {"anonymous": None}
     for who, email in emails.items():
         tokens[who] = (await gql.data(LOG_IN, {"e": email, "p": DEMO_PASSWORD}))["logIn"]["token"]
+    for name in ("CRM", "Calendar", "Backup"):  # the demo has no API tokens
+        await gql.data(CREATE_TOKEN, {"n": name}, tokens["family"])
     return tokens
 
 

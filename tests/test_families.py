@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from models.families import Child
+from resolvers.families import MAX_CHILDREN
 from tests.client import GraphQLClient
 from tests.factories import ADD_CHILD, add_child, sign_up
 
@@ -118,3 +119,17 @@ async def test_update_child_bad_input_changes_nothing(gql: GraphQLClient) -> Non
     assert [(e["code"], e["field"]) for e in result["userErrors"]] == [("DATE_IN_FUTURE", "dateOfBirth")]
     child = await Child.get()
     assert (child.display_name, child.date_of_birth) == ("Alex", date(2016, 3, 14))
+
+
+async def test_a_family_holds_at_most_max_children_and_the_next_changes_nothing(gql: GraphQLClient) -> None:
+    """`Family.children` and `Vault.children` are plain lists: the cap is what bounds them."""
+    family = await sign_up(gql)
+    for n in range(MAX_CHILDREN):
+        await add_child(gql, family, displayName=f"Child {n + 1}")
+    one_more = {"displayName": "One more", "dateOfBirth": "2016-03-14", "ehcpStage": "ASSESSING"}
+    data = await gql.data(ADD_CHILD, {"input": one_more}, family.token)
+    assert data["addChild"]["child"] is None
+    assert [e["code"] for e in data["addChild"]["userErrors"]] == ["TOO_MANY_CHILDREN"]
+    children = (await gql.data(CHILDREN, token=family.token))["viewer"]["family"]["children"]
+    assert len(children) == MAX_CHILDREN
+    assert await Child.filter(display_name="One more").count() == 0

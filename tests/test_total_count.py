@@ -10,6 +10,7 @@ from tests.client import GraphQLClient
 from tests.conftest import Live
 
 LOG_IN = "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }"
+CREATE_TOKEN = "mutation($n: String!) { createApiToken(input: {name: $n, scopes: [VAULT_READ]}) { secret } }"
 
 # (who, document, path to the connection): each connection of the schema, asked of a viewer whose
 # list holds something. `$n` is the page size.
@@ -26,12 +27,16 @@ CONNECTIONS: list[tuple[str, str, tuple[str, ...]]] = [
      ("vault", "evidence")),
     ("family", "query($n: Int, $f: ID!) { vault(familyId: $f) { timeline(first: $n) { %s } } }",
      ("vault", "timeline")),
+    ("family", "query($n: Int) { viewer { family { grants(first: $n) { %s } } } }",
+     ("viewer", "family", "grants")),
+    ("family", "query($n: Int) { viewer { apiTokens(first: $n) { %s } } }", ("viewer", "apiTokens")),
 ]  # fmt: skip
 # Connections under each node of a list: every node's count, in one statement for the page.
 NESTED: list[tuple[str, str, str]] = [
     ("family", "supportRequests(first: 20)", "messages"),
     ("family", "supportRelationships(first: 20)", "messages"),
     ("sendiass", "ticketQueue(first: 20)", "notes"),
+    ("family", "supportRelationships(first: 20)", "grants"),
     ("anonymous", "advocates(first: 20)", "reviews"),
 ]
 
@@ -50,6 +55,8 @@ async def test_total_count_is_the_whole_list_on_every_connection(
     tokens: dict[str, str | None] = {"anonymous": None}
     for who, email in emails.items():
         tokens[who] = (await gql.data(LOG_IN, {"e": email, "p": DEMO_PASSWORD}))["logIn"]["token"]
+    for name in ("CRM", "Calendar"):  # the demo has no API tokens
+        await gql.data(CREATE_TOKEN, {"n": name}, tokens["family"])
     family_id = (await gql.data("{ viewer { family { id } } }", token=tokens["family"]))["viewer"]["family"][
         "id"
     ]

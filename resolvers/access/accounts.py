@@ -38,7 +38,13 @@ async def users(viewer: Viewer | None, ids: Sequence[object]) -> list[User | Non
 
 def may_read_api_token(viewer: Viewer | None, token: ApiToken) -> bool:
     """The person who made it, signed in (an API token does not see tokens)."""
-    return viewer is not None and not viewer.is_api_token and viewer.user_id == token.user_id
+    return may_list_api_tokens(viewer, token.user_id)
+
+
+def may_list_api_tokens(viewer: Viewer | None, user_id: int) -> bool:
+    """A user's list of API tokens: the user, signed in (`session_holder`; an API token cannot
+    see the others)."""
+    return viewer is not None and not viewer.is_api_token and is_self(viewer, user_id)
 
 
 async def api_tokens(viewer: Viewer | None, ids: Sequence[object]) -> list[ApiToken | None]:
@@ -53,6 +59,11 @@ def session_holder(viewer: Viewer | None) -> Viewer:
 def admin(viewer: Viewer | None) -> Viewer:
     """An admin, signed in."""
     return core.require(viewer, roles=[Role.ADMIN], session_only=True)
+
+
+def is_admin(viewer: Viewer | None) -> bool:
+    """An admin, signed in (`admin`, as a predicate): hides reviews, decides verifications."""
+    return viewer is not None and viewer.role is Role.ADMIN and not viewer.is_api_token
 
 
 def advocate_session(viewer: Viewer | None) -> Viewer:

@@ -39,6 +39,20 @@ def may_use_thread(viewer: Viewer | None, thread: Thread, scope: ApiScope = ApiS
     return core.is_party(viewer, scope, thread.family_id, thread.advocate_id)
 
 
+def may_post(viewer: Viewer | None, thread: Thread) -> bool:
+    """Post to a thread: its parties (API tokens need REQUESTS_WRITE), while it is open."""
+    return may_use_thread(viewer, thread, ApiScope.REQUESTS_WRITE) and thread.closed_at is None
+
+
+def may_review(viewer: Viewer | None, relationship: SupportRelationship, reviewed: bool) -> bool:
+    """Review a relationship: its family (API tokens need REQUESTS_WRITE), once it has ended, once."""
+    return (
+        core.is_family(viewer, ApiScope.REQUESTS_WRITE, relationship.family_id)
+        and relationship.status is RelationshipStatus.CLOSED
+        and not reviewed
+    )
+
+
 def may_read_message(viewer: Viewer | None, message: Message) -> bool:
     """A message, to the parties of its thread."""
     return may_use_thread(viewer, message.thread)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from tortoise.expressions import Q
 
 from models.accounts import ApiScope
-from models.tickets import ChecklistItem, ChecklistTemplate, Ticket, TicketNote
+from models.tickets import ChecklistItem, ChecklistTemplate, Ticket, TicketNote, TicketStatus
 from resolvers.access import core
 from resolvers.viewer import Viewer
 
@@ -16,6 +16,15 @@ from resolvers.viewer import Viewer
 def may_read(viewer: Viewer | None, ticket: Ticket) -> bool:
     """The ticket's own advocate."""
     return core.is_advocate(viewer, ApiScope.REQUESTS_READ, ticket.advocate_id)
+
+
+def may_resolve(viewer: Viewer | None, ticket: Ticket) -> bool:
+    """Record a ticket's outcome: its advocate (API tokens need REQUESTS_WRITE), once the case has
+    closed, and only once."""
+    return (
+        core.is_advocate(viewer, ApiScope.REQUESTS_WRITE, ticket.advocate_id)
+        and ticket.status is TicketStatus.CLOSED
+    )
 
 
 def may_read_part(viewer: Viewer | None, part: ChecklistItem | TicketNote) -> bool:

@@ -17,6 +17,7 @@ from tortoise.expressions import Q
 
 from models.accounts import ApiScope, Role
 from models.families import Child, Family
+from models.support import RelationshipStatus, SupportRelationship
 from models.vault import Evidence, TimelineEntry, VaultAccessLog, VaultGrant, VaultScope
 from resolvers.access import core
 from resolvers.errors import NotFound
@@ -79,6 +80,14 @@ def owns_for_writing(viewer: Viewer | None, family_id: int) -> bool:
     return core.is_family(viewer, ApiScope.VAULT_WRITE, family_id)
 
 
+def may_grant(viewer: Viewer | None, relationship: SupportRelationship) -> bool:
+    """Share parts of the Vault with a relationship's advocate: its family (API tokens need
+    VAULT_WRITE), while the relationship is active."""
+    return (
+        owns_for_writing(viewer, relationship.family_id) and relationship.status is RelationshipStatus.ACTIVE
+    )
+
+
 def writer(viewer: Viewer | None) -> Viewer:
     """A family changing its own Vault (children, records, grants): VAULT_WRITE for API tokens."""
     return core.acting_family(viewer, ApiScope.VAULT_WRITE)
@@ -90,6 +99,12 @@ def writer(viewer: Viewer | None) -> Viewer:
 def may_read_grant(viewer: Viewer | None, grant: VaultGrant) -> bool:
     """The family that made it and the advocate it was made for (API tokens need VAULT_READ)."""
     return core.is_party(viewer, ApiScope.VAULT_READ, grant.family_id, grant.advocate_id)
+
+
+def may_read_grants_of(viewer: Viewer | None, relationship: SupportRelationship) -> bool:
+    """The grants made under a relationship: `may_read_grant` of each, whose parties are the
+    relationship's own."""
+    return core.is_party(viewer, ApiScope.VAULT_READ, relationship.family_id, relationship.advocate_id)
 
 
 async def grants(viewer: Viewer | None, ids: Sequence[object]) -> list[VaultGrant | None]:
