@@ -58,7 +58,7 @@ from resolvers.clock import Clock
 from resolvers.logs import FORMATS, AccessLog, install_request_id_logging, log_config
 from resolvers.rate_limits import LimitSettings, RateLimiter, credential_key
 from resolvers.services import Policy, Services
-from schema import graphiql, schema, transport
+from schema import graphiql, schema, tracing, transport
 from schema.context import Context, current_request_id, new_request_id
 from schema.http import HTTPBoundary, refusal
 from schema.limits import rate_limited_error
@@ -100,6 +100,8 @@ class Settings:
     metrics_token: str = ""
     # A persisted documents manifest: only its documents run (schema/persisted.py).
     trusted_documents: str = ""
+    # Where OpenTelemetry traces go (OTLP over HTTP); none are made when empty (schema/tracing.py).
+    otel_endpoint: str = ""
 
     @classmethod
     def from_env(cls, environ: Any = None) -> Settings:
@@ -132,6 +134,7 @@ class Settings:
             access_log=config("ACCESS_LOG", cast=bool, default=True),
             metrics_token=config("METRICS_TOKEN", default=""),
             trusted_documents=config("TRUSTED_DOCUMENTS", default=""),
+            otel_endpoint=config("OTEL_EXPORTER_OTLP_ENDPOINT", default=""),
         )
 
 
@@ -495,6 +498,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         event_retention=timedelta(days=settings.event_retention_days),
     )
 
+    tracer_provider = tracing.start(settings.otel_endpoint)
+    if tracer_provider is not None:
+        tracing.install(schema, tracer_provider)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
@@ -541,6 +548,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                         await task
                 await hub.disconnect()
                 await limiter.close()
+                if tracer_provider is not None:
+                    # Sends the spans still batched; blocking I/O, so off the event loop.
+                    await asyncio.to_thread(tracer_provider.shutdown)
 
     view = GraphQLView(
         schema,
