@@ -52,10 +52,11 @@ from tortoise.contrib.starlette import RegisterTortoise
 from tortoise.migrations.executor import MigrationExecutor
 
 from models import MODEL_MODULES
-from resolvers import accounts, metrics
+from resolvers import accounts, credentials, metrics
 from resolvers.broadcast import Hub
 from resolvers.clock import Clock
 from resolvers.logs import FORMATS, AccessLog, install_request_id_logging, log_config
+from resolvers.mail import DEFAULT_SENDER, Outgoing, mailer_for
 from resolvers.rate_limits import LimitSettings, RateLimiter, credential_key
 from resolvers.services import Policy, Services
 from schema import graphiql, schema, tracing, transport
@@ -102,6 +103,11 @@ class Settings:
     trusted_documents: str = ""
     # Where OpenTelemetry traces go (OTLP over HTTP); none are made when empty (schema/tracing.py).
     otel_endpoint: str = ""
+    # How mail leaves (resolvers/mail.py): `console://[FOLDER]` or `smtp(s)://user:pass@host:port`.
+    mail_url: str = "console://"
+    mail_from: str = DEFAULT_SENDER
+    # The web app the links in mails open (reset, verification).
+    app_url: str = "http://127.0.0.1:8000"
 
     @classmethod
     def from_env(cls, environ: Any = None) -> Settings:
@@ -135,7 +141,18 @@ class Settings:
             metrics_token=config("METRICS_TOKEN", default=""),
             trusted_documents=config("TRUSTED_DOCUMENTS", default=""),
             otel_endpoint=config("OTEL_EXPORTER_OTLP_ENDPOINT", default=""),
+            mail_url=_mail_url(config("MAIL_URL", default="console://")),
+            mail_from=config("MAIL_FROM", default=DEFAULT_SENDER),
+            app_url=config("APP_URL", default="http://127.0.0.1:8000").rstrip("/"),
         )
+
+
+def _mail_url(value: str) -> str:
+    try:
+        mailer_for(value)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
+    return value
 
 
 def _choice(value: str, name: str, allowed: tuple[str, ...]) -> str:
@@ -221,7 +238,7 @@ class GraphQLView(HTTPBoundary):
             if token and context.viewer is not None and services.rate_limiter is not None:
                 # So that RateLimitGate can refuse this token, once past its budget, in memory.
                 services.rate_limiter.remember_token(
-                    accounts.hash_token(token), credential_key(context.viewer)
+                    credentials.hash_token(token), credential_key(context.viewer)
                 )
         return context
 
@@ -370,7 +387,7 @@ class RateLimitGate:
         if limiter is not None and services is not None:
             token = _bearer(dict(scope["headers"]).get(b"authorization", b"").decode("latin-1"))
             if token:
-                key = limiter.key_for_token(accounts.hash_token(token))
+                key = limiter.key_for_token(credentials.hash_token(token))
             else:
                 client = scope.get("client") or ("unknown", 0)
                 key = "ip:" + str(client[0])
@@ -531,6 +548,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 ),
                 rate_limiter=limiter,
                 max_sockets_per_credential=settings.max_sockets_per_credential,
+                mail=Outgoing(mailer_for(settings.mail_url), settings.mail_from),
+                app_url=settings.app_url,
             )
             app.state.services = services
             sweeper = asyncio.create_task(_sweep(services, settings.sweep_seconds), name="sweeper")
@@ -546,6 +565,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+                await services.mail.drain()
                 await hub.disconnect()
                 await limiter.close()
                 if tracer_provider is not None:

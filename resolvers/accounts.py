@@ -2,70 +2,46 @@
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
+import math
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
-from functools import lru_cache
+from datetime import datetime, timedelta
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from models.accounts import ApiScope, ApiToken, Role, Session, User
 from models.families import Family
 from models.notifications import NotificationKind
-from resolvers import advocates, connections, notifications, validation
+from resolvers import advocates, connections, notifications, recovery, two_factor, validation
 from resolvers.access import accounts as access
 from resolvers.access.core import own_row
-from resolvers.errors import InvalidInput, UserError
+from resolvers.credentials import (
+    MAX_PASSWORD_LENGTH,
+    check_password,
+    dummy_hash,
+    hash_password,
+    hash_token,
+    needs_rehash,
+    verify_password,
+)
+from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import unit_of_work
 from resolvers.pagination import Page, Window, empty_page, paginate
 from resolvers.services import Services
 from resolvers.viewer import Viewer
 
-MIN_PASSWORD_LENGTH = 10
-MAX_PASSWORD_LENGTH = 1024
 MAX_DISPLAY_NAME = 100
+# Failed sign-ins to one account before each next attempt must wait (1 s, then doubling).
+FREE_FAILURES = 5
+MAX_SIGN_IN_DELAY = timedelta(minutes=15)
+# How stale a session's `last_used_at` may be before a request refreshes it (one write, not one
+# per request).
+LAST_USED_PRECISION = timedelta(minutes=5)
 SESSION_PREFIX = "svs_"
 API_TOKEN_PREFIX = "sva_"
-
-_hasher = PasswordHasher()
-
-
-@lru_cache(maxsize=1)
-def _dummy_hash() -> str:
-    return _hasher.hash(secrets.token_urlsafe(16))
-
-
-def hash_token(token: str) -> str:
-    """What is stored for a bearer token: its SHA-256 (tokens are random, so no salt is needed)."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-async def hash_password(password: str) -> str:
-    # argon2 is deliberately slow: keep it off the event loop.
-    return await asyncio.to_thread(_hasher.hash, password)
-
-
-async def _verify_password(stored_hash: str, password: str) -> bool:
-    try:
-        return await asyncio.to_thread(_hasher.verify, stored_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-def check_password(password: str) -> str:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(
-            "password", f"Use at least {MIN_PASSWORD_LENGTH} characters.", "PASSWORD_TOO_SHORT"
-        )
-    if len(password) > MAX_PASSWORD_LENGTH:
-        raise InvalidInput("password", f"Use at most {MAX_PASSWORD_LENGTH} characters.", "TOO_LONG")
-    return password
 
 
 @dataclass(frozen=True)
@@ -74,8 +50,18 @@ class SignedIn:
     user: User
 
 
-async def sign_up(services: Services, email: str, password: str, display_name: str, role: Role) -> SignedIn:
-    """A new family or advocate account, signed in."""
+async def sign_up(
+    services: Services,
+    email: str,
+    password: str,
+    display_name: str,
+    role: Role,
+    user_agent: str = "",
+    *,
+    verified: bool = False,
+) -> SignedIn:
+    """A new family or advocate account, signed in; a link to confirm its address is mailed,
+    unless it is made `verified` (the demo's accounts)."""
     address, key = validation.email(email)
     check_password(password)
     name = validation.text("displayName", display_name, max_length=MAX_DISPLAY_NAME)
@@ -94,35 +80,62 @@ async def sign_up(services: Services, email: str, password: str, display_name: s
                 display_name=name,
                 role=role,
                 created_at=now,
+                email_verified_at=now if verified else None,
             )
             if role is Role.FAMILY:
                 await Family.create(user=user, created_at=now)
             else:
                 await advocates.create_profile(user.id, name, now)
-            token = await _open_session(services, user, now)
+            token = await _open_session(services, user, now, user_agent)
     except IntegrityError as exc:
         # Two sign-ups with one address raced past the check above; the unique key decided.
         raise UserError("EMAIL_TAKEN", "An account with this email already exists.", "email") from exc
+    if not verified:
+        await recovery.send_verification(services, user)
     return SignedIn(token, user)
 
 
-async def log_in(services: Services, email: str, password: str) -> SignedIn:
-    """A new session for the account with this email and password."""
+async def log_in(
+    services: Services, email: str, password: str, otp: str | None = None, user_agent: str = ""
+) -> SignedIn:
+    """A new session for the account with this email and password (and, with two-factor sign-in
+    on, a current code or a recovery code). After FREE_FAILURES failures in a row, each attempt
+    waits longer (per account; the per-address rate limit applies as well)."""
     failure = UserError("INVALID_CREDENTIALS", "The email or password is not right.")
     key = email.strip().lower()
     if not key or len(key) > 254 or len(password) > MAX_PASSWORD_LENGTH:
         raise failure
     user = await User.get_or_none(email_key=key)
+    now = services.clock.now()
+    if user is not None and user.login_blocked_until is not None and user.login_blocked_until > now:
+        wait = math.ceil((user.login_blocked_until - now).total_seconds())
+        raise UserError("TOO_MANY_ATTEMPTS", f"Too many failed sign-ins: try again in {wait} seconds.")
     # Verify against a dummy hash for unknown addresses so timing does not reveal accounts.
-    ok = await _verify_password(user.password_hash if user else _dummy_hash(), password)
-    if user is None or not ok:
+    ok = await verify_password(user.password_hash if user else dummy_hash(), password)
+    if user is None:
         raise failure
-    if _hasher.check_needs_rehash(user.password_hash):
+    if not ok:
+        await _failed_sign_in(user, now)
+        raise failure
+    if user.suspended_at is not None:
+        raise UserError("ACCOUNT_SUSPENDED", "This account is suspended; contact support.")
+    if user.totp_enabled_at is not None:
+        if not otp:
+            raise UserError(
+                "TWO_FACTOR_REQUIRED",
+                "Enter the code from your authenticator app, or a recovery code.",
+                "otp",
+            )
+        if not await two_factor.accept(user, otp, now):
+            await _failed_sign_in(user, now)
+            raise UserError("INVALID_OTP", "That code is not right.", "otp")
+    if user.failed_logins or user.login_blocked_until is not None:
+        await User.filter(id=user.id).update(failed_logins=0, login_blocked_until=None)
+    if needs_rehash(user.password_hash):
         user.password_hash = await hash_password(password)
         await user.save(update_fields=["password_hash"])
-    now = services.clock.now()
     async with unit_of_work(services) as outbox:
-        token = await _open_session(services, user, now)
+        token = await _open_session(services, user, now, user_agent)
         await notifications.notify(
             outbox,
             user.id,
@@ -134,13 +147,25 @@ async def log_in(services: Services, email: str, password: str) -> SignedIn:
     return SignedIn(token, user)
 
 
-async def _open_session(services: Services, user: User, now: datetime) -> str:
+async def _failed_sign_in(user: User, now: datetime) -> None:
+    """Count a failure; past FREE_FAILURES, block the next attempt for a delay that doubles each
+    time, up to MAX_SIGN_IN_DELAY."""
+    await User.filter(id=user.id).update(failed_logins=F("failed_logins") + 1)
+    failures = (await User.filter(id=user.id).values_list("failed_logins", flat=True))[0]
+    if int(failures) >= FREE_FAILURES:  # type: ignore[call-overload]
+        delay = min(2 ** (int(failures) - FREE_FAILURES), MAX_SIGN_IN_DELAY.total_seconds())  # type: ignore[call-overload]
+        await User.filter(id=user.id).update(login_blocked_until=now + timedelta(seconds=delay))
+
+
+async def _open_session(services: Services, user: User, now: datetime, user_agent: str = "") -> str:
     token = SESSION_PREFIX + secrets.token_urlsafe(32)
     await Session.create(
         user=user,
         token_hash=hash_token(token),
         created_at=now,
         expires_at=now + services.policy.session_ttl,
+        user_agent=recovery.clean_user_agent(user_agent),
+        last_used_at=now,
     )
     return token
 
@@ -181,9 +206,14 @@ async def _look_up(digest: str, token: str, now: datetime) -> Viewer | None:
         rows = (
             await Session.filter(token_hash=digest, revoked_at__isnull=True, expires_at__gt=now)
             .limit(1)
-            .values(*_VIEWER_COLUMNS, "expires_at")
+            .values(*_VIEWER_COLUMNS, "expires_at", "last_used_at")
         )
-        return _viewer(rows[0], session_id=rows[0]["id"]) if rows else None
+        if not rows:
+            return None
+        last_used = rows[0]["last_used_at"]
+        if last_used is None or last_used < now - LAST_USED_PRECISION:
+            await Session.filter(id=rows[0]["id"]).update(last_used_at=now)
+        return _viewer(rows[0], session_id=rows[0]["id"])
     if token.startswith(API_TOKEN_PREFIX):
         rows = (
             await ApiToken.filter(token_hash=digest, revoked_at__isnull=True)
@@ -296,7 +326,7 @@ async def api_tokens(viewer: Viewer | None) -> list[ApiToken]:
 
 async def api_token_page(viewer: Viewer | None, user_id: int, window: Window) -> Page[ApiToken]:
     """A user's API tokens, revoked ones too, newest first: to that user, signed in."""
-    if not access.may_list_api_tokens(viewer, user_id):
+    if not access.manages_account(viewer, user_id):
         return empty_page()
     return await paginate(ApiToken.filter(user_id=user_id), kind="ApiToken", window=window)
 
@@ -315,8 +345,52 @@ async def create_admin(services: Services, email: str, password: str, display_na
         display_name=name,
         role=Role.ADMIN,
         created_at=services.clock.now(),
+        # An operator made it with an address they control.
+        email_verified_at=services.clock.now(),
     )
 
 
 async def get_user(user_id: int) -> User | None:
     return await User.get_or_none(id=user_id)
+
+
+MAX_SUSPENSION_REASON = 500
+
+
+async def suspend(services: Services, viewer: Viewer | None, user_id: int, reason: str) -> User:
+    """An admin suspends an account: it cannot sign in, every session and API token ends at once
+    (its sockets close on every process), and an advocate's profile leaves the directory."""
+    access.admin(viewer)
+    why = validation.text("reason", reason, max_length=MAX_SUSPENSION_REASON, multiline=True)
+    user = await User.get_or_none(id=user_id)
+    if user is None:
+        raise NotFound("User", "userId")
+    if user.role is Role.ADMIN:
+        raise UserError("CANNOT_SUSPEND_ADMIN", "Admins are managed from the command line.", "userId")
+    now = services.clock.now()
+    async with in_transaction():
+        await User.filter(id=user.id, suspended_at__isnull=True).update(suspended_at=now)
+        await User.filter(id=user.id).update(suspension_reason=why)
+        sessions = [
+            r["id"] for r in await Session.filter(user_id=user.id, revoked_at__isnull=True).values("id")
+        ]
+        tokens = [
+            r["id"] for r in await ApiToken.filter(user_id=user.id, revoked_at__isnull=True).values("id")
+        ]
+        await Session.filter(id__in=sessions).update(revoked_at=now)
+        await ApiToken.filter(id__in=tokens).update(revoked_at=now)
+    for session_id in sessions:
+        await connections.announce_ended(services, session_id=session_id)
+    for token_id in tokens:
+        await connections.announce_ended(services, api_token_id=token_id)
+    return await User.get(id=user.id)
+
+
+async def unsuspend(services: Services, viewer: Viewer | None, user_id: int) -> User:
+    """An admin lifts a suspension; the account signs in again (its old sessions stay ended)."""
+    access.admin(viewer)
+    user = await User.get_or_none(id=user_id)
+    if user is None:
+        raise NotFound("User", "userId")
+    await User.filter(id=user.id).update(suspended_at=None, suspension_reason="")
+    return await User.get(id=user.id)

@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from tortoise.expressions import F, Q
 
+from models.accounts import User
 from models.advocates import (
     LIST_DELIMITER,
     Advocate,
@@ -17,7 +18,7 @@ from models.advocates import (
     pack,
 )
 from models.notifications import NotificationKind
-from resolvers import notifications, validation
+from resolvers import notifications, recovery, validation
 from resolvers.access import accounts as access
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import unit_of_work
@@ -102,6 +103,7 @@ async def update_profile(
 async def request_verification(services: Services, viewer: Viewer | None) -> Advocate:
     """Ask an admin to verify the viewer's profile; it must say what they do and where."""
     v = access.advocate_session(viewer)
+    await recovery.require_verified(v)
     advocate = await Advocate.get(id=v.advocate_id)
     if advocate.verification in (Verification.PENDING, Verification.VERIFIED):
         raise UserError(
@@ -170,9 +172,17 @@ class DirectoryFilter:
     text: str | None = None
 
 
+async def listed(advocate: Advocate) -> bool:
+    """Whether the advocate is in the directory (`directory`'s rule for one advocate): verified,
+    and the account not suspended."""
+    if advocate.verification is not Verification.VERIFIED:
+        return False
+    return await User.exists(id=advocate.user_id, suspended_at__isnull=True)
+
+
 async def directory(viewer: Viewer | None, flt: DirectoryFilter, window: Window) -> Page[Advocate]:
     """Verified advocates matching the filter, in a stable order."""
-    query = Advocate.filter(verification=Verification.VERIFIED)
+    query = Advocate.filter(verification=Verification.VERIFIED, user__suspended_at__isnull=True)
     if flt.advocate_type is not None:
         query = query.filter(advocate_type=flt.advocate_type)
     if flt.specialism is not None:

@@ -10,7 +10,7 @@ from models.families import Child
 from models.notifications import NotificationKind
 from models.support import RelationshipStatus, SupportRelationship
 from models.vault import AccessEndReason, GrantStatus, VaultGrant, VaultScope
-from resolvers import notifications, validation
+from resolvers import notifications, recovery, validation
 from resolvers.access import core
 from resolvers.access import vault as access
 from resolvers.access.core import own_row
@@ -45,7 +45,10 @@ async def grant(
     relationship = await own_row(
         SupportRelationship, relationship_id, "Support relationship", "relationshipId", family_id=v.family_id
     )
-    if not access.may_grant(v, relationship):
+    verified = await recovery.is_verified(v.user_id)
+    if not access.may_grant(v, relationship, verified):
+        if not verified:
+            raise recovery.not_verified()
         raise UserError(
             "RELATIONSHIP_CLOSED", "This relationship has ended; access can't be granted.", "relationshipId"
         )

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from resolvers.broadcast import Hub
 from resolvers.clock import Clock
 from resolvers.connections import Connections
+from resolvers.mail import DEFAULT_FOLDER, ConsoleMailer, Outgoing
 from resolvers.rate_limits import LimitSettings, RateLimiter
 
 
@@ -38,3 +40,7 @@ class Services:
     rate_limiter: RateLimiter | None = None
     # Open websockets one credential may hold in this process.
     max_sockets_per_credential: int = 20
+    # Mail to account holders (`MAIL_URL`), sent after the change that asks for it commits.
+    mail: Outgoing = field(default_factory=lambda: Outgoing(ConsoleMailer(Path(DEFAULT_FOLDER))))
+    # Where the product's web app is (`APP_URL`): the links in mails point there.
+    app_url: str = "http://127.0.0.1:8000"

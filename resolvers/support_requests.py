@@ -26,7 +26,7 @@ from models.support import (
     SupportType,
     Thread,
 )
-from resolvers import notifications, threads, tickets, validation
+from resolvers import advocates, notifications, recovery, threads, tickets, validation
 from resolvers.access import requests as access
 from resolvers.access.core import own_row
 from resolvers.errors import InvalidInput, NotFound, UserError
@@ -83,12 +83,13 @@ async def send(
     """A family's request for support with one child, to one advocate."""
     v = access.family_writer(viewer)
     assert v.family_id is not None
+    await recovery.require_verified(v)
     body = validation.text("message", message, max_length=MAX_MESSAGE, multiline=True)
     if not support_types:
         raise InvalidInput("supportTypes", "Choose at least one kind of support.", "REQUIRED")
     child = await own_row(Child, child_id, "Child", "childId", family_id=v.family_id)
     advocate = await Advocate.get_or_none(id=advocate_id)
-    if advocate is None or advocate.verification is not Verification.VERIFIED:
+    if advocate is None or not await advocates.listed(advocate):
         raise NotFound("Advocate", "advocateId")
     if advocate.availability is Availability.NOT_ACCEPTING:
         raise UserError(

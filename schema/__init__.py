@@ -18,6 +18,7 @@ from schema.hygiene import DATE, DATETIME
 from schema.limits import RateLimitQuery
 from schema.notifications import NotificationMutation, NotificationQuery, NotificationSubscription
 from schema.policy import OperationPolicy
+from schema.security import SecurityMutation
 from schema.streams import SharedEventExecutor
 from schema.support import SupportMutation, SupportQuery, SupportSubscription
 from schema.tickets import TicketMutation, TicketQuery, TicketSubscription
@@ -36,6 +37,7 @@ class Query(
 @strawberry.type(description="Everything that can be changed.")
 class Mutation(
     AccountMutation,
+    SecurityMutation,
     FamilyMutation,
     AdvocateMutation,
     SupportMutation,

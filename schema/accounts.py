@@ -18,6 +18,7 @@ from schema.connections import TotalCount, decode_id, nodes, to_connection
 
 if TYPE_CHECKING:
     from schema.advocates import Advocate
+    from schema.security import SessionConnection
 from schema.context import Info
 from schema.enums import ApiScope, Role
 from schema.errors import UserError, attempt
@@ -31,7 +32,7 @@ class User(relay.Node):
     display_name: str = strawberry.field(description="The name shown to others.")
     role: Role = strawberry.field(description="What kind of account this is.")
     created_at: datetime = strawberry.field(description="When the account was made.")
-    _email: strawberry.Private[str]
+    _row: strawberry.Private[m.User]
 
     @classmethod
     def from_model(cls, user: m.User) -> User:
@@ -40,12 +41,57 @@ class User(relay.Node):
             display_name=user.display_name,
             role=user.role,
             created_at=user.created_at,
-            _email=user.email,
+            _row=user,
         )
 
     @strawberry.field(description="The sign-in email; shown only to the user themselves.")
     def email(self, info: Info) -> str | None:
-        return self._email if access.is_self(info.context.viewer, self.id) else None
+        return self._row.email if access.is_self(info.context.viewer, self.id) else None
+
+    @strawberry.field(
+        description=(
+            "Whether the sign-in email is confirmed; only to the user themselves. Until it is, a "
+            "family cannot send support requests or share its Vault, and an advocate cannot ask "
+            "for verification."
+        )
+    )
+    def email_verified(self, info: Info) -> bool | None:
+        if not access.is_self(info.context.viewer, self.id):
+            return None
+        return self._row.email_verified_at is not None
+
+    @strawberry.field(description="Whether sign-in asks for a TOTP code; only to the user, signed in.")
+    def two_factor_enabled(self, info: Info) -> bool | None:
+        if not access.manages_account(info.context.viewer, self.id):
+            return None
+        return self._row.totp_enabled_at is not None
+
+    @strawberry.field(description="When an admin suspended the account, if one did; only to admins.")
+    def suspended_at(self, info: Info) -> datetime | None:
+        return self._row.suspended_at if access.is_admin(info.context.viewer) else None
+
+    @strawberry.field(description="Why the account is suspended; only to admins.")
+    def suspension_reason(self, info: Info) -> str | None:
+        if not access.is_admin(info.context.viewer) or self._row.suspended_at is None:
+            return None
+        return self._row.suspension_reason
+
+    @strawberry.field(
+        description=(
+            "The account's signed-in sessions, newest first: only to the user, signed in (an API "
+            "token sees none)."
+        )
+    )
+    async def sessions(
+        self, info: Info, first: First = 20, after: After = None, last: Last = None, before: Before = None
+    ) -> Annotated[SessionConnection, strawberry.lazy("schema.security")]:
+        from resolvers import recovery
+        from schema.security import Session as SessionType
+        from schema.security import SessionConnection as Conn
+
+        asked = window(first, after, last, before)
+        page = await recovery.sessions(info.context.services, info.context.viewer, self.id, asked)
+        return to_connection(Conn, page, SessionType.from_model)  # type: ignore[return-value]
 
     @strawberry.field(description="The family's Vault owner record, for a family account viewing itself.")
     async def family(self, info: Info) -> Family | None:
@@ -128,6 +174,13 @@ class SignUpInput:
 class LogInInput:
     email: str = strawberry.field(description="The account's email, in any letter case.")
     password: str = strawberry.field(description="The account's password.")
+    otp: str | None = strawberry.field(
+        default=None,
+        description=(
+            "With two-factor sign-in on: the six digits the authenticator app shows, or one of the "
+            "recovery codes. Without it such an account answers TWO_FACTOR_REQUIRED."
+        ),
+    )
 
 
 @strawberry.type(description="The result of signing up or in.")
@@ -171,6 +224,10 @@ class RevokeApiTokenPayload:
     user_errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
 
 
+def _user_agent(info: Info) -> str:
+    return info.context.request.headers.get("user-agent", "")
+
+
 async def _auth_payload(
     info: Info, signed_in: accounts.SignedIn | None, errs: list[UserError]
 ) -> AuthPayload:
@@ -209,14 +266,21 @@ class AccountMutation:
     async def sign_up(self, info: Info, input: Annotated[SignUpInput, INPUT]) -> AuthPayload:
         signed_in, errs = await attempt(
             accounts.sign_up(
-                info.context.services, input.email, input.password, input.display_name, input.role
+                info.context.services,
+                input.email,
+                input.password,
+                input.display_name,
+                input.role,
+                _user_agent(info),
             )
         )
         return await _auth_payload(info, signed_in, errs)
 
     @strawberry.mutation(description="Sign in with an email and password.")
     async def log_in(self, info: Info, input: Annotated[LogInInput, INPUT]) -> AuthPayload:
-        signed_in, errs = await attempt(accounts.log_in(info.context.services, input.email, input.password))
+        signed_in, errs = await attempt(
+            accounts.log_in(info.context.services, input.email, input.password, input.otp, _user_agent(info))
+        )
         return await _auth_payload(info, signed_in, errs)
 
     @strawberry.mutation(description="End the current session at once.", permission_classes=[IsSession])

@@ -425,12 +425,25 @@ class SupportRelationship(relay.Node):
 
     @strawberry.field(
         description=(
-            "Whether grantVaultAccess would be allowed for the viewer now: the family, while the "
-            "relationship is active (the grant still needs its scopes and children)."
+            "Whether grantVaultAccess would be allowed for the viewer now: the family, its email "
+            "address confirmed, while the relationship is active (the grant still needs its scopes "
+            "and children)."
         )
     )
     def viewer_can_grant(self, info: Info) -> bool:
-        return vault_access.may_grant(info.context.viewer, self._row)
+        viewer = info.context.viewer
+        if viewer is None or not vault_access.may_grant(viewer, self._row, email_verified=True):
+            return False
+        return now_or_later(
+            info.context.loaders.user,
+            viewer.user_id,
+            lambda user: (
+                user is not None
+                and vault_access.may_grant(
+                    viewer, self._row, email_verified=user.email_verified_at is not None
+                )
+            ),
+        )
 
     @strawberry.field(
         description=(

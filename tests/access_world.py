@@ -268,6 +268,8 @@ async def build(gql: GraphQLClient, clock: Clock) -> World:
         "{ viewer { family { vaultAccessLog { edges { node { id } } } } } }", token=family.token
     )
     ids["VaultAccessLogEntry"] = log["viewer"]["family"]["vaultAccessLog"]["edges"][0]["node"]["id"]
+    sessions = await gql.data("{ viewer { sessions { edges { node { id } } } } }", token=family.token)
+    ids["Session"] = sessions["viewer"]["sessions"]["edges"][0]["node"]["id"]
     notes = await gql.data("{ notifications { edges { node { id } } } }", token=family.token)
     ids["Notification"] = notes["notifications"]["edges"][0]["node"]["id"]
 

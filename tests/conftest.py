@@ -35,6 +35,11 @@ from tests.client import DEADLINE, GraphQLClient
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# Mail from every server of this run (in this process, and the `serve` processes it starts, which
+# inherit the environment) goes to a folder of the run's own, not the checkout's ./senvault-mail.
+MAIL_FOLDER = Path(tempfile.mkdtemp(prefix="senvault-mail-"))
+os.environ.setdefault("MAIL_URL", f"console://{MAIL_FOLDER}")
+
 
 def _free_port() -> int:
     with socket.socket() as s:

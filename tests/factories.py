@@ -19,7 +19,7 @@ from tortoise.transactions import in_transaction
 
 from models.accounts import Role, Session, User
 from models.families import Family
-from resolvers import accounts, advocates, events
+from resolvers import accounts, advocates, credentials, events
 from resolvers.clock import Clock
 from resolvers.services import Policy
 from tests.client import GraphQLClient
@@ -62,7 +62,7 @@ async def password_hash() -> str:
     """One argon2 hash of `PASSWORD` for every account a factory makes."""
     global _password_hash
     if _password_hash is None:
-        _password_hash = asyncio.ensure_future(accounts.hash_password(PASSWORD))
+        _password_hash = asyncio.ensure_future(credentials.hash_password(PASSWORD))
     return await _password_hash
 
 
@@ -75,8 +75,8 @@ def _clock_and_policy(gql: GraphQLClient) -> tuple[Clock, Policy]:
 async def account_in_database(
     gql: GraphQLClient, role: Role, email: str | None = None, display_name: str | None = None
 ) -> tuple[Account, int]:
-    """A signed-in account as `signUp` (or `create-admin` and `logIn`) leaves it; returns it and the
-    database id of its family or advocate profile (0 for an admin)."""
+    """A signed-in account as `signUp` and `verifyEmail` (or `create-admin` and `logIn`) leave it;
+    returns it and the database id of its family or advocate profile (0 for an admin)."""
     n = next(_counter)
     email = email or f"{role.value.lower()}{n}@example.test"
     name = display_name or f"Person {n}"
@@ -92,6 +92,7 @@ async def account_in_database(
             display_name=name,
             role=role,
             created_at=now,
+            email_verified_at=now,
         )
         profile_id = 0
         if role is Role.FAMILY:
@@ -100,7 +101,7 @@ async def account_in_database(
             profile_id = (await advocates.create_profile(user.id, name, now)).id
         await Session.create(
             user=user,
-            token_hash=accounts.hash_token(token),
+            token_hash=credentials.hash_token(token),
             created_at=now,
             expires_at=now + policy.session_ttl,
         )

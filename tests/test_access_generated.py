@@ -100,6 +100,8 @@ NODES: dict[str, Expect] = {
     # maker, signed in.
     "User": holders(FAMILY),
     "ApiToken": names(FAMILY),
+    # The family's own signed-in session: to the family, signed in.
+    "Session": names(FAMILY),
     # Public: a verified advocate's profile and its visible reviews.
     "Advocate": anyone,
     "Review": anyone,

@@ -23,7 +23,7 @@ from tortoise.transactions import in_transaction
 import server
 from models.accounts import Role, Session, User
 from models.families import Family
-from resolvers import accounts, events
+from resolvers import accounts, credentials, events
 from resolvers.events import user_channel
 from tests.client import DEADLINE, GraphQLClient, Socket, sse
 from tests.factories import PASSWORD, Account, add_child, advocate, send_request, sign_up, user_cursor
@@ -152,7 +152,7 @@ LOG_IN = "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password
 async def _families(n: int) -> list[Account]:
     """n signed-in families, written straight to the database in one transaction with one shared
     password hash."""
-    password_hash = await accounts.hash_password(PASSWORD)
+    password_hash = await credentials.hash_password(PASSWORD)
     now = datetime.now(UTC)
     batch = uuid.uuid4().hex[:8]
     made = []
@@ -171,7 +171,7 @@ async def _families(n: int) -> list[Account]:
             token = accounts.SESSION_PREFIX + secrets.token_urlsafe(32)
             expires = now + timedelta(days=1)
             await Session.create(
-                user=user, token_hash=accounts.hash_token(token), created_at=now, expires_at=expires
+                user=user, token_hash=credentials.hash_token(token), created_at=now, expires_at=expires
             )
             made.append(Account(token, str(GlobalID("User", str(user.id))), email))
     return made

@@ -30,6 +30,7 @@ CONNECTIONS: list[tuple[str, str, tuple[str, ...]]] = [
     ("family", "query($n: Int) { viewer { family { grants(first: $n) { %s } } } }",
      ("viewer", "family", "grants")),
     ("family", "query($n: Int) { viewer { apiTokens(first: $n) { %s } } }", ("viewer", "apiTokens")),
+    ("family", "query($n: Int) { viewer { sessions(first: $n) { %s } } }", ("viewer", "sessions")),
 ]  # fmt: skip
 # Connections under each node of a list: every node's count, in one statement for the page.
 NESTED: list[tuple[str, str, str]] = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from models.accounts import ApiToken, Role, User
+from models.accounts import ApiToken, Role, Session, User
 from models.advocates import Advocate, Verification
 from models.vault import Review
 from resolvers.access import core
@@ -38,13 +38,22 @@ async def users(viewer: Viewer | None, ids: Sequence[object]) -> list[User | Non
 
 def may_read_api_token(viewer: Viewer | None, token: ApiToken) -> bool:
     """The person who made it, signed in (an API token does not see tokens)."""
-    return may_list_api_tokens(viewer, token.user_id)
+    return manages_account(viewer, token.user_id)
 
 
-def may_list_api_tokens(viewer: Viewer | None, user_id: int) -> bool:
-    """A user's list of API tokens: the user, signed in (`session_holder`; an API token cannot
-    see the others)."""
+def manages_account(viewer: Viewer | None, user_id: int) -> bool:
+    """What only the account holder sees of an account (its API tokens, sessions, two-factor
+    state): the user, signed in (`session_holder`; an API token sees none of it)."""
     return viewer is not None and not viewer.is_api_token and is_self(viewer, user_id)
+
+
+def may_read_session(viewer: Viewer | None, session: Session) -> bool:
+    """A signed-in session, to its own account holder (`manages_account`)."""
+    return manages_account(viewer, session.user_id)
+
+
+async def sessions(viewer: Viewer | None, ids: Sequence[object]) -> list[Session | None]:
+    return await core.fetch(viewer, Session, ids, may_read_session)
 
 
 async def api_tokens(viewer: Viewer | None, ids: Sequence[object]) -> list[ApiToken | None]:

@@ -80,10 +80,10 @@ def owns_for_writing(viewer: Viewer | None, family_id: int) -> bool:
     return core.is_family(viewer, ApiScope.VAULT_WRITE, family_id)
 
 
-def may_grant(viewer: Viewer | None, relationship: SupportRelationship) -> bool:
+def may_grant(viewer: Viewer | None, relationship: SupportRelationship, email_verified: bool) -> bool:
     """Share parts of the Vault with a relationship's advocate: its family (API tokens need
-    VAULT_WRITE), while the relationship is active."""
-    return (
+    VAULT_WRITE), its email address confirmed, while the relationship is active."""
+    return email_verified and (
         owns_for_writing(viewer, relationship.family_id) and relationship.status is RelationshipStatus.ACTIVE
     )
 
