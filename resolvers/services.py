@@ -9,7 +9,9 @@ from datetime import timedelta
 from resolvers.broadcast import Hub
 from resolvers.clock import Clock
 from resolvers.connections import Connections
+from resolvers.encryption import MasterKeys
 from resolvers.rate_limits import LimitSettings, RateLimiter
+from resolvers.storage import Storage
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,18 @@ class Policy:
     max_page_size: int = 100
     # How long the event log keeps events for replay; an older cursor gets CURSOR_EXPIRED.
     event_retention: timedelta = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class DocumentStore:
+    """Where documents' bytes go (`STORAGE_URL`), the keys that seal them, and their limits."""
+
+    storage: Storage
+    keys: MasterKeys
+    max_bytes: int = 25 * 1024 * 1024
+    # How long a signed download URL works, and how long an upload URL and its document wait.
+    download_ttl: timedelta = timedelta(seconds=300)
+    upload_ttl: timedelta = timedelta(hours=1)
 
 
 @dataclass
@@ -38,3 +52,5 @@ class Services:
     rate_limiter: RateLimiter | None = None
     # Open websockets one credential may hold in this process.
     max_sockets_per_credential: int = 20
+    # Documents in the Vault; None where a task has no store (documents are then unavailable).
+    documents: DocumentStore | None = None

@@ -13,7 +13,7 @@ from strawberry import relay
 from models import vault as m
 from models.accounts import ApiScope as Scope
 from models.support import SupportRelationship as RelationshipRow
-from resolvers import grants, relationships, vault
+from resolvers import documents, grants, relationships, vault
 from resolvers.access import accounts as account_access
 from resolvers.access import core
 from resolvers.access import relationships as relationship_access
@@ -30,6 +30,7 @@ from schema.families import Child, Family
 from schema.permissions import IsAdmin, IsAdvocate, IsFamily, IsSignedIn, needs
 from schema.streams import LiveRows, events_for
 from schema.support import SupportRelationship
+from schema.vault_documents import Document, DocumentConnection
 
 # The rows live events name, loaded together for every subscriber asking at once.
 _LIVE_GRANTS = LiveRows(m.VaultGrant, access.may_read_grant)
@@ -54,6 +55,7 @@ class Evidence(relay.Node):
     description: str = strawberry.field(description="Notes about it.")
     created_at: datetime = strawberry.field(description="When it was added.")
     child_id: strawberry.Private[int]
+    family_id: strawberry.Private[int]
 
     @classmethod
     def from_model(cls, e: m.Evidence) -> Evidence:
@@ -65,7 +67,24 @@ class Evidence(relay.Node):
             description=e.description,
             created_at=e.created_at,
             child_id=e.child_id,
+            family_id=e.family_id,
         )
+
+    @strawberry.field(
+        description=(
+            "Its documents, newest first: for the family, and for an advocate with a live EVIDENCE grant "
+            "for the child (each read logged)."
+        )
+    )
+    async def documents(self, info: Info, first: First = 20, after: After = None) -> DocumentConnection:
+        page = await documents.read_documents(
+            info.context.services,
+            info.context.viewer,
+            (int(self.id), self.family_id, self.child_id),
+            first,
+            after,
+        )
+        return to_connection(DocumentConnection, page, Document.from_model)  # type: ignore[return-value]
 
     @strawberry.field(description="The child it is about.")
     def child_ref(self) -> relay.GlobalID:
