@@ -692,7 +692,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_allowed_origins),
-        allow_methods=["GET", "POST"],
+        # PUT: a page uploading a document's bytes to its signed upload URL.
+        allow_methods=["GET", "POST", "PUT"],
         allow_headers=["Authorization", "Content-Type", "Accept"],
         expose_headers=[
             "Retry-After",
@@ -700,6 +701,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             "RateLimit-Remaining",
             "RateLimit-Reset",
             "X-Request-ID",
+            "Content-Disposition",
+            "Content-Range",
         ],  # fmt: skip
         max_age=600,
     )
@@ -783,6 +786,10 @@ def main(argv: list[str] | None = None) -> int:
     admin.add_argument("--email", required=True)
     admin.add_argument("--name", default="Administrator")
     sub.add_parser("seed-demo", help="add a demo family, advocates and admin")
+    sub.add_parser(
+        "rotate-storage-key",
+        help="re-wrap every document's data key under the current STORAGE_MASTER_KEY",
+    )
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
@@ -813,6 +820,15 @@ def main(argv: list[str] | None = None) -> int:
 
         for line in asyncio.run(run_seed()):
             print(line)
+        return 0
+    if args.command == "rotate-storage-key":
+        from resolvers.documents import rewrap_keys
+
+        async def rotate() -> int:
+            async with _cli_services(settings) as services:
+                return await rewrap_keys(services)
+
+        print(f"Re-wrapped {asyncio.run(rotate())} document key(s) under the current master key.")
         return 0
     # serve
     pending = asyncio.run(_check_migrated(settings))

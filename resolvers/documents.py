@@ -373,6 +373,32 @@ async def plaintext(services: Services, opened: Opened, start: int, end: int) ->
         yield piece
 
 
+# --- key rotation ---------------------------------------------------------------------------
+
+
+async def rewrap_keys(services: Services, batch: int = 500) -> int:
+    """Re-wrap every document's data key under the current master key (`python server.py
+    rotate-storage-key`); the objects are untouched. Returns how many rows changed. Each row is one
+    conditional write, so a run can be repeated or run beside a serving API."""
+    keys = store(services).keys
+    changed = 0
+    after = 0
+    while True:
+        rows = (
+            await Document.filter(id__gt=after, wrapped_key__isnull=False)
+            .order_by("id")
+            .limit(batch)
+            .values_list("id", "object_key", "wrapped_key")
+        )
+        if not rows:
+            return changed
+        for row_id, object_key, wrapped in rows:
+            after = int(row_id)
+            fresh = encryption.rewrap(keys, str(wrapped), str(object_key))
+            if fresh is not None:
+                changed += await Document.filter(id=row_id, wrapped_key=wrapped).update(wrapped_key=fresh)
+
+
 # --- the sweep ------------------------------------------------------------------------------
 
 

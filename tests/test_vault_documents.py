@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import zipfile
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ from urllib.parse import unquote
 import pytest
 
 from resolvers.clock import Clock
-from resolvers.encryption import CHUNK
+from resolvers.documents import rewrap_keys
+from resolvers.encryption import CHUNK, MasterKeys
 from tests.client import GraphQLClient
 from tests.documents import (
     CREATE,
@@ -37,20 +39,21 @@ from tests.test_vault import END, REVOKE, _evidence, _grant, _supported
 BIG_PNG = b"\x89PNG\r\n\x1a\n" + bytes((i * 7 + i // 251) % 256 for i in range(3 * CHUNK + 1234))
 
 
-def _docx() -> bytes:
+def _zip(*entries: tuple[str, str]) -> bytes:
+    # Fixed dates: the bytes are the same in every worker process (their tests must be too).
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as z:
-        z.writestr("[Content_Types].xml", "<Types/>")
-        z.writestr("word/document.xml", "<w:document/>")
+        for name, text in entries:
+            z.writestr(zipfile.ZipInfo(name, date_time=(2025, 5, 1, 0, 0, 0)), text)
     return out.getvalue()
+
+
+def _docx() -> bytes:
+    return _zip(("[Content_Types].xml", "<Types/>"), ("word/document.xml", "<w:document/>"))
 
 
 def _odt() -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as z:
-        z.writestr(zipfile.ZipInfo("mimetype"), "application/vnd.oasis.opendocument.text")
-        z.writestr("content.xml", "<office:document-content/>")
-    return out.getvalue()
+    return _zip(("mimetype", "application/vnd.oasis.opendocument.text"), ("content.xml", "<office:content/>"))
 
 
 async def test_a_family_uploads_a_pdf_and_downloads_the_same_bytes(gql: GraphQLClient) -> None:
@@ -99,6 +102,7 @@ async def _supported_child(gql: GraphQLClient, family: Account) -> str:
         (_odt(), "application/vnd.oasis.opendocument.text", "notes.odt"),
         (b"Notes from the annual review: 12 March.\n", "text/plain", "notes.txt"),
     ],
+    ids=["jpeg", "heic", "docx", "odt", "text"],
 )
 async def test_each_kept_type_is_recognised_from_its_bytes(
     gql: GraphQLClient, data: bytes, content_type: str, filename: str
@@ -448,3 +452,30 @@ async def test_another_family_and_anonymous_get_no_url(gql: GraphQLClient) -> No
     other = await sign_up(gql)
     assert await download_url(gql, other.token, document["id"]) is None
     assert await download_url(gql, None, document["id"]) is None
+
+
+async def test_rotating_the_master_key_keeps_every_document_readable(gql: GraphQLClient) -> None:
+    services = gql.app.state.services
+    original = services.documents
+    family = await sign_up(gql)
+    evidence = await _evidence(gql, family, await _supported_child(gql, family))
+    document = await upload(gql, family, evidence)
+    new_key = bytes(range(100, 132))
+    try:
+        # The new key current, the old one still accepted: old documents open, new ones use the new key.
+        services.documents = replace(original, keys=MasterKeys(new_key, (original.keys.current,)))
+        url = await download_url(gql, family.token, document["id"])
+        assert (await gql.http.get(url or "")).content == EP_REPORT
+        assert await rewrap_keys(services) >= 1
+        assert await rewrap_keys(services) == 0
+        # Every key re-wrapped: the old master key is no longer needed.
+        services.documents = replace(original, keys=MasterKeys(new_key))
+        url = await download_url(gql, family.token, document["id"])
+        assert (await gql.http.get(url or "")).content == EP_REPORT
+    finally:
+        services.documents = original
+    # A store whose master key cannot open a document's key answers 503, never the bytes.
+    url = await download_url(gql, family.token, document["id"])
+    refused = await gql.http.get(url or "")
+    assert refused.status_code == 503
+    assert refused.json()["errors"][0]["extensions"]["code"] == "STORAGE_UNAVAILABLE"
