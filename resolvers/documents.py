@@ -154,7 +154,8 @@ class TransferRefused(Exception):
         self.message = message
 
 
-_NOT_FOUND = TransferRefused(404, "NOT_FOUND", "Not found.")
+def _not_found() -> TransferRefused:
+    return TransferRefused(404, "NOT_FOUND", "Not found.")
 
 
 def _object_key(document_id: int, now: datetime) -> str:
@@ -169,7 +170,7 @@ def _verified(services: Services, purpose: str, token: str) -> list[str]:
             documents.keys.signing_key(purpose.encode()), purpose[0], token, services.clock.now()
         )
     except signing.BadSignature:
-        raise _NOT_FOUND from None
+        raise _not_found() from None
     except signing.Expired:
         raise TransferRefused(410, "URL_EXPIRED", "This link has expired; ask for a new one.") from None
 
@@ -353,9 +354,9 @@ async def open_download(services: Services, token: str) -> Opened:
     )
     document = await Document.get_or_none(id=int(raw_id), status=DocumentStatus.AVAILABLE)
     if viewer is None or document is None or document.object_key is None or document.wrapped_key is None:
-        raise _NOT_FOUND
+        raise _not_found()
     if await access.documents_access(services, viewer, document.family_id, document.child_id) is None:
-        raise _NOT_FOUND
+        raise _not_found()
     data_key = encryption.unwrap(store(services).keys, document.wrapped_key, document.object_key)
     return Opened(document, data_key)
 

@@ -98,17 +98,19 @@ class LocalStorage:
                 await asyncio.to_thread(handle.close)
             await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
             await asyncio.to_thread(os.replace, temp, target)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
                 await asyncio.to_thread(temp.unlink)
+            if isinstance(exc, OSError):
+                raise StorageError(f"the disk refused the write: {type(exc).__name__}") from exc
             raise
         return written
 
     async def get(self, key: str, start: int, end: int) -> AsyncIterator[bytes]:
         try:
             handle = await asyncio.to_thread(open, self._path(key), "rb")
-        except FileNotFoundError as exc:
-            raise StorageError(f"object {key} is missing") from exc
+        except OSError as exc:
+            raise StorageError(f"object {key} cannot be read: {type(exc).__name__}") from exc
         try:
             await asyncio.to_thread(handle.seek, start)
             left = end - start + 1
@@ -122,8 +124,12 @@ class LocalStorage:
             await asyncio.to_thread(handle.close)
 
     async def delete(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        try:
             await asyncio.to_thread(self._path(key).unlink)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StorageError(f"the disk refused the delete: {type(exc).__name__}") from exc
 
     async def keys(self, prefix: str) -> AsyncIterator[str]:
         base = self.root / _safe_key(prefix.rstrip("/"))

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from resolvers import documents
-from resolvers.encryption import UnusableKey
+from resolvers.encryption import Corrupt, UnusableKey
 from resolvers.services import Services
+from resolvers.storage import StorageError
 
 log = logging.getLogger("senvault.documents")
 
@@ -118,6 +120,18 @@ async def download(request: Request) -> Response:
     headers["Content-Length"] = str(end - start + 1)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
-    return StreamingResponse(
-        documents.plaintext(services, opened, start, end), status_code=status, headers=headers
-    )
+    body = documents.plaintext(services, opened, start, end)
+    try:
+        # The first piece before the status line: a missing or damaged object is a 503, not a
+        # 200 cut short.
+        first = await anext(body)
+    except (StorageError, Corrupt, StopAsyncIteration):
+        log.error("a document's stored object cannot be read")
+        return _refusal(503, "STORAGE_UNAVAILABLE", "This document cannot be read now.")
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield first
+        async for piece in body:
+            yield piece
+
+    return StreamingResponse(stream(), status_code=status, headers=headers)

@@ -479,3 +479,25 @@ async def test_rotating_the_master_key_keeps_every_document_readable(gql: GraphQ
     refused = await gql.http.get(url or "")
     assert refused.status_code == 503
     assert refused.json()["errors"][0]["extensions"]["code"] == "STORAGE_UNAVAILABLE"
+
+
+def _damage(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[20] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+async def test_a_damaged_or_missing_object_is_refused_not_served(
+    gql: GraphQLClient, storage_root: Path
+) -> None:
+    family = await sign_up(gql)
+    evidence = await _evidence(gql, family, await _supported_child(gql, family))
+    document = await upload(gql, family, evidence)
+    (stored,) = _objects(storage_root, [document["id"]])
+    _damage(stored)
+    damaged = await gql.http.get(document["downloadUrl"])
+    assert damaged.status_code == 503
+    assert damaged.json()["errors"][0]["extensions"]["code"] == "STORAGE_UNAVAILABLE"
+    stored.unlink()
+    missing = await gql.http.get(document["downloadUrl"])
+    assert missing.status_code == 503
