@@ -1,12 +1,12 @@
 """Encryption at rest for documents: AES-256-GCM in fixed-size chunks, a data key per stored object,
 wrapped by the master key (`STORAGE_MASTER_KEY`).
 
-An object is the concatenation of its chunks, each `CHUNK` bytes of plaintext (the last one shorter,
-possibly empty) sealed with the data key as `ciphertext || 16-byte tag`. Chunk `i`'s nonce is the
-object's random 8-byte prefix followed by `i` (4 bytes, big-endian), and its associated data names
-the object, `i` and whether it is the last chunk: chunks cannot be moved between objects, reordered,
-dropped or the object cut short without decryption failing. A byte range is served by decrypting
-only the chunks that cover it.
+An object is the concatenation of its chunks: `size // CHUNK` full chunks of `CHUNK` bytes of
+plaintext and a last one of the rest (`size % CHUNK` bytes, possibly none), each sealed with the
+data key as `ciphertext || 16-byte tag`. Chunk `i`'s nonce is the object's random 8-byte prefix
+followed by `i` (4 bytes, big-endian), and its associated data names the object, `i` and whether it
+is the last chunk: chunks cannot be moved between objects, reordered, dropped or the object cut
+short without decryption failing. A byte range is served by decrypting only the chunks that cover it.
 
 The data key, wrapped (AES-256-GCM under the master key, the object key as associated data), and the
 nonce prefix are kept in the document's row, never in the store: the store holds only ciphertext.
@@ -153,8 +153,9 @@ async def encrypt(data_key: DataKey, object_key: str, plain: AsyncIterable[bytes
     index = 0
     async for piece in plain:
         buffer += piece
-        # Keep at least one byte past a full chunk before sealing it: only then is it not the last.
-        while len(buffer) > CHUNK:
+        # Every full chunk is sealed as not the last; the last is what remains, 0 to CHUNK - 1
+        # bytes (so a size that is a multiple of CHUNK ends with an empty last chunk).
+        while len(buffer) >= CHUNK:
             chunk = bytes(buffer[:CHUNK])
             del buffer[:CHUNK]
             yield aead.encrypt(_nonce(data_key, index), chunk, _aad(object_key, index, False))

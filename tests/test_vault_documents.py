@@ -138,6 +138,10 @@ async def test_ranges_are_answered_from_the_chunks_that_cover_them(gql: GraphQLC
     outside = await gql.http.get(url, headers={"Range": f"bytes={size}-"})
     assert outside.status_code == 416
     assert outside.headers["content-range"] == f"bytes */{size}"
+    # A size that is a multiple of the chunk size ends with an empty last chunk.
+    exact = BIG_PNG[: 2 * CHUNK]
+    whole_chunks = await upload(gql, family, evidence, exact, filename="exact.png", content_type="image/png")
+    assert (await gql.http.get(whole_chunks["downloadUrl"])).content == exact
     head = await gql.http.head(url)
     assert head.status_code == 200
     assert head.headers["content-length"] == str(size)
