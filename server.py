@@ -60,7 +60,7 @@ from resolvers.encryption import MasterKeys, UnusableKey, parse_master_key
 from resolvers.logs import FORMATS, AccessLog, install_request_id_logging, log_config
 from resolvers.rate_limits import LimitSettings, RateLimiter, credential_key
 from resolvers.services import DocumentStore, Policy, Services
-from resolvers.storage import open_storage
+from resolvers.storage import StorageError, open_storage
 from schema import document_transfer, graphiql, schema, transport
 from schema.context import Context, current_request_id, new_request_id
 from schema.http import HTTPBoundary, refusal
@@ -547,6 +547,13 @@ async def readyz(request: Request) -> Response:
         checks["broadcast"] = "ok"
     else:
         checks["broadcast"] = f"unavailable: {services.hub.last_error or 'not connected'}"
+    if services.documents is not None:
+        try:
+            async with asyncio.timeout(3):
+                await services.documents.storage.check()
+            checks["storage"] = "ok"
+        except (StorageError, TimeoutError, OSError) as exc:
+            checks["storage"] = f"unavailable: {exc or type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"ready": ready, "checks": checks, "server": server_identity()}, status_code=200 if ready else 503

@@ -51,6 +51,9 @@ class Storage(Protocol):
     def keys(self, prefix: str) -> AsyncIterator[str]:
         """Every key under `prefix` (the sweep looks for objects no document holds)."""
 
+    async def check(self) -> None:
+        """Raise StorageError unless the store can be written to now (`/readyz`)."""
+
     async def close(self) -> None: ...
 
 
@@ -130,6 +133,11 @@ class LocalStorage:
             return
         except OSError as exc:
             raise StorageError(f"the disk refused the delete: {type(exc).__name__}") from exc
+
+    async def check(self) -> None:
+        writable = await asyncio.to_thread(os.access, self.partial, os.W_OK | os.X_OK)
+        if not writable:
+            raise StorageError("the folder is missing or not writable")
 
     async def keys(self, prefix: str) -> AsyncIterator[str]:
         base = self.root / _safe_key(prefix.rstrip("/"))
@@ -232,6 +240,14 @@ class S3Storage:
             await self.client.delete_object(Bucket=self.bucket, Key=key)
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"the store refused the delete: {type(exc).__name__}") from exc
+
+    async def check(self) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            await self.client.head_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(type(exc).__name__) from exc
 
     async def keys(self, prefix: str) -> AsyncIterator[str]:
         paginator = self.client.get_paginator("list_objects_v2")

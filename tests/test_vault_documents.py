@@ -17,6 +17,7 @@ import pytest
 from resolvers.clock import Clock
 from resolvers.documents import rewrap_keys
 from resolvers.encryption import CHUNK, MasterKeys
+from resolvers.storage import StorageError
 from tests.client import GraphQLClient
 from tests.documents import (
     CREATE,
@@ -505,3 +506,17 @@ async def test_a_damaged_or_missing_object_is_refused_not_served(
     stored.unlink()
     missing = await gql.http.get(document["downloadUrl"])
     assert missing.status_code == 503
+
+
+async def test_readiness_reports_a_store_that_cannot_be_written(
+    gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = gql.app.state.services.documents.storage
+
+    async def refused() -> None:
+        raise StorageError("the folder is missing or not writable")
+
+    monkeypatch.setattr(storage, "check", refused)
+    ready = await gql.http.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["storage"] == "unavailable: the folder is missing or not writable"

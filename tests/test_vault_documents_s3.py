@@ -109,6 +109,7 @@ async def on_s3(live_server: object, settings: server.Settings, s3: S3) -> Async
 
 async def test_the_whole_flow_on_s3_stores_only_ciphertext(gql: GraphQLClient, on_s3: Served, s3: S3) -> None:
     api = on_s3.client
+    assert (await api.http.get("/readyz")).json()["checks"]["storage"] == "ok"
     family, child, adv, _, relationship = await _supported(gql)
     evidence = await _evidence(gql, family, child)
     before = set(await s3.objects())
