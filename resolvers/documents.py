@@ -14,7 +14,7 @@ import hashlib
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -26,7 +26,7 @@ from resolvers import accounts, encryption, signing, sniffing, validation
 from resolvers.access import vault as access
 from resolvers.access.core import own_row
 from resolvers.errors import InvalidInput, UserError
-from resolvers.pagination import Page, paginate
+from resolvers.pagination import Page, PageKey, page_key, pages_by_parent
 from resolvers.services import DocumentStore, Services
 from resolvers.storage import StorageError
 from resolvers.vault import log_reads
@@ -286,31 +286,52 @@ async def discard_objects(services: Services, keys: list[str]) -> None:
 # --- reading --------------------------------------------------------------------------------
 
 
-async def read_documents(
-    services: Services,
-    viewer: Viewer | None,
-    evidence: tuple[int, int, int],
-    first: int | None,
-    after: str | None,
-) -> Page[Document]:
-    """The documents of one piece of evidence, newest first: for the family, and for an advocate
-    whose live EVIDENCE grant covers the child (each read logged); an empty page for anyone else.
-    `evidence`: its id, its family's and its child's."""
-    evidence_id, family_id, child_id = evidence
+@dataclass(frozen=True)
+class EvidenceDocuments:
+    """One page of one piece of evidence's documents, as a loader key: the evidence, whose Vault and
+    which child it is of (what access is decided by), and the page."""
+
+    family_id: int
+    child_id: int
+    page: PageKey
+
+
+def documents_key(
+    evidence_id: int, family_id: int, child_id: int, first: int | None, after: str | None
+) -> EvidenceDocuments:
+    """The loader key for a page of an evidence item's documents; a bad `first` or cursor is INVALID."""
+    return EvidenceDocuments(family_id, child_id, page_key("Document", evidence_id, first, after))
+
+
+async def document_pages(
+    services: Services, viewer: Viewer | None, keys: Sequence[EvidenceDocuments]
+) -> list[Page[Document] | None]:
+    """Pages of many evidence items' documents, newest first, each None unless the viewer may read
+    that child's documents now (the family, or an advocate whose live EVIDENCE grant covers the
+    child). One transaction: access once per family, one windowed statement per distinct page, and
+    an advocate's reads written to the access log, however many evidence items are listed."""
     async with in_transaction():
-        acc = await access.documents_access(services, viewer, family_id, child_id)
-        query = Document.filter(evidence_id=evidence_id)
-        if acc is None:
-            query = query.filter(id=-1)
-        page = await paginate(query, kind="Document", first=first, after=after)
-        if acc is not None:
-            await log_reads(
-                services,
-                acc,
-                VaultScope.EVIDENCE,
-                [(d.child_id, f"document: {d.filename}") for d in page.items],
+        vaults: dict[int, access.Access | None] = {}
+        for key in keys:
+            if key.family_id not in vaults:
+                vaults[key.family_id] = await access.access(services, viewer, key.family_id)
+        readable = [k for k in dict.fromkeys(keys) if access.covers(vaults[k.family_id], k.child_id)]
+        pages: dict[EvidenceDocuments, Page[Document]] = {}
+        if readable:
+            found = await pages_by_parent(
+                Document, "evidence_id", "Document", [k.page for k in readable], newest_first=True
             )
-        return page
+            pages = dict(zip(readable, found, strict=True))
+        for family_id, acc in vaults.items():
+            if acc is not None:
+                reads: list[tuple[int | None, str]] = [
+                    (d.child_id, f"document: {d.filename}")
+                    for key, page in pages.items()
+                    if key.family_id == family_id
+                    for d in page.items
+                ]
+                await log_reads(services, acc, VaultScope.EVIDENCE, reads)
+        return [pages.get(key) for key in keys]
 
 
 async def evidence_of(services: Services, viewer: Viewer | None, document: Document) -> Evidence | None:

@@ -12,6 +12,7 @@ from strawberry import relay
 
 from models import vault as m
 from models.accounts import ApiScope as Scope
+from models.documents import Document as DocumentRow
 from models.support import SupportRelationship as RelationshipRow
 from resolvers import documents, grants, relationships, vault
 from resolvers.access import accounts as account_access
@@ -20,6 +21,7 @@ from resolvers.access import relationships as relationship_access
 from resolvers.access import vault as access
 from resolvers.errors import NotFound
 from resolvers.events import Envelope, user_channel
+from resolvers.pagination import Page
 from schema.accounts import User
 from schema.arguments import INPUT, After, First, Since
 from schema.connections import TotalCount, decode_id, id_of, nodes, to_connection
@@ -77,14 +79,19 @@ class Evidence(relay.Node):
         )
     )
     async def documents(self, info: Info, first: First = 20, after: After = None) -> DocumentConnection:
-        page = await documents.read_documents(
-            info.context.services,
-            info.context.viewer,
-            (int(self.id), self.family_id, self.child_id),
-            first,
-            after,
-        )
-        return to_connection(DocumentConnection, page, Document.from_model)  # type: ignore[return-value]
+        context = info.context
+        key = documents.documents_key(int(self.id), self.family_id, self.child_id, first, after)
+        page = await context.loaders.documents(context.services, context.viewer).load(key)
+        evidence_id = int(self.id)
+
+        def total() -> Awaitable[int]:
+            if page is None:
+                return _none()
+            return context.loaders.counts.load((DocumentRow, "evidence_id", evidence_id))
+
+        # Not the viewer's to read (no live EVIDENCE grant for the child): an empty list.
+        shown = page if page is not None else Page([], [], False, False)
+        return to_connection(DocumentConnection, shown, Document.from_model, total)  # type: ignore[return-value]
 
     @strawberry.field(description="The child it is about.")
     def child_ref(self) -> relay.GlobalID:
@@ -95,6 +102,10 @@ class Evidence(relay.Node):
         cls, *, info: Info, node_ids: Any, required: bool = False
     ) -> list[Evidence | None]:
         return await nodes(info.context.viewer, node_ids, access.evidence, cls.from_model)
+
+
+async def _none() -> int:
+    return 0
 
 
 @strawberry.type(description="A dated entry in a child's timeline.")

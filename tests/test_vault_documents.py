@@ -14,6 +14,7 @@ from urllib.parse import unquote
 
 import pytest
 
+from models.documents import Document as DocumentRow
 from resolvers.clock import Clock
 from resolvers.documents import rewrap_keys
 from resolvers.encryption import CHUNK, MasterKeys
@@ -34,6 +35,7 @@ from tests.documents import (
     upload,
 )
 from tests.factories import Account, add_child, api_token, db_id, sign_up, sweep
+from tests.statements import statements
 from tests.test_vault import END, REVOKE, _evidence, _grant, _supported
 
 # A PNG signature and then enough bytes to span several encrypted chunks.
@@ -356,11 +358,18 @@ async def test_deleting_a_document_or_its_evidence_removes_it_and_the_sweep_remo
     evidence = await _evidence(gql, family, child)
     first = await upload(gql, family, evidence)
     second = await upload(gql, family, evidence, BIG_PNG, filename="scan.png", content_type="image/png")
+    first_object, second_object = (
+        await _object(storage_root, first["id"]),
+        await _object(storage_root, second["id"]),
+    )
+    assert _exists(first_object)
+    assert _exists(second_object)
     url = first["downloadUrl"]
     deleted = await gql.data(DELETE, {"id": first["id"]}, family.token)
     assert deleted["deleteDocument"]["userErrors"] == []
     assert (await gql.http.get(url)).status_code == 404
     assert (await gql.data(NODE, {"id": first["id"]}, family.token))["node"] is None
+    assert not _exists(first_object)
 
     second_url = second["downloadUrl"]
     gone = await gql.data(
@@ -371,27 +380,42 @@ async def test_deleting_a_document_or_its_evidence_removes_it_and_the_sweep_remo
     assert gone["deleteEvidence"]["userErrors"] == []
     assert (await gql.data(NODE, {"id": second["id"]}, family.token))["node"] is None
     assert (await gql.http.get(second_url)).status_code == 404
+    assert not _exists(second_object)
 
-    # An upload never completed, and its object: gone once its window has passed.
+    # An upload never completed, and an object whose immediate removal failed (no row holds it):
+    # both gone once old enough.
     other_evidence = await _evidence(gql, family, child, "Letter")
     pending = await start(gql, family, other_evidence, EP_REPORT)
     assert (await put(gql, pending, EP_REPORT)).status_code == 200
-    assert _objects(storage_root, family_documents=[pending.id])
+    pending_object = await _object(storage_root, pending.id)
+    stray = storage_root / "documents" / "987654" / f"{int(clock.now().timestamp() * 1000)}-abcdef"
+    _write(stray, b"sealed bytes of a deleted document")
+    await sweep(gql)
+    assert _exists(pending_object)
+    assert _exists(stray)
     clock.offset += timedelta(hours=8)
     await sweep(gql)
     assert (await gql.data(NODE, {"id": pending.id}, family.token))["node"] is None
-    assert not _objects(storage_root, family_documents=[first["id"], second["id"], pending.id])
+    assert not _exists(pending_object)
+    assert not _exists(stray)
+
+
+async def _object(root: Path, document_id: str) -> Path:
+    row = await DocumentRow.get(id=db_id(document_id))
+    return root / str(row.object_key)
+
+
+def _exists(path: Path) -> bool:
+    return path.is_file()
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
 
 
 def _stored(root: Path) -> list[tuple[Path, bytes]]:
     return [(p, p.read_bytes()) for p in root.rglob("*") if p.is_file()]
-
-
-def _objects(root: Path, family_documents: list[str]) -> list[Path]:
-
-    return [
-        p for d in family_documents for p in (root / "documents" / str(db_id(d))).glob("*") if p.is_file()
-    ]
 
 
 async def test_an_upload_cannot_replace_a_completed_document(gql: GraphQLClient) -> None:
@@ -498,7 +522,7 @@ async def test_a_damaged_or_missing_object_is_refused_not_served(
     family = await sign_up(gql)
     evidence = await _evidence(gql, family, await _supported_child(gql, family))
     document = await upload(gql, family, evidence)
-    (stored,) = _objects(storage_root, [document["id"]])
+    stored = await _object(storage_root, document["id"])
     _damage(stored)
     damaged = await gql.http.get(document["downloadUrl"])
     assert damaged.status_code == 503
@@ -520,3 +544,32 @@ async def test_readiness_reports_a_store_that_cannot_be_written(
     ready = await gql.http.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["checks"]["storage"] == "unavailable: the folder is missing or not writable"
+
+
+EVIDENCE_DOCUMENTS = """
+query($f: ID!, $n: Int) {
+  vault(familyId: $f) {
+    evidence(first: $n) { edges { node { id documents { totalCount edges { node { id filename } } } } } }
+  }
+}
+"""
+
+
+async def test_listing_documents_sends_as_many_statements_for_12_evidence_items_as_for_3(
+    gql: GraphQLClient,
+) -> None:
+    family, child, adv, _, relationship = await _supported(gql)
+    await _grant(gql, family, relationship, child)
+    for n in range(12):
+        evidence = await _evidence(gql, family, child, f"Report {n}")
+        await upload(gql, family, evidence, filename=f"report-{n}.pdf")
+    counts: dict[str, set[int]] = {"family": set(), "advocate": set()}
+    for who, token in (("family", family.token), ("advocate", adv.token)):
+        for n in (3, 12):
+            with statements() as sent:
+                data = await gql.data(EVIDENCE_DOCUMENTS, {"f": family.family_id, "n": n}, token)
+            edges = data["vault"]["evidence"]["edges"]
+            assert len(edges) == n
+            assert all(e["node"]["documents"]["totalCount"] == 1 for e in edges)
+            counts[who].add(len(sent))
+    assert all(len(c) == 1 for c in counts.values()), counts

@@ -175,9 +175,12 @@ async def documents_access(
     (VAULT_READ for API tokens), or an advocate's live EVIDENCE grant that covers the child. Asked
     when documents are listed, when a download URL is issued and again when its bytes are fetched."""
     acc = await access(services, viewer, family_id)
+    return acc if covers(acc, child_id) else None
+
+
+def covers(acc: Access | None, child_id: int) -> bool:
+    """Whether access to a Vault (`access`) reaches the documents of one child's evidence."""
     if acc is None:
-        return None
+        return False
     allowed = acc.child_ids(VaultScope.EVIDENCE)
-    if allowed is not None and child_id not in allowed:
-        return None
-    return acc
+    return allowed is None or child_id in allowed
