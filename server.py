@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import gc
 import getpass
@@ -55,11 +56,13 @@ from models import MODEL_MODULES
 from resolvers import accounts, credentials, metrics
 from resolvers.broadcast import Hub
 from resolvers.clock import Clock
+from resolvers.encryption import MasterKeys, UnusableKey, parse_master_key
 from resolvers.logs import FORMATS, AccessLog, install_request_id_logging, log_config
 from resolvers.mail import DEFAULT_SENDER, Outgoing, mailer_for
 from resolvers.rate_limits import LimitSettings, RateLimiter, credential_key
-from resolvers.services import Policy, Services
-from schema import graphiql, schema, tracing, transport
+from resolvers.services import DocumentStore, Policy, Services
+from resolvers.storage import StorageError, open_storage
+from schema import document_transfer, graphiql, schema, tracing, transport
 from schema.context import Context, current_request_id, new_request_id
 from schema.http import HTTPBoundary, refusal
 from schema.limits import rate_limited_error
@@ -108,6 +111,14 @@ class Settings:
     mail_from: str = DEFAULT_SENDER
     # The web app the links in mails open (reset, verification).
     app_url: str = "http://127.0.0.1:8000"
+    # Documents in the Vault (resolvers/documents.py): where their encrypted bytes are kept, the
+    # master key that wraps each document's data key (and earlier ones, while rotating), limits.
+    storage_url: str = "file://./senvault-files"
+    storage_master_key: str = ""
+    storage_previous_master_keys: tuple[str, ...] = ()
+    max_document_bytes: int = 25 * 1024 * 1024
+    download_url_seconds: int = 300
+    upload_url_seconds: int = 3600
 
     @classmethod
     def from_env(cls, environ: Any = None) -> Settings:
@@ -144,6 +155,14 @@ class Settings:
             mail_url=_mail_url(config("MAIL_URL", default="console://")),
             mail_from=config("MAIL_FROM", default=DEFAULT_SENDER),
             app_url=config("APP_URL", default="http://127.0.0.1:8000").rstrip("/"),
+            storage_url=config("STORAGE_URL", default="file://./senvault-files"),
+            storage_master_key=config("STORAGE_MASTER_KEY", default=""),
+            storage_previous_master_keys=tuple(
+                k.strip() for k in config("STORAGE_PREVIOUS_MASTER_KEYS", default="").split(",") if k.strip()
+            ),
+            max_document_bytes=config("MAX_DOCUMENT_BYTES", cast=int, default=25 * 1024 * 1024),
+            download_url_seconds=config("DOWNLOAD_URL_SECONDS", cast=int, default=300),
+            upload_url_seconds=config("UPLOAD_URL_SECONDS", cast=int, default=3600),
         )
 
 
@@ -153,6 +172,71 @@ def _mail_url(value: str) -> str:
     except ValueError as exc:
         raise SystemExit(str(exc)) from exc
     return value
+
+
+# Where the embedded default keeps its master key when STORAGE_MASTER_KEY is not set.
+LOCAL_MASTER_KEY_FILE = "senvault-master.key"
+
+
+def master_keys(settings: Settings) -> MasterKeys:
+    """The master keys documents are sealed with. Without STORAGE_MASTER_KEY the embedded default
+    (a local folder) makes one in `senvault-master.key` beside the database, as it makes the SQLite
+    file: fine for trying it out, not for production, where the key must live apart from the data.
+    An S3 store needs the variable."""
+    try:
+        if settings.storage_master_key:
+            current = parse_master_key(settings.storage_master_key)
+        elif settings.storage_url.startswith("file://"):
+            current = _local_master_key()
+        else:
+            raise SystemExit("STORAGE_MASTER_KEY is required with an S3 store (`openssl rand -base64 32`).")
+        previous = tuple(
+            parse_master_key(k, "STORAGE_PREVIOUS_MASTER_KEYS") for k in settings.storage_previous_master_keys
+        )
+    except UnusableKey as exc:
+        raise SystemExit(str(exc)) from None
+    return MasterKeys(current, previous)
+
+
+def _local_master_key() -> bytes:
+    # Written whole to a file of its own, then linked into place: workers starting together all
+    # read the one key that won, never a half-written file.
+    key = secrets.token_bytes(32)
+    fd, temp = tempfile.mkstemp(dir=".", prefix=".senvault-master-key-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(base64.b64encode(key).decode() + "\n")
+        os.link(temp, LOCAL_MASTER_KEY_FILE)
+    except FileExistsError:
+        with open(LOCAL_MASTER_KEY_FILE) as f:
+            return parse_master_key(f.read(), LOCAL_MASTER_KEY_FILE)
+    finally:
+        os.unlink(temp)
+    log.warning(
+        "STORAGE_MASTER_KEY is not set: documents are sealed with a new key in %s; set the variable "
+        "in production, and keep the key apart from the files",
+        LOCAL_MASTER_KEY_FILE,
+    )
+    return key
+
+
+@asynccontextmanager
+async def document_store(settings: Settings, keys: MasterKeys) -> AsyncIterator[DocumentStore]:
+    """The configured store, open for as long as the block runs."""
+    try:
+        storage = await open_storage(settings.storage_url)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    try:
+        yield DocumentStore(
+            storage=storage,
+            keys=keys,
+            max_bytes=settings.max_document_bytes,
+            download_ttl=timedelta(seconds=settings.download_url_seconds),
+            upload_ttl=timedelta(seconds=settings.upload_url_seconds),
+        )
+    finally:
+        await storage.close()
 
 
 def _choice(value: str, name: str, allowed: tuple[str, ...]) -> str:
@@ -263,6 +347,18 @@ class GraphQLView(HTTPBoundary):
 # --- middleware -----------------------------------------------------------------------------
 
 
+UPLOAD_PREFIX = "/files/upload/"
+DOWNLOAD_PREFIX = "/files/download/"
+
+
+def logged_path(path: str) -> str:
+    """A path as the access log writes it: a signed file URL's token is a credential, left out."""
+    for prefix in (UPLOAD_PREFIX, DOWNLOAD_PREFIX):
+        if path.startswith(prefix):
+            return prefix + "…"
+    return path
+
+
 class BodyLimit:
     """Refuse request bodies over a size, whether or not they declare a length."""
 
@@ -271,7 +367,8 @@ class BodyLimit:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(UPLOAD_PREFIX):
+            # A document's upload is limited by its declared size, checked as it streams in.
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
@@ -359,7 +456,7 @@ class RequestIds:
                     request_id=request_id,
                     client=scope.get("client"),
                     method=scope.get("method", "GET"),
-                    path=scope["path"],
+                    path=logged_path(scope["path"]),
                     http_version=scope["http_version"],
                     status=status,
                     seconds=time.perf_counter() - started,
@@ -470,6 +567,13 @@ async def readyz(request: Request) -> Response:
         checks["broadcast"] = "ok"
     else:
         checks["broadcast"] = f"unavailable: {services.hub.last_error or 'not connected'}"
+    if services.documents is not None:
+        try:
+            async with asyncio.timeout(3):
+                await services.documents.storage.check()
+            checks["storage"] = "ok"
+        except (StorageError, TimeoutError, OSError) as exc:
+            checks["storage"] = f"unavailable: {exc or type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"ready": ready, "checks": checks, "server": server_identity()}, status_code=200 if ready else 503
@@ -481,13 +585,14 @@ async def sweep_once(services: Services) -> None:
     events pruned, open sockets' credentials re-checked. Every process sweeps; conditional writes
     keep each change to one process. Each step runs on its own, so one failing does not hold up
     the rest."""
-    from resolvers import events, grants, support_requests, tickets
+    from resolvers import documents, events, grants, support_requests, tickets
 
     steps: list[tuple[str, Callable[[Services], Awaitable[object]]]] = [
         ("expire requests", support_requests.expire_due),
         ("expire grants", grants.expire_due),
         ("SLA clocks", tickets.sweep),
         ("prune events", events.prune),
+        ("documents", documents.sweep),
         ("recheck sockets", services.connections.recheck),
     ]
     async with services.sweeping:
@@ -510,6 +615,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     settings = settings or Settings.from_env()
     clock = clock or Clock()
     install_request_id_logging()
+    keys = master_keys(settings)
     policy = Policy(
         session_ttl=timedelta(days=settings.session_ttl_days),
         event_retention=timedelta(days=settings.event_retention_days),
@@ -521,7 +627,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
+        async with (
+            RegisterTortoise(app, config=tortoise_config(settings.database_url)),
+            document_store(settings, keys) as documents,
+        ):
             pending = await pending_migrations(settings.database_url)
             if pending:
                 raise NotMigrated(
@@ -550,6 +659,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 max_sockets_per_credential=settings.max_sockets_per_credential,
                 mail=Outgoing(mailer_for(settings.mail_url), settings.mail_from),
                 app_url=settings.app_url,
+                documents=documents,
             )
             app.state.services = services
             sweeper = asyncio.create_task(_sweep(services, settings.sweep_seconds), name="sweeper")
@@ -600,6 +710,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route(UPLOAD_PREFIX + "{token}", document_transfer.upload, methods=["PUT"]),
+            Route(DOWNLOAD_PREFIX + "{token}", document_transfer.download, methods=["GET", "HEAD"]),
             Mount(graphiql.PREFIX, graphiql.assets()),
         ],
         lifespan=lifespan,
@@ -617,7 +729,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_allowed_origins),
-        allow_methods=["GET", "POST"],
+        # PUT: a page uploading a document's bytes to its signed upload URL.
+        allow_methods=["GET", "POST", "PUT"],
         allow_headers=["Authorization", "Content-Type", "Accept"],
         expose_headers=[
             "Retry-After",
@@ -625,6 +738,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             "RateLimit-Remaining",
             "RateLimit-Reset",
             "X-Request-ID",
+            "Content-Disposition",
+            "Content-Range",
         ],  # fmt: skip
         max_age=600,
     )
@@ -675,7 +790,8 @@ async def _cli_services(settings: Settings) -> AsyncIterator[Services]:
         )
         await hub.connect()
         try:
-            yield Services(Clock(), hub)
+            async with document_store(settings, master_keys(settings)) as documents:
+                yield Services(Clock(), hub, documents=documents)
         finally:
             await hub.disconnect()
 
@@ -707,6 +823,10 @@ def main(argv: list[str] | None = None) -> int:
     admin.add_argument("--email", required=True)
     admin.add_argument("--name", default="Administrator")
     sub.add_parser("seed-demo", help="add a demo family, advocates and admin")
+    sub.add_parser(
+        "rotate-storage-key",
+        help="re-wrap every document's data key under the current STORAGE_MASTER_KEY",
+    )
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
@@ -737,6 +857,15 @@ def main(argv: list[str] | None = None) -> int:
 
         for line in asyncio.run(run_seed()):
             print(line)
+        return 0
+    if args.command == "rotate-storage-key":
+        from resolvers.documents import rewrap_keys
+
+        async def rotate() -> int:
+            async with _cli_services(settings) as services:
+                return await rewrap_keys(services)
+
+        print(f"Re-wrapped {asyncio.run(rotate())} document key(s) under the current master key.")
         return 0
     # serve
     pending = asyncio.run(_check_migrated(settings))

@@ -5,7 +5,7 @@ from tortoise.fields.base import OnDelete
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0004_tickets')]
+    dependencies = [('models', '0005_documents')]
 
     initial = False
 

@@ -6,6 +6,7 @@ MODEL_MODULES = [
     "models.advocates",
     "models.support",
     "models.vault",
+    "models.documents",
     "models.tickets",
     "models.notifications",
     "models.events",

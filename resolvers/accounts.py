@@ -227,6 +227,32 @@ async def _look_up(digest: str, token: str, now: datetime) -> Viewer | None:
     return None
 
 
+async def viewer_by_credential(
+    services: Services, session_id: int | None, api_token_id: int | None
+) -> Viewer | None:
+    """The viewer of a session or API token named by its id (a signed download URL names the
+    credential it was issued to), or None once that credential has ended."""
+    now = services.clock.now()
+    if session_id is not None:
+        rows = (
+            await Session.filter(id=session_id, revoked_at__isnull=True, expires_at__gt=now)
+            .limit(1)
+            .values(*_VIEWER_COLUMNS, "expires_at")
+        )
+        return _viewer(rows[0], session_id=rows[0]["id"]) if rows else None
+    if api_token_id is not None:
+        rows = (
+            await ApiToken.filter(id=api_token_id, revoked_at__isnull=True)
+            .limit(1)
+            .values(*_VIEWER_COLUMNS, "expires_at", "scopes")
+        )
+        if not rows or (rows[0]["expires_at"] is not None and rows[0]["expires_at"] <= now):
+            return None
+        scopes = frozenset(ApiScope(s) for s in rows[0]["scopes"])
+        return _viewer(rows[0], api_token_id=rows[0]["id"], scopes=scopes)
+    return None
+
+
 def has_expired(services: Services, viewer: Viewer) -> bool:
     """Whether the credential's own expiry, learnt when it authenticated, has passed."""
     return viewer.expires_at is not None and viewer.expires_at <= services.clock.now()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import AsyncIterator
 from datetime import date
 
 from models.accounts import Role, User
@@ -9,8 +11,8 @@ from models.advocates import AdvocateType, Availability, Specialism, Verificatio
 from models.families import Child, EhcpStage
 from models.support import DeclineReason, SuggestionKind, SupportRelationship, SupportType
 from models.tickets import ChecklistItem
-from models.vault import EvidenceCategory, VaultScope
-from resolvers import accounts, advocates, families, grants, support_requests, tickets, vault
+from models.vault import Evidence, EvidenceCategory, VaultScope
+from resolvers import accounts, advocates, documents, families, grants, pdf, support_requests, tickets, vault
 from resolvers.services import Services
 from resolvers.viewer import Viewer
 
@@ -151,8 +153,8 @@ async def seed(services: Services) -> list[str]:
         [SupportType.EXCLUSION],
         "Hello, I'm Amina. I've read your request and would like to understand where you are.",
     )
-    # Alex's Vault, part of it shared with SENDIASS for the case.
-    await _add_evidence(
+    # Alex's Vault, part of it shared with SENDIASS for the case, the EP report with its PDF.
+    ep_report, *_ = await _add_evidence(
         services,
         family,
         alex.id,
@@ -162,6 +164,7 @@ async def seed(services: Services) -> list[str]:
             ("School report, autumn term", EvidenceCategory.SCHOOL_REPORT, date(2025, 12, 15)),
         ],
     )
+    await _attach_pdf(services, family, ep_report.id)
     await vault.add_timeline_entry(
         services,
         family,
@@ -286,11 +289,48 @@ async def _family_with_child(
 
 async def _add_evidence(
     services: Services, family: Viewer, child_id: int, items: list[tuple[str, EvidenceCategory, date]]
-) -> None:
-    for title, category, on in items:
+) -> list[Evidence]:
+    return [
         await vault.add_evidence(
             services, family, child_id=child_id, title=title, category=category, on=on, description=""
         )
+        for title, category, on in items
+    ]
+
+
+EP_REPORT_LINES = [
+    "Educational Psychology Service - Leeds",
+    "Report of an educational psychologist (demo data, not a real child)",
+    "",
+    "Child: Alex Taylor    Date of birth: 14 March 2016    Seen: 3 November 2025",
+    "",
+    "Alex finds the noise and movement of the classroom hard to bear, and needs",
+    "frequent breaks. Working memory is well below the average for age; verbal",
+    "reasoning is a strength. Recommended: a quiet work station, visual timetables,",
+    "and adult support at transitions.",
+]
+
+
+async def _attach_pdf(services: Services, family: Viewer, evidence_id: int) -> None:
+    """The EP report as a small real PDF, through the same staged upload a client uses."""
+    if services.documents is None:
+        return
+    data = pdf.one_page(EP_REPORT_LINES, title="EP report (demo)")
+    document, upload = await documents.create_upload(
+        services,
+        family,
+        evidence_id=evidence_id,
+        filename="EP report - Alex Taylor.pdf",
+        content_type="application/pdf",
+        byte_size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+    async def body() -> AsyncIterator[bytes]:
+        yield data
+
+    await documents.receive_upload(services, upload.path.rsplit("/", 1)[1], body())
+    await documents.complete_upload(services, family, document.id)
 
 
 async def _share_evidence_and_timeline(

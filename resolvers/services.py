@@ -10,8 +10,10 @@ from pathlib import Path
 from resolvers.broadcast import Hub
 from resolvers.clock import Clock
 from resolvers.connections import Connections
+from resolvers.encryption import MasterKeys
 from resolvers.mail import DEFAULT_FOLDER, ConsoleMailer, Outgoing
 from resolvers.rate_limits import LimitSettings, RateLimiter
+from resolvers.storage import Storage
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,18 @@ class Policy:
     max_page_size: int = 100
     # How long the event log keeps events for replay; an older cursor gets CURSOR_EXPIRED.
     event_retention: timedelta = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class DocumentStore:
+    """Where documents' bytes go (`STORAGE_URL`), the keys that seal them, and their limits."""
+
+    storage: Storage
+    keys: MasterKeys
+    max_bytes: int = 25 * 1024 * 1024
+    # How long a signed download URL works, and how long an upload URL and its document wait.
+    download_ttl: timedelta = timedelta(seconds=300)
+    upload_ttl: timedelta = timedelta(hours=1)
 
 
 @dataclass
@@ -44,3 +58,5 @@ class Services:
     mail: Outgoing = field(default_factory=lambda: Outgoing(ConsoleMailer(Path(DEFAULT_FOLDER))))
     # Where the product's web app is (`APP_URL`): the links in mails point there.
     app_url: str = "http://127.0.0.1:8000"
+    # Documents in the Vault; None where a task has no store (documents are then unavailable).
+    documents: DocumentStore | None = None

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from tortoise.transactions import in_transaction
 
+from models.documents import Document
 from models.families import Child, EhcpStage
 from models.vault import (
     EhcpCase,
@@ -50,7 +51,7 @@ async def reading(services: Services, viewer: Viewer | None, family_id: int) -> 
         yield acc
 
 
-async def _log(
+async def log_reads(
     services: Services, acc: access.Access, scope: VaultScope, reads: list[tuple[int | None, str]]
 ) -> None:
     """Write an advocate's reads to the family's access log (the family's own reads are not)."""
@@ -97,7 +98,7 @@ async def read_children(services: Services, viewer: Viewer | None, family_id: in
             scope = next(s for s in VaultScope if child.id in acc.grants.get(s, {}))
             reads.setdefault(scope, []).append((child.id, f"child {child.display_name}"))
         for scope, items in reads.items():
-            await _log(services, acc, scope, items)
+            await log_reads(services, acc, scope, items)
         return children
 
 
@@ -118,7 +119,7 @@ async def _read_records(
             query = query.filter(child_id__in=ids)
         page = await paginate(query, kind=model.__name__, window=window)
         label = scope.value.lower()
-        await _log(services, acc, scope, [(r.child_id, f"{label}: {r.title}") for r in page.items])
+        await log_reads(services, acc, scope, [(r.child_id, f"{label}: {r.title}") for r in page.items])
         return page
 
 
@@ -156,7 +157,7 @@ async def read_ehcp_cases(
         if ids is not None:
             query = query.filter(child_id__in=ids)
         cases = await query.order_by("child_id")
-        await _log(services, acc, VaultScope.EHCP_CASE, [(c.child_id, "EHCP case") for c in cases])
+        await log_reads(services, acc, VaultScope.EHCP_CASE, [(c.child_id, "EHCP case") for c in cases])
         return cases
 
 
@@ -210,9 +211,19 @@ async def add_evidence(
 
 
 async def delete_evidence(services: Services, viewer: Viewer | None, evidence_id: int) -> Evidence:
+    """Delete evidence and its documents (their rows and data keys with it; their objects after)."""
+    # Imported here: resolvers.documents logs its reads through this module.
+    from resolvers import documents
+
     v = access.writer(viewer)
     item = await own_row(Evidence, evidence_id, "Evidence", "evidenceId", family_id=v.family_id)
-    await Evidence.filter(id=item.id).delete()
+    async with in_transaction():
+        keys = await Document.filter(evidence_id=item.id, object_key__isnull=False).values_list(
+            "object_key", flat=True
+        )
+        await Document.filter(evidence_id=item.id).delete()
+        await Evidence.filter(id=item.id).delete()
+    await documents.discard_objects(services, [str(k) for k in keys])
     return item
 
 

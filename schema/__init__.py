@@ -23,6 +23,7 @@ from schema.streams import SharedEventExecutor
 from schema.support import SupportMutation, SupportQuery, SupportSubscription
 from schema.tickets import TicketMutation, TicketQuery, TicketSubscription
 from schema.vault import VaultMutation, VaultQuery, VaultSubscription
+from schema.vault_documents import DocumentMutation
 
 
 @strawberry.type(description="Everything that can be read.")
@@ -42,6 +43,7 @@ class Mutation(
     AdvocateMutation,
     SupportMutation,
     VaultMutation,
+    DocumentMutation,
     NotificationMutation,
     TicketMutation,
 ):

@@ -12,6 +12,7 @@ from enum import Enum
 
 from models.accounts import ApiScope, Role
 from models.advocates import AdvocateType, Availability, Specialism, Verification
+from models.documents import DocumentStatus, RejectionReason
 from models.families import EhcpStage
 from models.notifications import NotificationKind
 from models.support import (
@@ -59,6 +60,18 @@ VALUES: dict[type[Enum], dict[str, str]] = {
         "REVOKED_BY_FAMILY": "The family took the access back.",
         "RELATIONSHIP_ENDED": "The support relationship it was granted under ended.",
         "EXPIRED": "It reached the end date the family set.",
+    },
+    DocumentStatus: {
+        "PENDING_UPLOAD": "Waiting for its bytes and completeDocumentUpload.",
+        "AVAILABLE": "Checked against what was declared; it can be downloaded.",
+        "REJECTED": "The bytes were not what was declared (see rejectionReason); nothing is kept.",
+    },
+    RejectionReason: {
+        "SIZE_MISMATCH": "The upload's size was not the declared byteSize.",
+        "HASH_MISMATCH": "The upload's SHA-256 was not the declared sha256.",
+        "TYPE_MISMATCH": (
+            "The bytes are not the declared contentType (e.g. an HTML page or a program named .pdf)."
+        ),
     },
     GrantStatus: {
         "ACTIVE": "The advocate can read what it shares.",

@@ -9,11 +9,14 @@ from tortoise.models import Model
 
 from models.accounts import User
 from models.advocates import Advocate
+from models.documents import Document
 from models.families import Child, Family
 from models.support import Message, SupportRelationship, SupportRequest, Thread
 from models.tickets import SlaClock, Ticket, TicketNote
-from resolvers import loaders, messages, relationships, tickets
+from resolvers import documents, loaders, messages, relationships, tickets
 from resolvers.pagination import Page, PageKey, counts_by_parent
+from resolvers.services import Services
+from resolvers.viewer import Viewer
 
 
 class Loaders:
@@ -91,3 +94,19 @@ class Loaders:
     @cached_property
     def rating(self) -> DataLoader[int, tuple[float | None, int]]:
         return DataLoader(relationships.ratings)
+
+    def documents(
+        self, services: Services, viewer: Viewer | None
+    ) -> DataLoader[documents.EvidenceDocuments, Page[Document] | None]:
+        """Pages of evidence items' documents as this request's viewer may read them (`viewer` is
+        fixed for the loaders' life: a request, or one event on a websocket)."""
+        loader: DataLoader[documents.EvidenceDocuments, Page[Document] | None] | None = self.__dict__.get(
+            "_documents"
+        )
+        if loader is None:
+
+            async def load(keys: list[documents.EvidenceDocuments]) -> list[Page[Document] | None]:
+                return await documents.document_pages(services, viewer, keys)
+
+            loader = self.__dict__["_documents"] = DataLoader(load)
+        return loader

@@ -12,15 +12,16 @@ from strawberry import relay
 
 from models import vault as m
 from models.accounts import ApiScope as Scope
+from models.documents import Document as DocumentRow
 from models.support import SupportRelationship as RelationshipRow
-from resolvers import grants, relationships, vault
+from resolvers import documents, grants, relationships, vault
 from resolvers.access import accounts as account_access
 from resolvers.access import core
 from resolvers.access import relationships as relationship_access
 from resolvers.access import vault as access
 from resolvers.errors import NotFound
 from resolvers.events import Envelope, user_channel
-from resolvers.pagination import Window, window
+from resolvers.pagination import Page, Window, window
 from schema.accounts import User
 from schema.arguments import INPUT, After, Before, First, Last, Since
 from schema.connections import TotalCount, decode_id, id_of, nodes, to_connection
@@ -31,6 +32,7 @@ from schema.families import Child, Family
 from schema.permissions import IsAdmin, IsAdvocate, IsFamily, IsSignedIn, needs
 from schema.streams import LiveRows, events_for
 from schema.support import SupportRelationship
+from schema.vault_documents import Document, DocumentConnection
 
 # The rows live events name, loaded together for every subscriber asking at once.
 _LIVE_GRANTS = LiveRows(m.VaultGrant, access.may_read_grant)
@@ -55,6 +57,7 @@ class Evidence(relay.Node):
     description: str = strawberry.field(description="Notes about it.")
     created_at: datetime = strawberry.field(description="When it was added.")
     child_id: strawberry.Private[int]
+    family_id: strawberry.Private[int]
 
     @classmethod
     def from_model(cls, e: m.Evidence) -> Evidence:
@@ -66,7 +69,33 @@ class Evidence(relay.Node):
             description=e.description,
             created_at=e.created_at,
             child_id=e.child_id,
+            family_id=e.family_id,
         )
+
+    @strawberry.field(
+        description=(
+            "Its documents, newest first: for the family, and for an advocate with a live EVIDENCE grant "
+            "for the child (each read logged)."
+        )
+    )
+    async def documents(
+        self, info: Info, first: First = 20, after: After = None, last: Last = None, before: Before = None
+    ) -> DocumentConnection:
+        context = info.context
+        key = documents.documents_key(
+            int(self.id), self.family_id, self.child_id, window(first, after, last, before)
+        )
+        page = await context.loaders.documents(context.services, context.viewer).load(key)
+        evidence_id = int(self.id)
+
+        def total() -> Awaitable[int]:
+            if page is None:
+                return _none()
+            return context.loaders.counts.load((DocumentRow, "evidence_id", evidence_id))
+
+        # Not the viewer's to read (no live EVIDENCE grant for the child): an empty list.
+        shown = page if page is not None else Page([], [], False, False)
+        return to_connection(DocumentConnection, shown, Document.from_model, total)  # type: ignore[return-value]
 
     @strawberry.field(description="The child it is about.")
     def child_ref(self) -> relay.GlobalID:
@@ -77,6 +106,10 @@ class Evidence(relay.Node):
         cls, *, info: Info, node_ids: Any, required: bool = False
     ) -> list[Evidence | None]:
         return await nodes(info.context.viewer, node_ids, access.evidence, cls.from_model)
+
+
+async def _none() -> int:
+    return 0
 
 
 @strawberry.type(description="A dated entry in a child's timeline.")

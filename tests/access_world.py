@@ -1,9 +1,10 @@
 """One world with something of every kind, and every kind of actor, for the generated access test.
 
-Built once through the public API: a family with a child, evidence, a timeline entry and an EHCP
-case; five advocates, each with an accepted request and a grant (one per Vault scope, one expired,
-one revoked); a ticket with a checklist item, a note and a template; a message; an access-log entry;
-a review; another family, another advocate, an admin; API tokens for each single scope.
+Built once through the public API: a family with a child, evidence with a document, a timeline
+entry and an EHCP case; five advocates, each with an accepted request and a grant (one per Vault
+scope, one expired, one revoked); a ticket with a checklist item, a note and a template; a message;
+an access-log entry; a review; another family, another advocate, an admin; API tokens for each
+single scope.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from resolvers.clock import Clock
 from tests.client import GraphQLClient
+from tests.documents import upload
 from tests.factories import Account, add_child, admin, advocate, send_request, sign_up, sweep
 
 SCOPES = [
@@ -124,6 +126,9 @@ async def build(gql: GraphQLClient, clock: Clock) -> World:
             "addTimelineEntry",
         )
     )["timelineEntry"]["id"]
+    # A document under the evidence, and one more to be deleted by a payload check.
+    ids["Document"] = (await upload(gql, family, ids["Evidence"]))["id"]
+    ids["DoomedDocument"] = (await upload(gql, family, ids["Evidence"], filename="old.pdf"))["id"]
     await _mutate(
         gql,
         "mutation($c: ID!) { updateEhcpCase(input: {childId: $c, stage: ASSESSING})"

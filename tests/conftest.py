@@ -8,6 +8,7 @@ that cannot be reached fails the run instead of skipping.
 from __future__ import annotations
 
 import asyncio
+import base64
 import gc
 import inspect
 import io
@@ -15,7 +16,7 @@ import os
 import socket
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,18 @@ async def database_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str) -> server.Settings:
+def storage_root() -> Iterator[Path]:
+    """The served app's document store: a folder of its own for the run."""
+    with tempfile.TemporaryDirectory(prefix="senvault-files-") as tmp:
+        yield Path(tmp)
+
+
+# A fixed test master key (32 bytes, base64), never a real one.
+TEST_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, storage_root: Path) -> server.Settings:
     return server.Settings.from_env(
         {
             **os.environ,
@@ -106,6 +118,10 @@ def settings(database_url: str) -> server.Settings:
             "SWEEP_SECONDS": "0.1",
             # The single-page app of tests/test_cors.py, served from another origin.
             "CORS_ALLOWED_ORIGINS": "https://app.example.test",
+            "STORAGE_URL": f"file://{storage_root}",
+            "STORAGE_MASTER_KEY": TEST_MASTER_KEY,
+            # Small enough that the size limit is tested without sending 25 MiB.
+            "MAX_DOCUMENT_BYTES": str(1024 * 1024),
         }
     )
 

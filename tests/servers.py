@@ -21,7 +21,7 @@ from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
 from tests.client import GraphQLClient
-from tests.conftest import require_service
+from tests.conftest import TEST_MASTER_KEY, require_service
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,10 +65,14 @@ async def serve(env: dict[str, str], workers: int = 1) -> AsyncIterator[Served]:
     N have answered `/readyz` (which names its process too) as ready.
     """
     port = free_port()
+    files = tempfile.TemporaryDirectory(prefix="senvault-served-files-")
     full_env = {
         **os.environ,
         "RATE_LIMIT_PER_MINUTE": "1000000",
         "ANONYMOUS_RATE_LIMIT_PER_MINUTE": "1000000",
+        # A document store of its own, so that no test writes into the working tree.
+        "STORAGE_URL": f"file://{files.name}",
+        "STORAGE_MASTER_KEY": TEST_MASTER_KEY,
         **env,
     }
     log = tempfile.TemporaryFile()
@@ -104,6 +108,7 @@ async def serve(env: dict[str, str], workers: int = 1) -> AsyncIterator[Served]:
     finally:
         _stop(proc)
         log.close()
+        files.cleanup()
 
 
 async def require_redis(url: str) -> None:

@@ -29,6 +29,7 @@ from tests.access_world import (
     build,
 )
 from tests.client import DEADLINE, GraphQLClient
+from tests.documents import EP_REPORT
 
 # Types whose values are the family's, the child's or the Vault's: a field of one of these types
 # (or a list or connection of them) anywhere in the schema needs an entry in FIELDS.
@@ -41,7 +42,10 @@ VAULT_TYPES = {
     "VaultAccessLogEntry",
     "Family",
     "Vault",
+    "Document",
 }
+# Fields of other types that give Vault data away all the same: each needs an entry in FIELDS too.
+VAULT_KEYS = {"Document.downloadUrl"}
 
 Expect = Callable[[World], set[str]]
 
@@ -80,6 +84,7 @@ NODES: dict[str, Expect] = {
     # through `vault(familyId)`, where each read is logged.
     "Child": holders(FAMILY, "VAULT_READ"),
     "Evidence": holders(FAMILY, "VAULT_READ"),
+    "Document": holders(FAMILY, "VAULT_READ"),
     "TimelineEntry": holders(FAMILY, "VAULT_READ"),
     "VaultAccessLogEntry": holders(FAMILY, "VAULT_READ"),
     # The family record (its name and when it joined, not its Vault): the family's own account.
@@ -124,6 +129,11 @@ class Write(Read):
     """A mutation each actor tries; the field is in its payload. Run after the reads."""
 
 
+class Download(Read):
+    """A read whose value is a download URL: each one given out is fetched, and must answer the
+    document's bytes (the URL is authorised again, for the credential it was issued to)."""
+
+
 @dataclass(frozen=True)
 class Live:
     """A subscription replayed from the start of the actor's own channel; `path` in each event."""
@@ -155,6 +165,45 @@ FIELDS: dict[str, list[Check]] = {
             "vault.evidence",
             union(holders(FAMILY, "VAULT_READ"), holders(ADV_EVIDENCE, "VAULT_READ")),
         )
+    ],
+    "Evidence.documents": [
+        Read(
+            VAULT % "evidence { edges { node { documents { edges { node { id filename } } } } } }",
+            "vault.evidence.edges.*.node.documents",
+            union(holders(FAMILY, "VAULT_READ"), holders(ADV_EVIDENCE, "VAULT_READ")),
+        ),
+        Read(
+            "query($evidence: ID!) { node(id: $evidence) { ... on Evidence {"
+            " documents { edges { node { id } } } } } }",
+            "node.documents",
+            holders(FAMILY, "VAULT_READ"),
+        ),
+    ],
+    "Document.evidence": [
+        Read(
+            VAULT % "evidence { edges { node { documents { edges { node { evidence { id } } } } } } }",
+            "vault.evidence.edges.*.node.documents.edges.*.node.evidence",
+            union(holders(FAMILY, "VAULT_READ"), holders(ADV_EVIDENCE, "VAULT_READ")),
+        ),
+        Read(
+            "query($document: ID!) { node(id: $document) { ... on Document { evidence { id } } } }",
+            "node.evidence",
+            holders(FAMILY, "VAULT_READ"),
+        ),
+    ],
+    # A signed link: to the family, and to the advocate whose live EVIDENCE grant covers the child
+    # (never to the advocates whose grants expired or were revoked, nor to other scopes).
+    "Document.downloadUrl": [
+        Download(
+            VAULT % "evidence { edges { node { documents { edges { node { downloadUrl } } } } } }",
+            "vault.evidence.edges.*.node.documents.edges.*.node.downloadUrl",
+            union(holders(FAMILY, "VAULT_READ"), holders(ADV_EVIDENCE, "VAULT_READ")),
+        ),
+        Download(
+            "query($document: ID!) { node(id: $document) { ... on Document { downloadUrl } } }",
+            "node.downloadUrl",
+            holders(FAMILY, "VAULT_READ"),
+        ),
     ],
     "Vault.timeline": [
         Read(
@@ -291,6 +340,25 @@ FIELDS: dict[str, list[Check]] = {
             holders(FAMILY, "VAULT_WRITE"),
         )
     ],
+    "CreateDocumentUploadPayload.document": [
+        Write(
+            "mutation($evidence: ID!) { createDocumentUpload(input: {evidenceId: $evidence,"
+            ' filename: "a.pdf", contentType: "application/pdf", byteSize: 10,'
+            ' sha256: "0000000000000000000000000000000000000000000000000000000000000000"})'
+            " { document { id } } }",
+            "createDocumentUpload.document",
+            holders(FAMILY, "VAULT_WRITE"),
+        )
+    ],
+    # The family's session deletes it first (actors are tried in order); to every later writer it
+    # is gone (NOT_FOUND), and everyone else is refused before: only the family ever sees it.
+    "DocumentPayload.document": [
+        Write(
+            "mutation($doomed: ID!) { deleteDocument(input: {documentId: $doomed}) { document { id } } }",
+            "deleteDocument.document",
+            names(FAMILY),
+        )
+    ],
     "TimelineEntryPayload.timelineEntry": [
         Write(
             "mutation($child: ID!) { addTimelineEntry(input: {childId: $child,"
@@ -361,7 +429,7 @@ async def _schema_entries(gql: GraphQLClient) -> tuple[set[str], set[str]]:
         if t["kind"] != "OBJECT" or name.startswith("__") or name.endswith(("Connection", "Edge")):
             continue
         for f in t["fields"] or []:
-            if inner(_named(f["type"])) in VAULT_TYPES:
+            if inner(_named(f["type"])) in VAULT_TYPES or f"{name}.{f['name']}" in VAULT_KEYS:
                 fields.add(f"{name}.{f['name']}")
     return node_types, fields
 
@@ -465,6 +533,9 @@ async def test_every_node_type_and_vault_field_for_every_actor_and_path(
         "family": world.family.family_id,
         "child": world.ids["Child"],
         "relationship": world.ids["EvidenceRelationship"],
+        "evidence": world.ids["Evidence"],
+        "document": world.ids["Document"],
+        "doomed": world.ids["DoomedDocument"],
     }
 
     def used(query: str) -> dict[str, Any]:
@@ -479,12 +550,19 @@ async def test_every_node_type_and_vault_field_for_every_actor_and_path(
                 seen = set()
                 for actor in actors.values():
                     body = await gql(check.document, used(check.document), actor.token)
-                    if _present(_dig(body.get("data") or {}, check.path)):
+                    values = _dig(body.get("data") or {}, check.path)
+                    if _present(values):
                         seen.add(actor.name)
+                    if isinstance(check, Download):
+                        for url in (v for v in values if v):
+                            fetched = await gql.http.get(url)
+                            if fetched.status_code != 200 or fetched.content != EP_REPORT:
+                                failures.append(f"{key}: {actor.name}'s link answers {fetched.status_code}")
                 compare(f"{key} [{check.path}]", check.expect(world), seen)
 
-    # Nested fields and connections.
+    # Nested fields and connections, and the download links among them.
     await ask_everyone(Read)
+    await ask_everyone(Download)
 
     # Subscriptions, replayed from the start of each actor's channel (the path live events take too).
     live = [

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TEST_MASTER_KEY
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -16,7 +18,15 @@ def _run(args: list[str], database: Path, **env: str) -> subprocess.CompletedPro
     return subprocess.run(
         [sys.executable, "server.py", *args],
         cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": f"sqlite://{database}", "BROADCAST_URL": "memory://", **env},
+        env={
+            **os.environ,
+            "DATABASE_URL": f"sqlite://{database}",
+            "BROADCAST_URL": "memory://",
+            # The demo's PDF goes to a store beside the database, never into the working tree.
+            "STORAGE_URL": f"file://{database.parent / 'files'}",
+            "STORAGE_MASTER_KEY": TEST_MASTER_KEY,
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=120,

@@ -168,7 +168,7 @@ async def test_health_and_readiness(live_server: Live) -> None:
     assert ready.status_code == 200
     assert ready.json() == {
         "ready": True,
-        "checks": {"database": "ok", "broadcast": "ok"},
+        "checks": {"database": "ok", "broadcast": "ok", "storage": "ok"},
         "server": this_process,
     }
 

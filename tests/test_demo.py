@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from models.advocates import Advocate, AdvocateType, Verification
+from models.documents import Document, DocumentStatus
 from models.support import RequestStatus, SupportRelationship, SupportRequest
 from models.tickets import ChecklistItem, Ticket, TicketNote, TicketStatus
 from models.vault import Evidence, VaultGrant
@@ -36,6 +37,9 @@ async def test_demo_data_shows_the_whole_workflow(live_server: Live) -> None:
     )
     assert await SupportRelationship.all().count() == 2
     assert await Evidence.all().count() == 5
+    # Alex's EP report has its PDF, stored encrypted.
+    report = await Document.get(status=DocumentStatus.AVAILABLE)
+    assert (report.content_type, report.filename) == ("application/pdf", "EP report - Alex Taylor.pdf")
     assert await VaultGrant.filter(revoked_at__isnull=True).count() == 2
     # Every request is a ticket; SENDIASS's case has a checklist under way and a private note.
     assert await Ticket.all().count() == 5

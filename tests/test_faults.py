@@ -173,4 +173,4 @@ async def test_a_redis_restart_is_reported_in_readyz_and_nothing_is_lost(
         return (await _ready(gql.http))[0] == 200
 
     await eventually(ready, "readyz reported the recovery")
-    assert await _ready(gql.http) == (200, {"database": "ok", "broadcast": "ok"})
+    assert await _ready(gql.http) == (200, {"database": "ok", "broadcast": "ok", "storage": "ok"})

@@ -45,6 +45,9 @@ async def test_sigterm_with_open_subscriptions_ends_the_server(
         "DATABASE_URL": settings.database_url,
         "BROADCAST_URL": "memory://",
         "GRACEFUL_SHUTDOWN_SECONDS": "3",
+        # The run's document store, not the working tree's default.
+        "STORAGE_URL": settings.storage_url,
+        "STORAGE_MASTER_KEY": settings.storage_master_key,
     }
     proc = subprocess.Popen(  # noqa: ASYNC220 - waited on below, in a thread
         [sys.executable, "server.py", "serve", "--port", str(port)],

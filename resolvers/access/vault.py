@@ -16,6 +16,7 @@ from tortoise.connection import get_connection
 from tortoise.expressions import Q
 
 from models.accounts import ApiScope, Role
+from models.documents import Document
 from models.families import Child, Family
 from models.support import RelationshipStatus, SupportRelationship
 from models.vault import Evidence, TimelineEntry, VaultAccessLog, VaultGrant, VaultScope
@@ -32,8 +33,11 @@ def owns(viewer: Viewer | None, family_id: int) -> bool:
     return core.is_family(viewer, ApiScope.VAULT_READ, family_id)
 
 
-def may_read_record(viewer: Viewer | None, row: Child | Evidence | TimelineEntry | VaultAccessLog) -> bool:
-    """A child, an evidence item, a timeline entry or an access-log entry: to its own family only."""
+def may_read_record(
+    viewer: Viewer | None, row: Child | Evidence | TimelineEntry | VaultAccessLog | Document
+) -> bool:
+    """A child, an evidence item, a timeline entry, a document or an access-log entry, by `node(id)`:
+    to its own family only (advocates read them through `vault(familyId)`, where reads are logged)."""
     return owns(viewer, row.family_id)
 
 
@@ -52,6 +56,10 @@ async def evidence(viewer: Viewer | None, ids: Sequence[object]) -> list[Evidenc
 
 async def timeline_entries(viewer: Viewer | None, ids: Sequence[object]) -> list[TimelineEntry | None]:
     return await core.fetch(viewer, TimelineEntry, ids, may_read_record)
+
+
+async def documents(viewer: Viewer | None, ids: Sequence[object]) -> list[Document | None]:
+    return await core.fetch(viewer, Document, ids, may_read_record)
 
 
 async def access_log_entries(viewer: Viewer | None, ids: Sequence[object]) -> list[VaultAccessLog | None]:
@@ -173,3 +181,21 @@ async def access(services: Services, viewer: Viewer | None, family_id: int) -> A
             for child_id in grant.child_ids:
                 table.setdefault(VaultScope(scope), {}).setdefault(child_id, grant.id)
     return Access(family_id, viewer, False, table)
+
+
+async def documents_access(
+    services: Services, viewer: Viewer | None, family_id: int, child_id: int
+) -> Access | None:
+    """The viewer's live access to the documents of one child's evidence, or None: the family's own
+    (VAULT_READ for API tokens), or an advocate's live EVIDENCE grant that covers the child. Asked
+    when documents are listed, when a download URL is issued and again when its bytes are fetched."""
+    acc = await access(services, viewer, family_id)
+    return acc if covers(acc, child_id) else None
+
+
+def covers(acc: Access | None, child_id: int) -> bool:
+    """Whether access to a Vault (`access`) reaches the documents of one child's evidence."""
+    if acc is None:
+        return False
+    allowed = acc.child_ids(VaultScope.EVIDENCE)
+    return allowed is None or child_id in allowed
