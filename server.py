@@ -106,6 +106,8 @@ class Settings:
     trusted_documents: str = ""
     # Where OpenTelemetry traces go (OTLP over HTTP); none are made when empty (schema/tracing.py).
     otel_endpoint: str = ""
+    # How long after `deleteAccount` an account is erased (it can be cancelled until then).
+    erasure_grace_days: int = 14
     # How mail leaves (resolvers/mail.py): `console://[FOLDER]` or `smtp(s)://user:pass@host:port`.
     mail_url: str = "console://"
     mail_from: str = DEFAULT_SENDER
@@ -152,6 +154,7 @@ class Settings:
             metrics_token=config("METRICS_TOKEN", default=""),
             trusted_documents=config("TRUSTED_DOCUMENTS", default=""),
             otel_endpoint=config("OTEL_EXPORTER_OTLP_ENDPOINT", default=""),
+            erasure_grace_days=config("ERASURE_GRACE_DAYS", cast=int, default=14),
             mail_url=_mail_url(config("MAIL_URL", default="console://")),
             mail_from=config("MAIL_FROM", default=DEFAULT_SENDER),
             app_url=config("APP_URL", default="http://127.0.0.1:8000").rstrip("/"),
@@ -349,11 +352,12 @@ class GraphQLView(HTTPBoundary):
 
 UPLOAD_PREFIX = "/files/upload/"
 DOWNLOAD_PREFIX = "/files/download/"
+EXPORT_PREFIX = "/exports/download/"
 
 
 def logged_path(path: str) -> str:
     """A path as the access log writes it: a signed file URL's token is a credential, left out."""
-    for prefix in (UPLOAD_PREFIX, DOWNLOAD_PREFIX):
+    for prefix in (UPLOAD_PREFIX, DOWNLOAD_PREFIX, EXPORT_PREFIX):
         if path.startswith(prefix):
             return prefix + "…"
     return path
@@ -585,7 +589,7 @@ async def sweep_once(services: Services) -> None:
     events pruned, open sockets' credentials re-checked. Every process sweeps; conditional writes
     keep each change to one process. Each step runs on its own, so one failing does not hold up
     the rest."""
-    from resolvers import documents, events, grants, support_requests, tickets
+    from resolvers import documents, erasure, events, exports, grants, support_requests, tickets
 
     steps: list[tuple[str, Callable[[Services], Awaitable[object]]]] = [
         ("expire requests", support_requests.expire_due),
@@ -594,6 +598,10 @@ async def sweep_once(services: Services) -> None:
         ("prune events", events.prune),
         ("documents", documents.sweep),
         ("recheck sockets", services.connections.recheck),
+        ("sessions last used", accounts.record_session_use),
+        ("erasures due", erasure.run_due),
+        ("expire data exports", exports.expire),
+        ("stray data export objects", exports.remove_orphans),
     ]
     async with services.sweeping:
         for name, step in steps:
@@ -610,6 +618,19 @@ async def _sweep(services: Services, every: float) -> None:
         await sweep_once(services)
 
 
+async def _build_exports(services: Services, every: float) -> None:
+    """Data exports waiting, built every `every` seconds: a task of its own, so a large export does
+    not hold up the sweep's clock-driven changes."""
+    from resolvers import exports
+
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await exports.run_pending(services)
+        except Exception:
+            log.exception("building data exports failed; retrying at the next interval")
+
+
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
     """The ASGI app. Tests pass their own settings and a clock they can move."""
     settings = settings or Settings.from_env()
@@ -619,6 +640,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     policy = Policy(
         session_ttl=timedelta(days=settings.session_ttl_days),
         event_retention=timedelta(days=settings.event_retention_days),
+        erasure_grace=timedelta(days=settings.erasure_grace_days),
     )
 
     tracer_provider = tracing.start(settings.otel_endpoint)
@@ -663,6 +685,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             )
             app.state.services = services
             sweeper = asyncio.create_task(_sweep(services, settings.sweep_seconds), name="sweeper")
+            exporter = asyncio.create_task(_build_exports(services, settings.sweep_seconds), name="exporter")
             listener = asyncio.create_task(services.connections.listen(services), name="credentials")
             # Everything built so far (the schema, the ORM's models, the modules) lives as long as the
             # process: keep it out of the cyclic collector's full passes, which otherwise walk it all
@@ -671,7 +694,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             try:
                 yield
             finally:
-                for task in (sweeper, listener):
+                for task in (sweeper, exporter, listener):
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
@@ -712,6 +735,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route(UPLOAD_PREFIX + "{token}", document_transfer.upload, methods=["PUT"]),
             Route(DOWNLOAD_PREFIX + "{token}", document_transfer.download, methods=["GET", "HEAD"]),
+            Route(EXPORT_PREFIX + "{token}", document_transfer.export_download, methods=["GET", "HEAD"]),
             Mount(graphiql.PREFIX, graphiql.assets()),
         ],
         lifespan=lifespan,

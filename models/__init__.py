@@ -10,6 +10,7 @@ MODEL_MODULES = [
     "models.tickets",
     "models.notifications",
     "models.events",
+    "models.rights",
 ]
 
 # Model classes carry `#` comments, not docstrings: Tortoise writes a model's docstring into the

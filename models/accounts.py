@@ -49,6 +49,10 @@ class User(Model):
     # An admin's suspension: no sign-in, every credential ended, off the directory.
     suspended_at = fields.DatetimeField(null=True)
     suspension_reason = fields.CharField(max_length=500, default="")
+    # `deleteAccount`: when erasure is due (null: not asked for, or cancelled); `erased_at` once the
+    # account is erased and this row is what is left of it (no personal data).
+    erasure_due_at = fields.DatetimeField(null=True)
+    erased_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "users"

@@ -85,6 +85,8 @@ class CloseReason(StrEnum):
     CHANGING_ADVOCATE = "CHANGING_ADVOCATE"
     NOT_WORKING_OUT = "NOT_WORKING_OUT"
     OTHER = "OTHER"
+    # The family's account was erased (`resolvers.erasure`).
+    ACCOUNT_DELETED = "ACCOUNT_DELETED"
 
 
 class Thread(Model):
@@ -131,10 +133,12 @@ class SupportRequest(Model):
         "models.Family", related_name="support_requests", on_delete=fields.CASCADE
     )
     family_id: int
-    child: fields.ForeignKeyRelation[Child] = fields.ForeignKeyField(
-        "models.Child", related_name="support_requests", on_delete=fields.CASCADE
+    # Null once the family deletes the child (or its account): the request stays in the advocate's
+    # history with its snapshot (`child_display_name`, scrubbed then).
+    child: fields.ForeignKeyNullableRelation[Child] = fields.ForeignKeyField(
+        "models.Child", related_name="support_requests", null=True, on_delete=fields.SET_NULL
     )
-    child_id: int
+    child_id: int | None
     advocate: fields.ForeignKeyRelation[Advocate] = fields.ForeignKeyField(
         "models.Advocate", related_name="support_requests", on_delete=fields.CASCADE
     )
@@ -176,10 +180,11 @@ class SupportRelationship(Model):
         "models.Advocate", related_name="relationships", on_delete=fields.CASCADE
     )
     advocate_id: int
-    child: fields.ForeignKeyRelation[Child] = fields.ForeignKeyField(
-        "models.Child", related_name="relationships", on_delete=fields.CASCADE
+    # Null once the family deletes the child (or its account), as on the request.
+    child: fields.ForeignKeyNullableRelation[Child] = fields.ForeignKeyField(
+        "models.Child", related_name="relationships", null=True, on_delete=fields.SET_NULL
     )
-    child_id: int
+    child_id: int | None
     request: fields.OneToOneRelation[SupportRequest] = fields.OneToOneField(
         "models.SupportRequest", related_name="relationship", on_delete=fields.CASCADE
     )

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from models.accounts import ApiScope, ApiToken, Role, Session, User
@@ -37,9 +37,9 @@ MAX_DISPLAY_NAME = 100
 # Failed sign-ins to one account before each next attempt must wait (1 s, then doubling).
 FREE_FAILURES = 5
 MAX_SIGN_IN_DELAY = timedelta(minutes=15)
-# How stale a session's `last_used_at` may be before a request refreshes it (one write, not one
-# per request).
-LAST_USED_PRECISION = timedelta(minutes=5)
+# How stale a session's `last_used_at` may be before the sweep writes it again: "last used" is
+# accurate to this and to the sweep's interval, at no cost per request.
+LAST_USED_PRECISION = timedelta(minutes=1)
 SESSION_PREFIX = "svs_"
 API_TOKEN_PREFIX = "sva_"
 
@@ -193,12 +193,39 @@ async def authenticate(services: Services, token: str | None) -> Viewer | None:
     if known.listening:
         cached = known.credentials.get(digest)
         if cached is not None:
-            return cached if cached.expires_at is None or cached.expires_at > now else None
+            if cached.expires_at is not None and cached.expires_at <= now:
+                return None
+            _seen(services, cached)
+            return cached
     generation = known.credentials.generation
     viewer = await _look_up(digest, token, now)
-    if viewer is not None and known.listening:
-        known.credentials.put(digest, viewer, generation)
+    if viewer is not None:
+        _seen(services, viewer)
+        if known.listening:
+            known.credentials.put(digest, viewer, generation)
     return viewer
+
+
+def _seen(services: Services, viewer: Viewer) -> None:
+    """Note that a session was used, in memory: `record_session_use` writes it down in the sweep,
+    so a request costs no statement for the sessions list's "last used"."""
+    if viewer.session_id is not None:
+        services.sessions_used.add(viewer.session_id)
+
+
+async def record_session_use(services: Services) -> int:
+    """Write the sessions used since the last sweep as last used now (one statement per 500)."""
+    used = sorted(services.sessions_used)
+    services.sessions_used.clear()
+    now = services.clock.now()
+    stale = now - LAST_USED_PRECISION
+    written = 0
+    for start in range(0, len(used), 500):
+        batch = used[start : start + 500]
+        written += await Session.filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale), id__in=batch
+        ).update(last_used_at=now)
+    return written
 
 
 async def _look_up(digest: str, token: str, now: datetime) -> Viewer | None:
@@ -206,14 +233,9 @@ async def _look_up(digest: str, token: str, now: datetime) -> Viewer | None:
         rows = (
             await Session.filter(token_hash=digest, revoked_at__isnull=True, expires_at__gt=now)
             .limit(1)
-            .values(*_VIEWER_COLUMNS, "expires_at", "last_used_at")
+            .values(*_VIEWER_COLUMNS, "expires_at")
         )
-        if not rows:
-            return None
-        last_used = rows[0]["last_used_at"]
-        if last_used is None or last_used < now - LAST_USED_PRECISION:
-            await Session.filter(id=rows[0]["id"]).update(last_used_at=now)
-        return _viewer(rows[0], session_id=rows[0]["id"])
+        return _viewer(rows[0], session_id=rows[0]["id"]) if rows else None
     if token.startswith(API_TOKEN_PREFIX):
         rows = (
             await ApiToken.filter(token_hash=digest, revoked_at__isnull=True)

@@ -384,12 +384,26 @@ async def plaintext(services: Services, opened: Opened, start: int, end: int) ->
     """Bytes `start..end` (inclusive) of an opened document, decrypting only the chunks that cover them."""
     document = opened.document
     assert document.object_key is not None
-    first, last, offset = encryption.chunk_span(document.byte_size, start, end)
-    stored_end = min((last + 1) * encryption.SEALED_CHUNK, encryption.sealed_size(document.byte_size)) - 1
-    sealed = store(services).storage.get(document.object_key, offset, stored_end)
-    async for piece in encryption.decrypt_range(
-        opened.data_key, document.object_key, document.byte_size, sealed, start, end
+    async for piece in read_sealed(
+        store(services), opened.data_key, document.object_key, document.byte_size, start, end
     ):
+        yield piece
+
+
+async def read_sealed(
+    documents: DocumentStore,
+    data_key: encryption.DataKey,
+    object_key: str,
+    plain_size: int,
+    start: int,
+    end: int,
+) -> AsyncIterator[bytes]:
+    """Bytes `start..end` (inclusive) of any object sealed by `encryption.encrypt` (a document, a
+    data export), decrypting only the chunks that cover them."""
+    first, last, offset = encryption.chunk_span(plain_size, start, end)
+    stored_end = min((last + 1) * encryption.SEALED_CHUNK, encryption.sealed_size(plain_size)) - 1
+    sealed = documents.storage.get(object_key, offset, stored_end)
+    async for piece in encryption.decrypt_range(data_key, object_key, plain_size, sealed, start, end):
         yield piece
 
 

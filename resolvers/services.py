@@ -26,6 +26,8 @@ class Policy:
     max_page_size: int = 100
     # How long the event log keeps events for replay; an older cursor gets CURSOR_EXPIRED.
     event_retention: timedelta = timedelta(days=30)
+    # How long after `deleteAccount` the account is erased; `cancelAccountDeletion` until then.
+    erasure_grace: timedelta = timedelta(days=14)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class Services:
     max_sockets_per_credential: int = 20
     # Mail to account holders (`MAIL_URL`), sent after the change that asks for it commits.
     mail: Outgoing = field(default_factory=lambda: Outgoing(ConsoleMailer(Path(DEFAULT_FOLDER))))
+    # Sessions used since the sweep last wrote them down (`accounts.record_session_use`).
+    sessions_used: set[int] = field(default_factory=set)
     # Where the product's web app is (`APP_URL`): the links in mails point there.
     app_url: str = "http://127.0.0.1:8000"
     # Documents in the Vault; None where a task has no store (documents are then unavailable).

@@ -224,6 +224,12 @@ async def accept(
                     "You are at your capacity. Raise it or end a relationship before accepting.",
                     "requestId",
                 )
+            if request.child_id is None:
+                raise UserError(
+                    "INVALID_TRANSITION",
+                    "The family has removed this child's record; the request can't be accepted.",
+                    "requestId",
+                )
             await SupportRelationship.create(
                 family_id=request.family_id,
                 advocate_id=request.advocate_id,

@@ -18,6 +18,7 @@ from schema.hygiene import DATE, DATETIME
 from schema.limits import RateLimitQuery
 from schema.notifications import NotificationMutation, NotificationQuery, NotificationSubscription
 from schema.policy import OperationPolicy
+from schema.rights import RightsMutation, RightsQuery
 from schema.security import SecurityMutation
 from schema.streams import SharedEventExecutor
 from schema.support import SupportMutation, SupportQuery, SupportSubscription
@@ -28,7 +29,14 @@ from schema.vault_documents import DocumentMutation
 
 @strawberry.type(description="Everything that can be read.")
 class Query(
-    AccountQuery, AdvocateQuery, SupportQuery, VaultQuery, NotificationQuery, TicketQuery, RateLimitQuery
+    AccountQuery,
+    RightsQuery,
+    AdvocateQuery,
+    SupportQuery,
+    VaultQuery,
+    NotificationQuery,
+    TicketQuery,
+    RateLimitQuery,
 ):
     node: relay.Node | None = relay.node(
         description="Any object by its global ID; null when it does not exist or is not yours."
@@ -39,6 +47,7 @@ class Query(
 class Mutation(
     AccountMutation,
     SecurityMutation,
+    RightsMutation,
     FamilyMutation,
     AdvocateMutation,
     SupportMutation,

@@ -18,6 +18,7 @@ from schema.connections import TotalCount, decode_id, nodes, to_connection
 
 if TYPE_CHECKING:
     from schema.advocates import Advocate
+    from schema.rights import DataExportConnection
     from schema.security import SessionConnection
 from schema.context import Info
 from schema.enums import ApiScope, Role
@@ -65,6 +66,28 @@ class User(relay.Node):
         if not access.manages_account(info.context.viewer, self.id):
             return None
         return self._row.totp_enabled_at is not None
+
+    @strawberry.field(
+        description=(
+            "When the account will be erased, after deleteAccount (cancelAccountDeletion until then); "
+            "only to the user, signed in."
+        )
+    )
+    def erasure_due_at(self, info: Info) -> datetime | None:
+        return self._row.erasure_due_at if access.manages_account(info.context.viewer, self.id) else None
+
+    @strawberry.field(
+        description="The copies of the account's data asked for, newest first: only to the user, signed in."
+    )
+    async def data_exports(
+        self, info: Info, first: First = 20, after: After = None, last: Last = None, before: Before = None
+    ) -> Annotated[DataExportConnection, strawberry.lazy("schema.rights")]:
+        from resolvers import exports
+        from schema.rights import DataExport as ExportType
+        from schema.rights import DataExportConnection as Conn
+
+        page = await exports.page_for(info.context.viewer, self.id, window(first, after, last, before))
+        return to_connection(Conn, page, ExportType.from_model)  # type: ignore[return-value]
 
     @strawberry.field(description="When an admin suspended the account, if one did; only to admins.")
     def suspended_at(self, info: Info) -> datetime | None:

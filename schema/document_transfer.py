@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import quote
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from resolvers import documents
+from resolvers import documents, exports
 from resolvers.encryption import Corrupt, UnusableKey
 from resolvers.services import Services
 from resolvers.storage import StorageError
@@ -89,11 +89,53 @@ async def download(request: Request) -> Response:
         log.error("a document's data key does not open with the configured master keys")
         return _refusal(503, "STORAGE_UNAVAILABLE", "This document cannot be read now.")
     document = opened.document
-    size = document.byte_size
-    media = document.content_type + ("; charset=utf-8" if document.content_type == "text/plain" else "")
+    return await _send(
+        request,
+        size=document.byte_size,
+        content_type=document.content_type
+        + ("; charset=utf-8" if document.content_type == "text/plain" else ""),
+        filename=document.filename,
+        etag=document.sha256,
+        read=lambda start, end: documents.plaintext(services, opened, start, end),
+    )
+
+
+async def export_download(request: Request) -> Response:
+    """A data export's ZIP, through its signed link (`resolvers.exports`)."""
+    services: Services = request.app.state.services
+    try:
+        opened = await exports.open_download(services, request.path_params["token"])
+    except documents.TransferRefused as exc:
+        return _refusal(exc.status, exc.code, exc.message)
+    except UnusableKey:
+        log.error("a data export's data key does not open with the configured master keys")
+        return _refusal(503, "STORAGE_UNAVAILABLE", "This export cannot be read now.")
+    export = opened.export
+    assert export.byte_size is not None
+    made = export.ready_at.strftime("%Y-%m-%d") if export.ready_at else "export"
+    return await _send(
+        request,
+        size=export.byte_size,
+        content_type="application/zip",
+        filename=f"senvault-data-{made}.zip",
+        etag=f"export-{export.id}",
+        read=lambda start, end: exports.plaintext(services, opened, start, end),
+    )
+
+
+async def _send(
+    request: Request,
+    *,
+    size: int,
+    content_type: str,
+    filename: str,
+    etag: str,
+    read: Callable[[int, int], AsyncIterator[bytes]],
+) -> Response:
+    """A stored file as an attachment, whole or the one range asked for, decrypted as it streams."""
     headers = {
-        "Content-Type": media,
-        "Content-Disposition": content_disposition(document.filename),
+        "Content-Type": content_type,
+        "Content-Disposition": content_disposition(filename),
         "X-Content-Type-Options": "nosniff",
         # Nothing renders or runs even if a browser were to open it in place.
         "Content-Security-Policy": "default-src 'none'; sandbox",
@@ -101,7 +143,7 @@ async def download(request: Request) -> Response:
         "Cache-Control": "private, no-store",
         "Referrer-Policy": "no-referrer",
         "Accept-Ranges": "bytes",
-        "ETag": f'"{document.sha256}"',
+        "ETag": f'"{etag}"',
     }
     wanted = byte_range(request.headers.get("range"), size)
     if wanted == "unsatisfiable":
@@ -120,14 +162,14 @@ async def download(request: Request) -> Response:
     headers["Content-Length"] = str(end - start + 1)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
-    body = documents.plaintext(services, opened, start, end)
+    body = read(start, end)
     try:
         # The first piece before the status line: a missing or damaged object is a 503, not a
         # 200 cut short.
         first = await anext(body)
     except (StorageError, Corrupt, StopAsyncIteration):
-        log.error("a document's stored object cannot be read")
-        return _refusal(503, "STORAGE_UNAVAILABLE", "This document cannot be read now.")
+        log.error("a stored object cannot be read")
+        return _refusal(503, "STORAGE_UNAVAILABLE", "This file cannot be read now.")
 
     async def stream() -> AsyncIterator[bytes]:
         yield first

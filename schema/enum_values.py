@@ -15,6 +15,7 @@ from models.advocates import AdvocateType, Availability, Specialism, Verificatio
 from models.documents import DocumentStatus, RejectionReason
 from models.families import EhcpStage
 from models.notifications import NotificationKind
+from models.rights import ExportStatus
 from models.support import (
     CloseReason,
     DeclineReason,
@@ -61,6 +62,11 @@ VALUES: dict[type[Enum], dict[str, str]] = {
         "RELATIONSHIP_ENDED": "The support relationship it was granted under ended.",
         "EXPIRED": "It reached the end date the family set.",
     },
+    ExportStatus: {
+        "PENDING": "Being put together; a DATA_EXPORT_READY notification says when it is ready.",
+        "READY": "Ready to download, until expiresAt.",
+        "EXPIRED": "Its seven days are over and its file is gone; ask for a new one.",
+    },
     DocumentStatus: {
         "PENDING_UPLOAD": "Waiting for its bytes and completeDocumentUpload.",
         "AVAILABLE": "Checked against what was declared; it can be downloaded.",
@@ -97,6 +103,7 @@ VALUES: dict[type[Enum], dict[str, str]] = {
         "CHANGING_ADVOCATE": "The family is moving to another advocate.",
         "NOT_WORKING_OUT": "The relationship was not working.",
         "OTHER": "Another reason, given in the note.",
+        "ACCOUNT_DELETED": "The family deleted its account.",
     },
     AdvocateType: {
         "INDEPENDENT": "An independent advocate.",
@@ -196,6 +203,8 @@ VALUES: dict[type[Enum], dict[str, str]] = {
         "VERIFICATION_DECIDED": "An admin decided on your verification.",
         "SLA_AT_RISK": "A ticket's SLA clock is close to due.",
         "SLA_BREACHED": "A ticket's SLA clock is past due.",
+        "DATA_EXPORT_READY": "The copy of your data you asked for is ready to download, for 7 days.",
+        "ACCOUNT_DELETION_SCHEDULED": "Your account is to be erased; you can still cancel.",
     },
     TicketOrder: {
         "NEXT_SLA_DUE": "The next SLA due first, then tickets with no clock running.",

@@ -58,12 +58,13 @@ THREAD_CLOSED = "thread.closed"
 MESSAGES_FIRST = 50
 
 
-def _child(info: Info, child_id: int, family_id: int) -> Child | None:
+def _child(info: Info, child_id: int | None, family_id: int) -> Child | None:
     """The child's record, to whoever may read it (`access.vault`): its own family, with VAULT_READ.
     Advocates see what the request says of the child, or what a grant shares through `vault`.
-    Whether the viewer owns the family's Vault is known before the row is loaded."""
+    Whether the viewer owns the family's Vault is known before the row is loaded. None once the
+    family has deleted the child."""
     viewer = info.context.viewer
-    if not vault_access.owns(viewer, family_id):
+    if child_id is None or not vault_access.owns(viewer, family_id):
         return None
 
     def build(row: m_families.Child | None) -> Child | None:
@@ -150,7 +151,11 @@ def thread_loads(
     under = selected_under(fields)
     loads: list[tuple[DataLoader[Any, Any], list[Any]]] = []
     if "child" in under:
-        children = [row.child_id for row in rows if vault_access.owns(viewer, row.family_id)]
+        children = [
+            row.child_id
+            for row in rows
+            if row.child_id is not None and vault_access.owns(viewer, row.family_id)
+        ]
         loads.append((info.context.loaders.child, children))
     for field in under.get("messages", []):
         try:

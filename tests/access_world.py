@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from strawberry.relay import GlobalID
+
+from resolvers import erasure
 from resolvers.clock import Clock
 from tests.client import GraphQLClient
 from tests.documents import upload
@@ -129,6 +132,16 @@ async def build(gql: GraphQLClient, clock: Clock) -> World:
     # A document under the evidence, and one more to be deleted by a payload check.
     ids["Document"] = (await upload(gql, family, ids["Evidence"]))["id"]
     ids["DoomedDocument"] = (await upload(gql, family, ids["Evidence"], filename="old.pdf"))["id"]
+    # A child with no case and a timeline entry, for deleteChild and deleteTimelineEntry to take.
+    ids["DoomedChild"] = await add_child(gql, family, displayName="Sam")
+    ids["DoomedEntry"] = (
+        await gql.data(
+            'mutation($c: ID!) { addTimelineEntry(input: {childId: $c, date: "2025-01-02", title: "Old"}) {'
+            " timelineEntry { id } } }",
+            {"c": ids["Child"]},
+            family.token,
+        )
+    )["addTimelineEntry"]["timelineEntry"]["id"]
     await _mutate(
         gql,
         "mutation($c: ID!) { updateEhcpCase(input: {childId: $c, stage: ASSESSING})"
@@ -307,4 +320,11 @@ async def build(gql: GraphQLClient, clock: Clock) -> World:
         name = token_name(ADV_EVIDENCE, scopes)
         actors[name] = Actor(name, secret, row_id(adv_e.user_id), ADV_EVIDENCE, frozenset(scopes))
     actors[ADMIN] = Actor(ADMIN, boss.token, row_id(boss.user_id), ADMIN)
+
+    # The family's data export, and the record of another family's erasure.
+    made = await gql.data("mutation { requestDataExport { dataExport { id } } }", token=family.token)
+    ids["DataExport"] = made["requestDataExport"]["dataExport"]["id"]
+    gone = await sign_up(gql)
+    record = await erasure.erase(gql.app.state.services, row_id(gone.user_id))
+    ids["ErasureRecord"] = str(GlobalID("ErasureRecord", str(record.id)))
     return world

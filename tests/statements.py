@@ -17,7 +17,7 @@ _LOGGER = logging.getLogger("tortoise.db_client")
 
 
 # The served app's own background tasks (server.py), whose statements no request or socket causes.
-_BACKGROUND_TASKS = frozenset({"sweeper", "credentials"})
+BACKGROUND_TASKS = frozenset({"sweeper", "exporter", "credentials"})
 
 
 class _Counter(logging.Handler):
@@ -35,7 +35,7 @@ class _Counter(logging.Handler):
 
 def _outside_background_tasks() -> bool:
     task = asyncio.current_task()
-    return task is None or task.get_name() not in _BACKGROUND_TASKS
+    return task is None or task.get_name() not in BACKGROUND_TASKS
 
 
 @contextmanager

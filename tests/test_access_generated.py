@@ -107,6 +107,10 @@ NODES: dict[str, Expect] = {
     "ApiToken": names(FAMILY),
     # The family's own signed-in session: to the family, signed in.
     "Session": names(FAMILY),
+    # The family's data export: to the family, signed in (its link is tested in test_data_rights).
+    "DataExport": names(FAMILY),
+    # What an erasure did (counts, no content): to admins only.
+    "ErasureRecord": names(ADMIN),
     # Public: a verified advocate's profile and its visible reviews.
     "Advocate": anyone,
     "Review": anyone,
@@ -359,6 +363,22 @@ FIELDS: dict[str, list[Check]] = {
             names(FAMILY),
         )
     ],
+    # As deleteDocument: the family's session deletes them first, and no one else ever sees them.
+    "DeleteChildPayload.child": [
+        Write(
+            "mutation($doomedChild: ID!) { deleteChild(input: {childId: $doomedChild}) { child { id } } }",
+            "deleteChild.child",
+            names(FAMILY),
+        )
+    ],
+    "DeleteTimelineEntryPayload.timelineEntry": [
+        Write(
+            "mutation($doomedEntry: ID!) {"
+            " deleteTimelineEntry(input: {timelineEntryId: $doomedEntry}) { timelineEntry { id } } }",
+            "deleteTimelineEntry.timelineEntry",
+            names(FAMILY),
+        )
+    ],
     "TimelineEntryPayload.timelineEntry": [
         Write(
             "mutation($child: ID!) { addTimelineEntry(input: {childId: $child,"
@@ -536,6 +556,8 @@ async def test_every_node_type_and_vault_field_for_every_actor_and_path(
         "evidence": world.ids["Evidence"],
         "document": world.ids["Document"],
         "doomed": world.ids["DoomedDocument"],
+        "doomedChild": world.ids["DoomedChild"],
+        "doomedEntry": world.ids["DoomedEntry"],
     }
 
     def used(query: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 from resolvers.demo import ADMIN, ADVOCATES, DEMO_PASSWORD, FAMILY, seed
 from tests.client import GraphQLClient
 from tests.conftest import Live
-from tests.test_total_count import CONNECTIONS, CREATE_TOKEN, LOG_IN, NESTED, _dig
+from tests.test_total_count import CONNECTIONS, LOG_IN, NESTED, _dig, fill_what_the_demo_lacks
 
 PAGE = "__typename totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor }"
 # How each list that holds nested connections names its node type, for `node(id)`.
@@ -32,13 +32,12 @@ def _connection_types() -> set[str]:
     }
 
 
-async def _tokens(gql: GraphQLClient) -> dict[str, str | None]:
+async def _tokens(gql: GraphQLClient, live_server: Live) -> dict[str, str | None]:
     emails = {"family": FAMILY[0], "admin": ADMIN[0], "sendiass": ADVOCATES[2][0]}
     tokens: dict[str, str | None] = {"anonymous": None}
     for who, email in emails.items():
         tokens[who] = (await gql.data(LOG_IN, {"e": email, "p": DEMO_PASSWORD}))["logIn"]["token"]
-    for name in ("CRM", "Calendar", "Backup"):  # the demo has no API tokens
-        await gql.data(CREATE_TOKEN, {"n": name}, tokens["family"])
+    await fill_what_the_demo_lacks(gql, live_server, tokens["family"])
     return tokens
 
 
@@ -103,7 +102,7 @@ async def _nested(
 
 async def test_every_connection_walks_backwards_to_its_start(gql: GraphQLClient, live_server: Live) -> None:
     await seed(live_server.app.state.services)
-    tokens = await _tokens(gql)
+    tokens = await _tokens(gql, live_server)
     family_id = (await gql.data("{ viewer { family { id } } }", token=tokens["family"]))["viewer"]["family"][
         "id"
     ]
@@ -158,7 +157,7 @@ BAD_WINDOWS = [
 
 async def test_a_bad_window_is_invalid_for_its_argument(gql: GraphQLClient, live_server: Live) -> None:
     await seed(live_server.app.state.services)
-    tokens = await _tokens(gql)
+    tokens = await _tokens(gql, live_server)
     for arguments, field in BAD_WINDOWS:
         for document in (
             "{ advocates(%s) { edges { cursor } } }",
@@ -178,7 +177,7 @@ async def test_a_bad_window_is_invalid_for_its_argument(gql: GraphQLClient, live
 async def test_last_takes_the_place_of_first_s_default(gql: GraphQLClient, live_server: Live) -> None:
     """`messages` pages 50 by default; `last: 2` alone is the thread's newest two, oldest first."""
     await seed(live_server.app.state.services)
-    tokens = await _tokens(gql)
+    tokens = await _tokens(gql, live_server)
     cursors = "{ edges { cursor } }"
     document = (
         f"{{ supportRequests(first: 20) {{ edges {{ node {{ all: messages(first: 100) {cursors} "

@@ -38,6 +38,7 @@ from tests.factories import (
     sign_up,
     sweep,
 )
+from tests.statements import BACKGROUND_TASKS
 from tests.test_support_requests import ACCEPT, ASK, DECLINE, SEND_MESSAGE, WITHDRAW
 from tests.test_vault import END
 
@@ -1309,7 +1310,7 @@ query($first: Int, $after: String) {
 
 
 class _Counter(logging.Handler):
-    """Counts the SQL statements the server runs for requests, leaving out the periodic sweep."""
+    """Counts the SQL statements the server runs for requests, leaving out its background tasks."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -1320,7 +1321,7 @@ class _Counter(logging.Handler):
             task = asyncio.current_task()
         except RuntimeError:
             task = None
-        if task is not None and task.get_name() == "sweeper":
+        if task is not None and task.get_name() in BACKGROUND_TASKS:
             return
         self.count += 1
 

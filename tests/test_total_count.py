@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from strawberry.relay import GlobalID
+
+from resolvers import erasure, exports
 from resolvers.demo import ADMIN, ADVOCATES, DEMO_PASSWORD, FAMILY, seed
 from tests.client import GraphQLClient
 from tests.conftest import Live
+from tests.factories import sign_up
 
 LOG_IN = "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }"
 CREATE_TOKEN = "mutation($n: String!) { createApiToken(input: {name: $n, scopes: [VAULT_READ]}) { secret } }"
@@ -31,6 +35,8 @@ CONNECTIONS: list[tuple[str, str, tuple[str, ...]]] = [
      ("viewer", "family", "grants")),
     ("family", "query($n: Int) { viewer { apiTokens(first: $n) { %s } } }", ("viewer", "apiTokens")),
     ("family", "query($n: Int) { viewer { sessions(first: $n) { %s } } }", ("viewer", "sessions")),
+    ("family", "query($n: Int) { viewer { dataExports(first: $n) { %s } } }", ("viewer", "dataExports")),
+    ("admin", "query($n: Int) { erasureRecords(first: $n) { %s } }", ("erasureRecords",)),
 ]  # fmt: skip
 # Connections under each node of a list: every node's count, in one statement for the page.
 NESTED: list[tuple[str, str, str]] = [
@@ -40,6 +46,18 @@ NESTED: list[tuple[str, str, str]] = [
     ("family", "supportRelationships(first: 20)", "grants"),
     ("anonymous", "advocates(first: 20)", "reviews"),
 ]
+
+
+async def fill_what_the_demo_lacks(gql: GraphQLClient, live_server: Live, family_token: str | None) -> None:
+    """API tokens, data exports and an erasure record, which the demo does not make."""
+    for name in ("CRM", "Calendar", "Backup"):
+        await gql.data(CREATE_TOKEN, {"n": name}, family_token)
+    for _ in range(2):
+        await gql.data("mutation { requestDataExport { dataExport { id } } }", token=family_token)
+        await exports.run_pending(live_server.app.state.services)
+    for _ in range(2):
+        gone = await sign_up(gql)
+        await erasure.erase(live_server.app.state.services, int(GlobalID.from_id(gone.user_id).node_id))
 
 
 def _dig(data: Any, path: tuple[str, ...]) -> Any:
@@ -56,8 +74,7 @@ async def test_total_count_is_the_whole_list_on_every_connection(
     tokens: dict[str, str | None] = {"anonymous": None}
     for who, email in emails.items():
         tokens[who] = (await gql.data(LOG_IN, {"e": email, "p": DEMO_PASSWORD}))["logIn"]["token"]
-    for name in ("CRM", "Calendar"):  # the demo has no API tokens
-        await gql.data(CREATE_TOKEN, {"n": name}, tokens["family"])
+    await fill_what_the_demo_lacks(gql, live_server, tokens["family"])
     family_id = (await gql.data("{ viewer { family { id } } }", token=tokens["family"]))["viewer"]["family"][
         "id"
     ]
