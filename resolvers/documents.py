@@ -175,9 +175,12 @@ def _verified(services: Services, purpose: str, token: str) -> list[str]:
         raise TransferRefused(410, "URL_EXPIRED", "This link has expired; ask for a new one.") from None
 
 
-async def receive_upload(services: Services, token: str, body: AsyncIterable[bytes]) -> Document:
+async def receive_upload(
+    services: Services, token: str, body: AsyncIterable[bytes], declared_length: int | None = None
+) -> Document:
     """The bytes of a pending document, from its signed upload URL: encrypted into a new object,
-    hashed and sniffed as they stream by. A repeated upload replaces the previous one."""
+    hashed and sniffed as they stream by. A repeated upload replaces the previous one. A body that
+    says it is longer than the document (`Content-Length`) is refused before it is read."""
     (raw_id,) = _verified(services, "upload", token)
     documents = store(services)
     document = await Document.get_or_none(id=int(raw_id), status=DocumentStatus.PENDING_UPLOAD)
@@ -189,13 +192,16 @@ async def receive_upload(services: Services, token: str, body: AsyncIterable[byt
     digest = hashlib.sha256()
     sniffer = sniffing.Sniffer()
     limit = document.byte_size
+    too_large = TransferRefused(
+        413, "TOO_LARGE", f"This upload was declared as {limit:,} bytes; more were sent."
+    )
+    if declared_length is not None and declared_length > limit:
+        raise too_large
 
     async def plain() -> AsyncIterator[bytes]:
         async for piece in body:
             if sniffer.size + len(piece) > limit:
-                raise TransferRefused(
-                    413, "TOO_LARGE", f"This upload was declared as {limit:,} bytes; more were sent."
-                )
+                raise too_large
             digest.update(piece)
             sniffer.feed(piece)
             yield piece
@@ -274,6 +280,8 @@ async def delete_document(services: Services, viewer: Viewer | None, document_id
     document = await own_row(Document, document_id, "Document", "documentId", family_id=v.family_id)
     await Document.filter(id=document.id).delete()
     await _discard(services, document.object_key)
+    # As returned in the payload: its bytes are gone, so no link is issued for it.
+    document.object_key = None
     return document
 
 
@@ -341,7 +349,12 @@ async def evidence_of(services: Services, viewer: Viewer | None, document: Docum
 async def download_path(services: Services, viewer: Viewer | None, document: Document) -> str | None:
     """A signed download URL (its path) for an AVAILABLE document, or None unless the viewer may
     read it now. One issued to an advocate is written to the family's access log."""
-    if document.status is not DocumentStatus.AVAILABLE or services.documents is None or viewer is None:
+    if (
+        document.status is not DocumentStatus.AVAILABLE
+        or document.object_key is None
+        or services.documents is None
+        or viewer is None
+    ):
         return None
     async with in_transaction():
         acc = await access.documents_access(services, viewer, document.family_id, document.child_id)

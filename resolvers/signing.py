@@ -41,6 +41,9 @@ def verify(key: bytes, purpose: str, token: str, now: datetime) -> list[str]:
         given = _unb64(mac)
     except (ValueError, binascii.Error) as exc:
         raise BadSignature() from exc
+    # One spelling per token: base64's spare low bits must not make another string that passes.
+    if _b64(body) != encoded or _b64(given) != mac:
+        raise BadSignature()
     if not hmac.compare_digest(hmac.new(key, body, hashlib.sha256).digest(), given):
         raise BadSignature()
     parts = body.decode().split(".")

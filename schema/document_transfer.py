@@ -68,7 +68,13 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None | str:
 async def upload(request: Request) -> Response:
     services: Services = request.app.state.services
     try:
-        document = await documents.receive_upload(services, request.path_params["token"], request.stream())
+        length = request.headers.get("content-length", "")
+        document = await documents.receive_upload(
+            services,
+            request.path_params["token"],
+            request.stream(),
+            int(length) if length.isdigit() else None,
+        )
     except documents.TransferRefused as exc:
         return _refusal(exc.status, exc.code, exc.message)
     except ClientDisconnect:
