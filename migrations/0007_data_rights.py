@@ -1,4 +1,6 @@
 from tortoise import migrations
+from tortoise.migrations.schema_editor.base import BaseSchemaEditor
+from tortoise.migrations.schema_generator.state_apps import StateApps
 from tortoise.migrations import operations as ops
 from models.notifications import NotificationKind
 from models.rights import ExportStatus
@@ -7,6 +9,20 @@ from orjson import loads
 from tortoise.fields.base import OnDelete
 from tortoise.fields.data import JSON_DUMPS
 from tortoise import fields
+
+async def child_references_set_null(apps: StateApps, schema_editor: BaseSchemaEditor) -> None:
+    """PostgreSQL: AlterField made child_id nullable but left its foreign key ON DELETE CASCADE;
+    deleting a child must keep the requests and relationships about it (SQLite rebuilt the tables
+    with ON DELETE SET NULL already)."""
+    if schema_editor.client.capabilities.dialect != "postgres":
+        return
+    for table in ("support_requests", "support_relationships"):
+        await schema_editor._run_sql(
+            f'ALTER TABLE "{table}" DROP CONSTRAINT IF EXISTS "{table}_child_id_fkey";'
+            f' ALTER TABLE "{table}" ADD CONSTRAINT "{table}_child_id_fkey" FOREIGN KEY ("child_id")'
+            ' REFERENCES "children" ("id") ON DELETE SET NULL;'
+        )
+
 
 class Migration(migrations.Migration):
     dependencies = [('models', '0006_accounts_recovery')]
@@ -41,6 +57,7 @@ class Migration(migrations.Migration):
                 ('requested_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('started_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('completed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('lease_until', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('steps_done', fields.JSONField(default=list, encoder=JSON_DUMPS, decoder=loads)),
                 ('counts', fields.JSONField(default=dict, encoder=JSON_DUMPS, decoder=loads)),
             ],
@@ -77,4 +94,5 @@ class Migration(migrations.Migration):
             name='erasure_due_at',
             field=fields.DatetimeField(null=True, auto_now=False, auto_now_add=False),
         ),
+        ops.RunPython(child_references_set_null),
     ]

@@ -48,6 +48,8 @@ class ErasureRecord(Model):
     requested_at = fields.DatetimeField()
     started_at = fields.DatetimeField(null=True)
     completed_at = fields.DatetimeField(null=True)
+    # Until when the process running it may go without finishing a step (`erasure.LEASE`).
+    lease_until = fields.DatetimeField(null=True)
     # The steps done so far, in order (`resolvers.erasure.STEPS`).
     steps_done: list[str] = fields.JSONField(default=list)
     counts: dict[str, int] = fields.JSONField(default=dict)

@@ -230,22 +230,9 @@ async def record_session_use(services: Services) -> int:
 
 async def _look_up(digest: str, token: str, now: datetime) -> Viewer | None:
     if token.startswith(SESSION_PREFIX):
-        rows = (
-            await Session.filter(token_hash=digest, revoked_at__isnull=True, expires_at__gt=now)
-            .limit(1)
-            .values(*_VIEWER_COLUMNS, "expires_at")
-        )
-        return _viewer(rows[0], session_id=rows[0]["id"]) if rows else None
+        return await _session_viewer(now, token_hash=digest)
     if token.startswith(API_TOKEN_PREFIX):
-        rows = (
-            await ApiToken.filter(token_hash=digest, revoked_at__isnull=True)
-            .limit(1)
-            .values(*_VIEWER_COLUMNS, "expires_at", "scopes")
-        )
-        if not rows or (rows[0]["expires_at"] is not None and rows[0]["expires_at"] <= now):
-            return None
-        scopes = frozenset(ApiScope(s) for s in rows[0]["scopes"])
-        return _viewer(rows[0], api_token_id=rows[0]["id"], scopes=scopes)
+        return await _token_viewer(now, token_hash=digest)
     return None
 
 
@@ -256,23 +243,33 @@ async def viewer_by_credential(
     credential it was issued to), or None once that credential has ended."""
     now = services.clock.now()
     if session_id is not None:
-        rows = (
-            await Session.filter(id=session_id, revoked_at__isnull=True, expires_at__gt=now)
-            .limit(1)
-            .values(*_VIEWER_COLUMNS, "expires_at")
-        )
-        return _viewer(rows[0], session_id=rows[0]["id"]) if rows else None
+        return await _session_viewer(now, id=session_id)
     if api_token_id is not None:
-        rows = (
-            await ApiToken.filter(id=api_token_id, revoked_at__isnull=True)
-            .limit(1)
-            .values(*_VIEWER_COLUMNS, "expires_at", "scopes")
-        )
-        if not rows or (rows[0]["expires_at"] is not None and rows[0]["expires_at"] <= now):
-            return None
-        scopes = frozenset(ApiScope(s) for s in rows[0]["scopes"])
-        return _viewer(rows[0], api_token_id=rows[0]["id"], scopes=scopes)
+        return await _token_viewer(now, id=api_token_id)
     return None
+
+
+async def _session_viewer(now: datetime, **which: object) -> Viewer | None:
+    """The viewer of the live session `which` names (by its token's digest, or its id)."""
+    rows = (
+        await Session.filter(revoked_at__isnull=True, expires_at__gt=now, **which)
+        .limit(1)
+        .values(*_VIEWER_COLUMNS, "expires_at")
+    )
+    return _viewer(rows[0], session_id=rows[0]["id"]) if rows else None
+
+
+async def _token_viewer(now: datetime, **which: object) -> Viewer | None:
+    """The viewer of the live API token `which` names (by its digest, or its id)."""
+    rows = (
+        await ApiToken.filter(revoked_at__isnull=True, **which)
+        .limit(1)
+        .values(*_VIEWER_COLUMNS, "expires_at", "scopes")
+    )
+    if not rows or (rows[0]["expires_at"] is not None and rows[0]["expires_at"] <= now):
+        return None
+    scopes = frozenset(ApiScope(s) for s in rows[0]["scopes"])
+    return _viewer(rows[0], api_token_id=rows[0]["id"], scopes=scopes)
 
 
 def has_expired(services: Services, viewer: Viewer) -> bool:

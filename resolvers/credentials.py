@@ -12,7 +12,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
-from resolvers.errors import InvalidInput
+from resolvers.errors import InvalidInput, UserError
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
@@ -43,6 +43,14 @@ async def verify_password(stored_hash: str, password: str) -> bool:
         return await asyncio.to_thread(_hasher.verify, stored_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+async def require_password(stored_hash: str, password: str, field: str = "password") -> None:
+    """INVALID_CREDENTIALS for `field` unless `password` is the account's: what changing the
+    password, the email or two-factor sign-in, and deleting the account, each ask for first."""
+    if not await verify_password(stored_hash, password):
+        current = "current " if field == "currentPassword" else ""
+        raise UserError("INVALID_CREDENTIALS", f"The {current}password is not right.", field)
 
 
 def needs_rehash(stored_hash: str) -> bool:

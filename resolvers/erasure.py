@@ -17,7 +17,10 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from models.accounts import AccountToken, ApiToken, RecoveryCode, Role, Session, User
@@ -47,7 +50,7 @@ from resolvers import connections, documents, exports, grants, notifications, re
 from resolvers.access import accounts as account_access
 from resolvers.access import vault as access
 from resolvers.access.core import own_row
-from resolvers.credentials import verify_password
+from resolvers.credentials import require_password
 from resolvers.errors import UserError
 from resolvers.events import unit_of_work, user_channel
 from resolvers.mail import Mail
@@ -59,6 +62,8 @@ log = logging.getLogger("senvault.erasure")
 DELETED_TEXT = "[deleted]"
 DELETED_NAME = "Deleted account"
 DELETED_CHILD = "Deleted child"
+# How long a process may go between two steps of an erasure before another may take it over.
+LEASE = timedelta(minutes=10)
 
 
 # --- asking for it -----------------------------------------------------------------------------------
@@ -68,8 +73,7 @@ async def schedule(services: Services, viewer: Viewer | None, password: str) -> 
     """The family asks for its account to be erased, after `erasure_grace` (cancellable until then)."""
     v = account_access.session_holder(viewer)
     user = await User.get(id=v.user_id)
-    if not await verify_password(user.password_hash, password):
-        raise UserError("INVALID_CREDENTIALS", "The password is not right.", "password")
+    await require_password(user.password_hash, password)
     if user.role is not Role.FAMILY:
         raise UserError(
             "NOT_A_FAMILY_ACCOUNT",
@@ -277,16 +281,22 @@ async def run_due(services: Services) -> int:
 
 
 async def erase(services: Services, user_id: int) -> ErasureRecord:
-    """Run the account's erasure from the first step not yet done to the end."""
+    """Run the account's erasure from the first step not yet done to the end, unless another
+    process is running it (its lease, renewed at each step, has not run out); returns its record."""
     user = await User.get(id=user_id)
     family = await Family.get(user_id=user.id)
     now = services.clock.now()
-    record, _ = await ErasureRecord.get_or_create(
-        user_id=user.id, defaults={"role": user.role.value, "requested_at": now}
-    )
-    if record.started_at is None:
-        await ErasureRecord.filter(id=record.id).update(started_at=now)
+    try:
+        record, _ = await ErasureRecord.get_or_create(
+            user_id=user.id, defaults={"role": user.role.value, "requested_at": now}
+        )
+    except IntegrityError:
+        record = await ErasureRecord.get(user_id=user.id)  # another process made it first
+    if not await _lease(services, record.id):
+        return await ErasureRecord.get(id=record.id)
+    await ErasureRecord.filter(id=record.id, started_at__isnull=True).update(started_at=now)
     for name, step, atomic in STEPS:
+        await _lease(services, record.id, renew=True)
         record = await ErasureRecord.get(id=record.id)
         if name in record.steps_done:
             continue
@@ -300,10 +310,20 @@ async def erase(services: Services, user_id: int) -> ErasureRecord:
                 await _record(record.id, name, done)
         await _after_commit(services, done)
     await ErasureRecord.filter(id=record.id, completed_at__isnull=True).update(
-        completed_at=services.clock.now()
+        completed_at=services.clock.now(), lease_until=None
     )
     log.info("erasure %s completed", record.id)
     return await ErasureRecord.get(id=record.id)
+
+
+async def _lease(services: Services, record_id: int, *, renew: bool = False) -> bool:
+    """Take (or, holding it, renew) the right to run an unfinished erasure for LEASE: one process
+    at a time; a process that dies lets another carry on once the lease has run out."""
+    now = services.clock.now()
+    query = ErasureRecord.filter(id=record_id, completed_at__isnull=True)
+    if not renew:
+        query = query.filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+    return bool(await query.update(lease_until=now + LEASE))
 
 
 async def _record(record_id: int, name: str, done: Done) -> None:

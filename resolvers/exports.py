@@ -297,6 +297,21 @@ DESCRIPTIONS = {
 }
 
 
+# A request as both its sides see it.
+REQUEST_FIELDS = (
+    "status",
+    "message",
+    "support_types",
+    "child_display_name",
+    "created_at",
+    "responded_at",
+    "decided_at",
+    "decline_reason",
+    "decline_message",
+    "suggested_alternatives",
+)
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
@@ -371,24 +386,8 @@ async def _family_areas(family_id: int) -> dict[str, Any]:
             EhcpCase, mine, ("child_id", "stage", "local_authority", "request_date")
         ),
         "requests.json": await _rows(
-            SupportRequest,
-            mine,
-            (
-                "id",
-                "child_id",
-                "advocate__display_name",
-                "status",
-                "message",
-                "support_types",
-                "child_display_name",
-                "created_at",
-                "responded_at",
-                "decided_at",
-                "decline_reason",
-                "decline_message",
-                "suggested_alternatives",
-            ),
-        ),  # fmt: skip
+            SupportRequest, mine, ("id", "child_id", "advocate__display_name", *REQUEST_FIELDS)
+        ),
         "relationships.json": await _rows(
             SupportRelationship,
             mine,
@@ -458,24 +457,7 @@ async def _advocate_areas(advocate: Advocate) -> dict[str, Any]:
         ticket["notes"] = [n for n in notes if n["ticket_id"] == ticket["id"]]
     return {
         "profile.json": _plain({k: v for k, v in profile.items() if k not in ("id", "user_id")}),
-        "requests.json": await _rows(
-            SupportRequest,
-            mine,
-            (
-                "id",
-                "status",
-                "message",
-                "support_types",
-                "child_display_name",
-                "child_age_years",
-                "created_at",
-                "responded_at",
-                "decided_at",
-                "decline_reason",
-                "decline_message",
-                "suggested_alternatives",
-            ),
-        ),  # fmt: skip
+        "requests.json": await _rows(SupportRequest, mine, ("id", "child_age_years", *REQUEST_FIELDS)),
         "relationships.json": await _rows(
             SupportRelationship,
             mine,

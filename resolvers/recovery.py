@@ -18,7 +18,7 @@ from models.accounts import AccountToken, AccountTokenPurpose, Session, User
 from resolvers import connections, validation
 from resolvers.access import accounts as access
 from resolvers.access.core import own_row
-from resolvers.credentials import check_password, hash_password, hash_token, verify_password
+from resolvers.credentials import check_password, hash_password, hash_token, require_password
 from resolvers.errors import InvalidInput, UserError
 from resolvers.mail import Mail
 from resolvers.pagination import Page, Window, empty_page, paginate
@@ -148,8 +148,7 @@ async def change_password(services: Services, viewer: Viewer | None, current: st
     """Change the password, knowing the current one; the account's other sessions end."""
     v = access.session_holder(viewer)
     user = await User.get(id=v.user_id)
-    if not await verify_password(user.password_hash, current):
-        raise UserError("INVALID_CREDENTIALS", "The current password is not right.", "currentPassword")
+    await require_password(user.password_hash, current, "currentPassword")
     check_password(new_password, "newPassword")
     password_hash = await hash_password(new_password)
     now = services.clock.now()
@@ -252,8 +251,7 @@ async def change_email(services: Services, viewer: Viewer | None, password: str,
     when followed, and a notice to the current one."""
     v = access.session_holder(viewer)
     user = await User.get(id=v.user_id)
-    if not await verify_password(user.password_hash, password):
-        raise UserError("INVALID_CREDENTIALS", "The password is not right.", "password")
+    await require_password(user.password_hash, password)
     address, key = validation.email(new_email, "newEmail")
     if key == user.email_key:
         raise InvalidInput("newEmail", "This is already your address.", "UNCHANGED")

@@ -19,7 +19,7 @@ from tortoise.transactions import in_transaction
 
 from models.accounts import RecoveryCode, User
 from resolvers.access import accounts as access
-from resolvers.credentials import hash_token, verify_password
+from resolvers.credentials import hash_token, require_password
 from resolvers.errors import UserError
 from resolvers.services import Services
 from resolvers.viewer import Viewer
@@ -128,8 +128,7 @@ async def disable(services: Services, viewer: Viewer | None, password: str, code
     """Turn two-factor sign-in off, with the password and a current code (or a recovery code)."""
     v = access.session_holder(viewer)
     user = await User.get(id=v.user_id)
-    if not await verify_password(user.password_hash, password):
-        raise UserError("INVALID_CREDENTIALS", "The password is not right.", "password")
+    await require_password(user.password_hash, password)
     if user.totp_enabled_at is None:
         raise UserError("TWO_FACTOR_NOT_ENABLED", "Two-factor sign-in is not on.")
     if not await accept(user, code, services.clock.now()):

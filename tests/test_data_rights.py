@@ -353,7 +353,7 @@ async def test_erasure_leaves_nothing_of_the_family_and_the_advocate_keeps_what_
 
 
 async def test_a_crash_between_erasure_steps_resumes_to_the_same_end(
-    gql: GraphQLClient, live_server: Live, monkeypatch: pytest.MonkeyPatch
+    gql: GraphQLClient, live_server: Live, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rich = await _rich_family(gql)
     keys = await _document_keys(rich.family)
@@ -371,10 +371,14 @@ async def test_a_crash_between_erasure_steps_resumes_to_the_same_end(
     record = await ErasureRecord.get(user_id=user_id)
     assert record.steps_done == [n for n, _, _ in steps[:2]]
     assert record.completed_at is None
-    # Half-erased: the Vault is gone, the family's words are not yet.
+    # Half-erased: the Vault is gone, the family's words are not yet; and while the lease of the
+    # process that stopped lasts, no other takes the erasure over.
     assert await _scan([rich.secrets[0]]) != []
     monkeypatch.setattr(erasure, "STEPS", steps)
-    await erasure.run_due(services)  # the next sweep finds the unfinished erasure
+    await erasure.run_due(services)
+    assert (await ErasureRecord.get(user_id=user_id)).completed_at is None
+    clock.advance(erasure.LEASE + timedelta(seconds=1))
+    await erasure.run_due(services)  # a sweep after the lease finds the unfinished erasure
     record = await ErasureRecord.get(user_id=user_id)
     assert record.completed_at is not None
     assert record.steps_done == [n for n, _, _ in steps]
