@@ -35,7 +35,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
                 ('user', fields.ForeignKeyField('models.User', source_field='user_id', db_constraint=True, to_field='id', related_name='data_exports', on_delete=OnDelete.CASCADE)),
-                ('status', fields.CharEnumField(default=ExportStatus.PENDING, description='PENDING: PENDING\nREADY: READY\nEXPIRED: EXPIRED', enum_type=ExportStatus, max_length=16)),
+                ('status', fields.CharEnumField(default=ExportStatus.PENDING, description='PENDING: PENDING\nREADY: READY\nEXPIRED: EXPIRED\nFAILED: FAILED', enum_type=ExportStatus, max_length=16)),
                 ('requested_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('lease_until', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('attempts', fields.IntField(default=0)),
@@ -58,6 +58,7 @@ class Migration(migrations.Migration):
                 ('started_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('completed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('lease_until', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('lease_holder', fields.CharField(null=True, max_length=32)),
                 ('steps_done', fields.JSONField(default=list, encoder=JSON_DUMPS, decoder=loads)),
                 ('counts', fields.JSONField(default=dict, encoder=JSON_DUMPS, decoder=loads)),
             ],

@@ -14,6 +14,8 @@ class ExportStatus(StrEnum):
     PENDING = "PENDING"
     READY = "READY"
     EXPIRED = "EXPIRED"
+    # Every attempt to build it failed (`exports.MAX_ATTEMPTS`); the account holder may ask again.
+    FAILED = "FAILED"
 
 
 # One ZIP of everything a user's account holds, built in the background (`resolvers.exports`) and
@@ -48,8 +50,10 @@ class ErasureRecord(Model):
     requested_at = fields.DatetimeField()
     started_at = fields.DatetimeField(null=True)
     completed_at = fields.DatetimeField(null=True)
-    # Until when the process running it may go without finishing a step (`erasure.LEASE`).
+    # Until when the process running it may go without finishing a step (`erasure.LEASE`), and
+    # which run that is.
     lease_until = fields.DatetimeField(null=True)
+    lease_holder = fields.CharField(max_length=32, null=True)
     # The steps done so far, in order (`resolvers.erasure.STEPS`).
     steps_done: list[str] = fields.JSONField(default=list)
     counts: dict[str, int] = fields.JSONField(default=dict)

@@ -15,6 +15,7 @@ from tortoise.transactions import in_transaction
 from models.accounts import ApiScope, ApiToken, Role, Session, User
 from models.families import Family
 from models.notifications import NotificationKind
+from models.rights import ErasureRecord
 from resolvers import advocates, connections, notifications, recovery, two_factor, validation
 from resolvers.access import accounts as access
 from resolvers.access.core import own_row
@@ -252,7 +253,9 @@ async def viewer_by_credential(
 async def _session_viewer(now: datetime, **which: object) -> Viewer | None:
     """The viewer of the live session `which` names (by its token's digest, or its id)."""
     rows = (
-        await Session.filter(revoked_at__isnull=True, expires_at__gt=now, **which)
+        await Session.filter(
+            revoked_at__isnull=True, expires_at__gt=now, user__suspended_at__isnull=True, **which
+        )
         .limit(1)
         .values(*_VIEWER_COLUMNS, "expires_at")
     )
@@ -262,7 +265,7 @@ async def _session_viewer(now: datetime, **which: object) -> Viewer | None:
 async def _token_viewer(now: datetime, **which: object) -> Viewer | None:
     """The viewer of the live API token `which` names (by its digest, or its id)."""
     rows = (
-        await ApiToken.filter(revoked_at__isnull=True, **which)
+        await ApiToken.filter(revoked_at__isnull=True, user__suspended_at__isnull=True, **which)
         .limit(1)
         .values(*_VIEWER_COLUMNS, "expires_at", "scopes")
     )
@@ -437,5 +440,9 @@ async def unsuspend(services: Services, viewer: Viewer | None, user_id: int) -> 
     user = await User.get_or_none(id=user_id)
     if user is None:
         raise NotFound("User", "userId")
+    if await ErasureRecord.exists(user_id=user.id):
+        raise UserError(
+            "ACCOUNT_ERASED", "This account has been (or is being) erased at its holder's request.", "userId"
+        )
     await User.filter(id=user.id).update(suspended_at=None, suspension_reason="")
     return await User.get(id=user.id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -62,6 +63,8 @@ log = logging.getLogger("senvault.erasure")
 DELETED_TEXT = "[deleted]"
 DELETED_NAME = "Deleted account"
 DELETED_CHILD = "Deleted child"
+# The suspension reason of an account being erased (for admins; nothing personal).
+ERASING = "Erasure of the account, as its holder asked."
 # How long a process may go between two steps of an erasure before another may take it over.
 LEASE = timedelta(minutes=10)
 
@@ -109,11 +112,17 @@ async def schedule(services: Services, viewer: Viewer | None, password: str) -> 
 
 
 async def cancel(services: Services, viewer: Viewer | None) -> User:
+    """Keep the account, while its erasure has not begun (the user's row locked: an erasure that
+    starts now waits, then finds it no longer due)."""
     v = account_access.session_holder(viewer)
-    user = await User.get(id=v.user_id)
-    if user.erasure_due_at is None:
-        raise UserError("NOT_SCHEDULED", "Your account is not due to be erased.")
-    await User.filter(id=user.id, erased_at__isnull=True).update(erasure_due_at=None)
+    async with in_transaction():
+        user = await User.filter(id=v.user_id).select_for_update().first()
+        assert user is not None
+        if user.erasure_due_at is None:
+            raise UserError("NOT_SCHEDULED", "Your account is not due to be erased.")
+        if await ErasureRecord.exists(user_id=user.id):
+            raise UserError("ERASURE_STARTED", "The erasure of your account has begun and cannot be stopped.")
+        await User.filter(id=user.id).update(erasure_due_at=None)
     return await User.get(id=user.id)
 
 
@@ -137,6 +146,23 @@ Step = Callable[[Services, User, Family], Awaitable[Done]]
 def _as_family(user: User, family: Family) -> Viewer:
     """The family, acting on its own rows for the steps that reuse what the family itself could do."""
     return Viewer(user_id=user.id, role=Role.FAMILY, family_id=family.id)
+
+
+async def lock_account(services: Services, user: User, family: Family) -> Done:
+    """Before anything else: no more signing in (the account suspended for its erasure, which
+    also stops password resets) and every session and API token ended, so nothing is added to
+    what the next steps erase."""
+    now = services.clock.now()
+    await User.filter(id=user.id).update(suspended_at=now, suspension_reason=ERASING)
+    sessions = [
+        int(r["id"]) for r in await Session.filter(user_id=user.id, revoked_at__isnull=True).values("id")
+    ]
+    tokens = [
+        int(r["id"]) for r in await ApiToken.filter(user_id=user.id, revoked_at__isnull=True).values("id")
+    ]
+    await Session.filter(id__in=sessions).update(revoked_at=now)
+    await ApiToken.filter(id__in=tokens).update(revoked_at=now)
+    return Done({"credentials_ended": len(sessions) + len(tokens)}, sessions=sessions, api_tokens=tokens)
 
 
 async def end_relationships(services: Services, user: User, family: Family) -> Done:
@@ -257,6 +283,7 @@ async def anonymise(services: Services, user: User, family: Family) -> Done:
 # runs what the family itself could do, one transaction per request or relationship (each
 # announced when it commits); run again, it finds only what is still open.
 STEPS: list[tuple[str, Step, bool]] = [
+    ("lock_account", lock_account, True),
     ("end_relationships", end_relationships, False),
     ("delete_vault", delete_vault, True),
     ("scrub_conversations", scrub_conversations, True),
@@ -280,23 +307,22 @@ async def run_due(services: Services) -> int:
     return len(ids)
 
 
-async def erase(services: Services, user_id: int) -> ErasureRecord:
+async def erase(services: Services, user_id: int) -> ErasureRecord | None:
     """Run the account's erasure from the first step not yet done to the end, unless another
     process is running it (its lease, renewed at each step, has not run out); returns its record."""
     user = await User.get(id=user_id)
     family = await Family.get(user_id=user.id)
-    now = services.clock.now()
-    try:
-        record, _ = await ErasureRecord.get_or_create(
-            user_id=user.id, defaults={"role": user.role.value, "requested_at": now}
-        )
-    except IntegrityError:
-        record = await ErasureRecord.get(user_id=user.id)  # another process made it first
-    if not await _lease(services, record.id):
+    record = await _begin(services, user)
+    if record is None:
+        return None
+    holder = uuid.uuid4().hex
+    if not await _lease(services, record.id, holder):
         return await ErasureRecord.get(id=record.id)
-    await ErasureRecord.filter(id=record.id, started_at__isnull=True).update(started_at=now)
+    await ErasureRecord.filter(id=record.id, started_at__isnull=True).update(started_at=services.clock.now())
     for name, step, atomic in STEPS:
-        await _lease(services, record.id, renew=True)
+        if not await _lease(services, record.id, holder, renew=True):
+            log.warning("erasure %s was taken over by another process", record.id)
+            return await ErasureRecord.get(id=record.id)
         record = await ErasureRecord.get(id=record.id)
         if name in record.steps_done:
             continue
@@ -309,21 +335,42 @@ async def erase(services: Services, user_id: int) -> ErasureRecord:
             async with in_transaction():
                 await _record(record.id, name, done)
         await _after_commit(services, done)
-    await ErasureRecord.filter(id=record.id, completed_at__isnull=True).update(
-        completed_at=services.clock.now(), lease_until=None
+    await ErasureRecord.filter(id=record.id, completed_at__isnull=True, lease_holder=holder).update(
+        completed_at=services.clock.now(), lease_until=None, lease_holder=None
     )
     log.info("erasure %s completed", record.id)
     return await ErasureRecord.get(id=record.id)
 
 
-async def _lease(services: Services, record_id: int, *, renew: bool = False) -> bool:
+async def _begin(services: Services, user: User) -> ErasureRecord | None:
+    """The account's erasure record: the one already begun, or a new one if the erasure is due now
+    (the user's row locked, so a cancel that commits first wins); None when it is not due."""
+    async with in_transaction():
+        locked = await User.filter(id=user.id).select_for_update().first()
+        existing = await ErasureRecord.get_or_none(user_id=user.id)
+        if existing is not None:
+            return existing
+        if locked is None or locked.erasure_due_at is None or locked.erasure_due_at > services.clock.now():
+            return None
+        try:
+            return await ErasureRecord.create(
+                user_id=user.id, role=user.role.value, requested_at=locked.erasure_due_at
+            )
+        except IntegrityError:
+            return await ErasureRecord.get(user_id=user.id)  # another process made it first
+
+
+async def _lease(services: Services, record_id: int, holder: str, *, renew: bool = False) -> bool:
     """Take (or, holding it, renew) the right to run an unfinished erasure for LEASE: one process
-    at a time; a process that dies lets another carry on once the lease has run out."""
+    at a time, named by `holder`; a process that dies lets another carry on once its lease has
+    run out, and one that finds its lease taken stops."""
     now = services.clock.now()
     query = ErasureRecord.filter(id=record_id, completed_at__isnull=True)
-    if not renew:
+    if renew:
+        query = query.filter(lease_holder=holder)
+    else:
         query = query.filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-    return bool(await query.update(lease_until=now + LEASE))
+    return bool(await query.update(lease_until=now + LEASE, lease_holder=holder))
 
 
 async def _record(record_id: int, name: str, done: Done) -> None:
@@ -382,6 +429,8 @@ async def delete_child(services: Services, viewer: Viewer | None, child_id: int)
             for row in await Document.filter(child_id=child.id, object_key__isnull=False).values("object_key")
         ]
         await Document.filter(child_id=child.id).delete()
+        # What was read of the child names its records: it goes with them.
+        await VaultAccessLog.filter(family_id=child.family_id, child_id=child.id).delete()
         await SupportRequest.filter(child_id=child.id).update(child_display_name=DELETED_CHILD)
         await Child.filter(id=child.id).delete()
     await documents.discard_objects(services, keys)

@@ -54,9 +54,9 @@ DOWNLOAD_PATH = "/exports/download/"
 READ_CHUNK = 64 * 1024
 
 
-def object_key(export_id: int) -> str:
-    # One key per export: a build taken over writes over the one that died.
-    return f"{PREFIX}{export_id}.zip"
+def object_key(export_id: int, attempt: int) -> str:
+    # One key per attempt: a build taken over by another process never writes over the other's.
+    return f"{PREFIX}{export_id}-{attempt}.zip"
 
 
 # --- asking for one -------------------------------------------------------------------------------
@@ -165,6 +165,10 @@ async def run_pending(services: Services) -> int:
 async def _claim(services: Services) -> DataExport | None:
     now = services.clock.now()
     free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    # Those whose every attempt failed stop waiting: the holder may ask for a new one.
+    await DataExport.filter(free, status=ExportStatus.PENDING, attempts__gte=MAX_ATTEMPTS).update(
+        status=ExportStatus.FAILED, lease_until=None
+    )
     candidates = (
         await DataExport.filter(free, status=ExportStatus.PENDING, attempts__lt=MAX_ATTEMPTS)
         .order_by("requested_at", "id")
@@ -181,7 +185,7 @@ async def _claim(services: Services) -> DataExport | None:
 
 async def _build(services: Services, store: DocumentStore, export: DataExport) -> None:
     user = await User.get(id=export.user_id)
-    key = object_key(export.id)
+    key = object_key(export.id, export.attempts)
     with tempfile.TemporaryDirectory(prefix="senvault-export-") as tmp:
         folder = Path(tmp)
         archive = folder / "export.zip"
@@ -192,7 +196,11 @@ async def _build(services: Services, store: DocumentStore, export: DataExport) -
         await store.storage.put(key, encryption.encrypt(data_key, key, _read_file(archive)))
     now = services.clock.now()
     async with unit_of_work(services) as outbox:
-        done = await DataExport.filter(id=export.id, status=ExportStatus.PENDING).update(
+        # Only while this attempt is still the latest: one taken over after its lease ran out
+        # leaves the export to the process that took it.
+        done = await DataExport.filter(
+            id=export.id, status=ExportStatus.PENDING, attempts=export.attempts
+        ).update(
             status=ExportStatus.READY,
             ready_at=now,
             expires_at=now + TTL,
@@ -201,15 +209,17 @@ async def _build(services: Services, store: DocumentStore, export: DataExport) -
             wrapped_key=encryption.wrap(store.keys, data_key, key),
             lease_until=None,
         )
-        if done:
-            await notifications.notify(
-                outbox,
-                user.id,
-                NotificationKind.DATA_EXPORT_READY,
-                "Your data export is ready",
-                "The copy of your data you asked for is ready to download for the next 7 days.",
-                notifications.subject("DataExport", export.id),
-            )
+        if not done:
+            await discard(services, key)
+            return
+        await notifications.notify(
+            outbox,
+            user.id,
+            NotificationKind.DATA_EXPORT_READY,
+            "Your data export is ready",
+            "The copy of your data you asked for is ready to download for the next 7 days.",
+            notifications.subject("DataExport", export.id),
+        )
 
 
 async def _read_file(path: Path) -> AsyncIterator[bytes]:
@@ -251,10 +261,12 @@ async def remove_orphans(services: Services) -> int:
     stopped half-way); returns how many went."""
     if services.documents is None:
         return 0
+    # PENDING before READY: an export that becomes READY between the two reads is then seen as one
+    # or the other, never as neither.
+    pending = await DataExport.filter(status=ExportStatus.PENDING).values("id", "attempts")
+    building = {object_key(int(row["id"]), int(row["attempts"])) for row in pending}
     ready = await DataExport.filter(status=ExportStatus.READY).values("object_key")
     held = {str(row["object_key"]) for row in ready if row["object_key"]}
-    pending = await DataExport.filter(status=ExportStatus.PENDING).values("id")
-    building = {object_key(int(row["id"])) for row in pending}
     removed = 0
     async for key in services.documents.storage.keys(PREFIX):
         if key not in held and key not in building:

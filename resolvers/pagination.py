@@ -19,6 +19,8 @@ M = TypeVar("M", bound=Model)
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+# No cursor this API makes is longer; a longer one is refused before it is decoded.
+MAX_CURSOR = 512
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ def encode_cursor(kind: str, row_id: int) -> str:
 
 
 def decode_cursor(kind: str, cursor: str, field: str = "after") -> int:
+    if len(cursor) > MAX_CURSOR:
+        raise InvalidInput(field, "This cursor is not valid for this list.")
     try:
         raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()).decode()
         prefix, row_id = raw.rsplit(":", 1)
@@ -60,6 +64,8 @@ def encode_keyset(kind: str, *parts: str) -> str:
 
 def decode_keyset(kind: str, cursor: str, size: int, field: str = "after") -> list[str]:
     """The `size` values inside a cursor of `kind`; anything else is INVALID for `field`."""
+    if len(cursor) > MAX_CURSOR:
+        raise InvalidInput(field, "This cursor is not valid for this list.")
     try:
         raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()).decode()
         data = json.loads(raw)
@@ -68,7 +74,7 @@ def decode_keyset(kind: str, cursor: str, size: int, field: str = "after") -> li
         if not all(isinstance(part, str) for part in data):
             raise ValueError(raw)
         return [str(part) for part in data[1:]]
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidInput(field, "This cursor is not valid for this list.") from exc
 
 

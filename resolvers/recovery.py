@@ -85,6 +85,12 @@ async def _end_sessions(user_id: int, now: datetime, keep: int | None = None) ->
     return ids
 
 
+async def _spend_all(user_id: int, now: datetime) -> None:
+    """Every mailed link of the account stops working (a new password ends what the old one may
+    have set going: another reset, a change of email to an address someone else holds)."""
+    await AccountToken.filter(user_id=user_id, used_at__isnull=True).update(used_at=now)
+
+
 async def announce_sessions_ended(services: Services, session_ids: list[int]) -> None:
     for session_id in session_ids:
         await connections.announce_ended(services, session_id=session_id)
@@ -139,6 +145,7 @@ async def reset_password(services: Services, token: str, new_password: str) -> U
             changes["email_verified_at"] = now  # following the link proved the address
         await User.filter(id=user.id).update(**changes)
         ended = await _end_sessions(user.id, now)
+        await _spend_all(user.id, now)
     await announce_sessions_ended(services, ended)
     _password_changed_notice(services, user)
     return await User.get(id=user.id)
@@ -155,6 +162,7 @@ async def change_password(services: Services, viewer: Viewer | None, current: st
     async with in_transaction():
         await User.filter(id=user.id).update(password_hash=password_hash)
         ended = await _end_sessions(user.id, now, keep=v.session_id)
+        await _spend_all(user.id, now)
     await announce_sessions_ended(services, ended)
     _password_changed_notice(services, user)
     return await User.get(id=user.id)

@@ -43,7 +43,7 @@ def code_at(secret: str, unix_time: int, digits: int = DIGITS) -> str:
 
 
 def _matching_step(secret: str, code: str, now: datetime) -> int | None:
-    if len(code) != DIGITS or not code.isdigit():
+    if len(code) != DIGITS or not (code.isascii() and code.isdigit()):
         return None
     totp = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS)
     step = int(now.timestamp()) // STEP_SECONDS

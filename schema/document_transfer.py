@@ -22,7 +22,8 @@ from resolvers.storage import StorageError
 
 log = logging.getLogger("senvault.documents")
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# At most 19 digits a number: more than any file holds, and int() of a huge string is refused.
+_RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})")
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ._-()[]+,=@")
 
 

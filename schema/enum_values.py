@@ -66,6 +66,7 @@ VALUES: dict[type[Enum], dict[str, str]] = {
         "PENDING": "Being put together; a DATA_EXPORT_READY notification says when it is ready.",
         "READY": "Ready to download, until expiresAt.",
         "EXPIRED": "Its seven days are over and its file is gone; ask for a new one.",
+        "FAILED": "It could not be built, after several tries; ask for a new one.",
     },
     DocumentStatus: {
         "PENDING_UPLOAD": "Waiting for its bytes and completeDocumentUpload.",

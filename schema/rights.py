@@ -34,7 +34,7 @@ ExportStatus = m.ExportStatus
 )
 class DataExport(relay.Node):
     id: relay.NodeID[int]
-    status: ExportStatus = strawberry.field(description="PENDING, READY or EXPIRED.")
+    status: ExportStatus = strawberry.field(description="PENDING, READY, EXPIRED or FAILED.")
     requested_at: datetime = strawberry.field(description="When it was asked for.")
     ready_at: datetime | None = strawberry.field(description="When it was ready.")
     expires_at: datetime | None = strawberry.field(

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from inspect import isawaitable
 from typing import Any
 
 from graphql import GraphQLResolveInfo
+from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -33,6 +35,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from strawberry import Schema
 from strawberry.extensions import LifecycleStep
 from strawberry.extensions.tracing import OpenTelemetryExtension
+from strawberry.extensions.tracing.utils import should_skip_tracing
 from strawberry.types import ExecutionContext
 
 from schema.context import current_request_id
@@ -97,6 +100,29 @@ def extension(provider: TracerProvider) -> type[OpenTelemetryExtension]:
                 if context.pre_execution_errors or (result is not None and getattr(result, "errors", None)):
                     span.set_status(Status(StatusCode.ERROR))
                 span.end()
+
+        async def resolve(
+            self,
+            _next: Callable[..., Any],
+            root: Any,
+            info: GraphQLResolveInfo[Any],
+            *args: str,
+            **kwargs: Any,
+        ) -> Any:
+            # strawberry's own, but an exception is not recorded on the span: its message and stack
+            # can quote what the client sent.
+            if should_skip_tracing(_next, info):
+                result = _next(root, info, *args, **kwargs)
+                return await result if isawaitable(result) else result
+            with self._tracer.start_as_current_span(
+                f"GraphQL Resolving: {info.field_name}",
+                context=trace.set_span_in_context(self._span_holder[LifecycleStep.OPERATION]),
+                record_exception=False,
+                set_status_on_exception=False,
+            ) as span:
+                self.add_tags(span, info, kwargs)
+                result = _next(root, info, *args, **kwargs)
+                return await result if isawaitable(result) else result
 
     return PrivateTracing
 

@@ -16,11 +16,10 @@ from typing import Any
 
 from strawberry.relay import GlobalID
 
-from resolvers import erasure
 from resolvers.clock import Clock
 from tests.client import GraphQLClient
 from tests.documents import upload
-from tests.factories import Account, add_child, admin, advocate, send_request, sign_up, sweep
+from tests.factories import Account, add_child, admin, advocate, erase_now, send_request, sign_up, sweep
 
 SCOPES = [
     "REQUESTS_READ",
@@ -325,6 +324,6 @@ async def build(gql: GraphQLClient, clock: Clock) -> World:
     made = await gql.data("mutation { requestDataExport { dataExport { id } } }", token=family.token)
     ids["DataExport"] = made["requestDataExport"]["dataExport"]["id"]
     gone = await sign_up(gql)
-    record = await erasure.erase(gql.app.state.services, row_id(gone.user_id))
+    record = await erase_now(gql.app.state.services, row_id(gone.user_id))
     ids["ErasureRecord"] = str(GlobalID("ErasureRecord", str(record.id)))
     return world

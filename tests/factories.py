@@ -279,3 +279,15 @@ async def thread_cursor(global_id: str) -> str:
     model = SupportRequest if kind == "SupportRequest" else SupportRelationship
     row = await model.get(id=db_id(global_id))
     return await cursor_now(events.thread_channel(row.thread_id))
+
+
+async def erase_now(services: Any, user_id: int) -> Any:
+    """An account erased at once: its deletion due now (as `deleteAccount` and the grace period
+    would leave it), then the erasure run; returns its record."""
+    from models.accounts import User
+    from resolvers import erasure
+
+    await User.filter(id=user_id).update(erasure_due_at=services.clock.now())
+    record = await erasure.erase(services, user_id)
+    assert record is not None
+    return record

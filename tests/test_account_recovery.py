@@ -270,6 +270,21 @@ async def test_two_resets_with_one_token_at_once_one_wins(gql: GraphQLClient, in
     assert (await gql.data(LOG_IN, {"e": family.email, "p": winner}))["logIn"]["token"]
 
 
+async def test_a_new_password_ends_every_link_mailed_before_it(gql: GraphQLClient, inbox: Inbox) -> None:
+    """Someone with the old password asked to move the account to their address; the family
+    notices and resets its password: that change of email can no longer be confirmed."""
+    family = await _verified_sign_up(gql, inbox)
+    elsewhere = f"intruder-{family.email}"
+    await gql.data(CHANGE_EMAIL, {"p": PASSWORD, "e": elsewhere}, family.token)
+    hijack = token_in(await inbox.next_to(elsewhere))
+    await gql.data(RESET_REQUEST, {"e": family.email})
+    reset = token_in(await inbox.next_to(family.email, seen=2))  # after the verification and the notice
+    assert (await gql.data(RESET, {"t": reset, "p": NEW_PASSWORD}))["resetPassword"]["userErrors"] == []
+    late = await gql.data(VERIFY, {"t": hijack})
+    assert late["verifyEmail"]["userErrors"] == [{"code": "INVALID_TOKEN", "field": "token"}]
+    assert (await gql.data(LOG_IN, {"e": family.email, "p": NEW_PASSWORD}))["logIn"]["token"]
+
+
 async def test_a_reset_link_expires_after_an_hour(gql: GraphQLClient, inbox: Inbox, clock: Clock) -> None:
     family = await _verified_sign_up(gql, inbox)
     await gql.data(RESET_REQUEST, {"e": family.email})

@@ -6,6 +6,7 @@ everything), so a new connection cannot be left without them."""
 
 from __future__ import annotations
 
+import base64
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,9 @@ BAD_WINDOWS = [
     ("last: 101", "last"),
     ('last: 2, before: "bm90IGEgY3Vyc29y"', "before"),
     ('before: "bm90IGEgY3Vyc29y"', "before"),
+    # A cursor of nested brackets (deep recursion in a JSON decoder), and one far too long.
+    (f'after: "{base64.urlsafe_b64encode(b"[" * 3000).decode()}"', "after"),
+    ('before: "' + "A" * 600 + '"', "before"),
 ]
 
 

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from tortoise import Tortoise
 
-from models.rights import ErasureRecord
+from models.accounts import User
+from models.rights import DataExport, ErasureRecord
 from resolvers import erasure, exports
 from resolvers.clock import Clock
 from tests.client import GraphQLClient
@@ -177,10 +178,12 @@ async def test_a_rich_familys_export_holds_every_item(gql: GraphQLClient, live_s
     assert data["access_log.json"], "the advocate's read is in the access log"
     assert data["reviews.json"][0]["text"] == rich.ids["review"]
     assert data["notifications.json"]
-    # A range of the ZIP, as large downloads resume.
+    # A range of the ZIP, as large downloads resume; a range no file could have is ignored.
     part = await gql.http.get(export["downloadUrl"], headers={"Range": "bytes=0-9"})
     assert part.status_code == 206
     assert part.content == response.content[:10]
+    absurd = await gql.http.get(export["downloadUrl"], headers={"Range": "bytes=" + "9" * 5000 + "-"})
+    assert absurd.status_code == 200
 
 
 async def test_only_the_holder_reaches_an_export_and_its_link_ends_with_the_session(
@@ -217,7 +220,7 @@ async def test_an_export_expires_after_seven_days_and_its_file_goes(
     export = await _ready_export(gql, live_server, family.token)
     services = live_server.app.state.services
     keys = [k async for k in services.documents.storage.keys(exports.PREFIX)]
-    assert exports.object_key(db_id(export["id"])) in keys
+    assert exports.object_key(db_id(export["id"]), 1) in keys
     clock.advance(timedelta(days=7, minutes=1))
     await sweep(gql)
     node = (await gql.data(EXPORT, {"id": export["id"]}, family.token))["node"]
@@ -225,7 +228,21 @@ async def test_an_export_expires_after_seven_days_and_its_file_goes(
     assert node["downloadUrl"] is None
     assert (await gql.http.get(export["downloadUrl"])).status_code == 404
     keys = [k async for k in services.documents.storage.keys(exports.PREFIX)]
-    assert exports.object_key(db_id(export["id"])) not in keys
+    assert exports.object_key(db_id(export["id"]), 1) not in keys
+
+
+async def test_an_export_that_cannot_be_built_fails_and_another_can_be_asked_for(
+    gql: GraphQLClient, live_server: Live
+) -> None:
+    family = await sign_up(gql)
+    made = await gql.data(REQUEST_EXPORT, token=family.token)
+    first = made["requestDataExport"]["dataExport"]["id"]
+    await DataExport.filter(id=db_id(first)).update(attempts=exports.MAX_ATTEMPTS)  # every try failed
+    await exports.run_pending(live_server.app.state.services)
+    assert (await gql.data(EXPORT, {"id": first}, family.token))["node"]["status"] == "FAILED"
+    again = await gql.data(REQUEST_EXPORT, token=family.token)
+    assert again["requestDataExport"]["dataExport"]["id"] != first
+    assert again["requestDataExport"]["dataExport"]["status"] == "PENDING"
 
 
 # --- erasure ------------------------------------------------------------------------------------
@@ -364,16 +381,26 @@ async def test_a_crash_between_erasure_steps_resumes_to_the_same_end(
         raise RuntimeError("the process stopped here")
 
     steps = list(erasure.STEPS)
-    name, _, atomic = steps[2]
-    monkeypatch.setattr(erasure, "STEPS", [*steps[:2], (name, crash, atomic), *steps[3:]])
+    crashing = [n for n, _, _ in steps].index("scrub_conversations")
+    name, _, atomic = steps[crashing]
+    monkeypatch.setattr(erasure, "STEPS", [*steps[:crashing], (name, crash, atomic), *steps[crashing + 1 :]])
+    await User.filter(id=user_id).update(erasure_due_at=services.clock.now())  # as the grace period ends
     with pytest.raises(RuntimeError):
         await erasure.erase(services, user_id)
     record = await ErasureRecord.get(user_id=user_id)
-    assert record.steps_done == [n for n, _, _ in steps[:2]]
+    assert record.steps_done == [n for n, _, _ in steps[:crashing]]
     assert record.completed_at is None
     # Half-erased: the Vault is gone, the family's words are not yet; and while the lease of the
-    # process that stopped lasts, no other takes the erasure over.
+    # process that stopped lasts, no other takes the erasure over. Meanwhile the account can do
+    # nothing: its sessions ended at the first step, and it cannot sign in again.
     assert await _scan([rich.secrets[0]]) != []
+    assert (await gql.data("{ viewer { id } }", token=rich.family.token))["viewer"] is None
+    log_in = (
+        "mutation($e: String!, $p: String!) {"
+        " logIn(input: {email: $e, password: $p}) { token userErrors { code } } }"
+    )
+    signing_in = await gql.data(log_in, {"e": rich.family.email, "p": PASSWORD})
+    assert signing_in["logIn"] == {"token": None, "userErrors": [{"code": "ACCOUNT_SUSPENDED"}]}
     monkeypatch.setattr(erasure, "STEPS", steps)
     await erasure.run_due(services)
     assert (await ErasureRecord.get(user_id=user_id)).completed_at is None
@@ -385,6 +412,7 @@ async def test_a_crash_between_erasure_steps_resumes_to_the_same_end(
     await _erased_everywhere(gql, live_server, rich, keys)
     # Running it again changes nothing.
     again = await erasure.erase(services, user_id)
+    assert again is not None
     assert again.counts == record.counts
 
 
@@ -454,6 +482,8 @@ async def test_deleting_a_child_takes_its_vault_and_the_grants_only_it_had(
         {"input": {"relationshipId": relationship_2, "scopes": ["TIMELINE"], "childIds": [child]}},
         family.token,
     )
+    # The advocate reads the child's evidence: the family's access log names it.
+    await gql.data(READ_VAULT, {"f": family.family_id}, adv.token)
     done = await gql.data(DELETE_CHILD, {"c": child}, family.token)
     assert done["deleteChild"] == {"child": {"displayName": "Zephyrine"}, "userErrors": []}
     live = [

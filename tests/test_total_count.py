@@ -7,11 +7,11 @@ from typing import Any
 
 from strawberry.relay import GlobalID
 
-from resolvers import erasure, exports
+from resolvers import exports
 from resolvers.demo import ADMIN, ADVOCATES, DEMO_PASSWORD, FAMILY, seed
 from tests.client import GraphQLClient
 from tests.conftest import Live
-from tests.factories import sign_up
+from tests.factories import erase_now, sign_up
 
 LOG_IN = "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }"
 CREATE_TOKEN = "mutation($n: String!) { createApiToken(input: {name: $n, scopes: [VAULT_READ]}) { secret } }"
@@ -57,7 +57,7 @@ async def fill_what_the_demo_lacks(gql: GraphQLClient, live_server: Live, family
         await exports.run_pending(live_server.app.state.services)
     for _ in range(2):
         gone = await sign_up(gql)
-        await erasure.erase(live_server.app.state.services, int(GlobalID.from_id(gone.user_id).node_id))
+        await erase_now(live_server.app.state.services, int(GlobalID.from_id(gone.user_id).node_id))
 
 
 def _dig(data: Any, path: tuple[str, ...]) -> Any:

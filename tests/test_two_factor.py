@@ -106,8 +106,9 @@ async def test_two_factor_sign_in_from_enabling_to_disabling(gql: GraphQLClient,
 
     missing = await _log_in(gql, family.email)
     assert missing == {"token": None, "userErrors": [{"code": "TWO_FACTOR_REQUIRED", "field": "otp"}]}
-    bad = await _log_in(gql, family.email, "123")
-    assert bad["userErrors"] == [{"code": "INVALID_OTP", "field": "otp"}]
+    for bad_code in ("123", "١٢٣٤٥٦", "x" * 100):  # short, digits of another script, long
+        bad = await _log_in(gql, family.email, bad_code)
+        assert bad["userErrors"] == [{"code": "INVALID_OTP", "field": "otp"}]
     wrong_password = await _log_in(gql, family.email, totp(secret, _now(clock)), password="not the password")
     assert [e["code"] for e in wrong_password["userErrors"]] == ["INVALID_CREDENTIALS"]
     # The step confirmTwoFactor used is spent: the next step's code signs in, once.
