@@ -147,18 +147,20 @@ async def plaintext(services: Services, opened: Opened, start: int, end: int) ->
 
 
 async def run_pending(services: Services) -> int:
-    """Build every export waiting that no other process is building; returns how many were built."""
+    """Build every export waiting that no other process is building (in this process, after any pass
+    already running); returns how many were built."""
     if services.documents is None:
         return 0
     built = 0
-    while (export := await _claim(services)) is not None:
-        try:
-            await _build(services, services.documents, export)
-            built += 1
-        except (StorageError, OSError, encryption.UnusableKey):
-            # Tried again when the lease ends, up to MAX_ATTEMPTS.
-            log.exception("a data export could not be built; it will be tried again")
-            return built
+    async with services.exporting:
+        while (export := await _claim(services)) is not None:
+            try:
+                await _build(services, services.documents, export)
+                built += 1
+            except (StorageError, OSError, encryption.UnusableKey):
+                # Tried again when the lease ends, up to MAX_ATTEMPTS.
+                log.exception("a data export could not be built; it will be tried again")
+                return built
     return built
 
 

@@ -51,6 +51,9 @@ class Services:
     connections: Connections = field(default_factory=Connections)
     # Held by each pass of the clock-driven sweep: one pass at a time per process.
     sweeping: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Held by each pass building data exports: one pass at a time per process, so a caller that
+    # asks while the background pass runs waits for it and then builds whatever is left.
+    exporting: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Query cost and rate limits (schema/limits.py); no limiter means no rate limiting.
     limits: LimitSettings = field(default_factory=LimitSettings)
     rate_limiter: RateLimiter | None = None

@@ -287,7 +287,10 @@ async def erase_now(services: Any, user_id: int) -> Any:
     from models.accounts import User
     from resolvers import erasure
 
-    await User.filter(id=user_id).update(erasure_due_at=services.clock.now())
-    record = await erasure.erase(services, user_id)
+    # Under the sweep's lock, so the app's own sweep (every 0.1 s in tests) does not take the
+    # erasure's lease first and leave this call to return before it has finished.
+    async with services.sweeping:
+        await User.filter(id=user_id).update(erasure_due_at=services.clock.now())
+        record = await erasure.erase(services, user_id)
     assert record is not None
     return record

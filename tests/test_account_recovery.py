@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import email
 import re
+import shutil
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -26,7 +27,7 @@ from models.accounts import AccountToken, User
 from resolvers.clock import Clock
 from resolvers.mail import ConsoleMailer, Outgoing, SmtpMailer
 from tests.client import GraphQLClient, eventually
-from tests.conftest import Live
+from tests.conftest import Live, require_service
 from tests.factories import PASSWORD, SEND_REQUEST, SIGN_UP, add_child, admin, advocate, sign_up_via_api
 from tests.servers import free_port, serve
 
@@ -548,6 +549,9 @@ async def test_the_readme_walks_a_new_account_through_confirmation_and_a_reset_w
 ) -> None:
     """The README's shell commands, as written, against a served process whose console mail goes
     to `senvault-mail/` in the folder they run in."""
+    for tool in ("bash", "curl"):
+        if shutil.which(tool) is None:
+            require_service(tool, "the README's commands use it")
     script = _readme_block("### A new account, its email confirmed, and a forgotten password")
     env = {
         "DATABASE_URL": settings.database_url,

@@ -383,31 +383,35 @@ async def test_a_crash_between_erasure_steps_resumes_to_the_same_end(
     steps = list(erasure.STEPS)
     crashing = [n for n, _, _ in steps].index("scrub_conversations")
     name, _, atomic = steps[crashing]
-    monkeypatch.setattr(erasure, "STEPS", [*steps[:crashing], (name, crash, atomic), *steps[crashing + 1 :]])
-    await User.filter(id=user_id).update(erasure_due_at=services.clock.now())  # as the grace period ends
-    with pytest.raises(RuntimeError):
-        await erasure.erase(services, user_id)
-    record = await ErasureRecord.get(user_id=user_id)
-    assert record.steps_done == [n for n, _, _ in steps[:crashing]]
-    assert record.completed_at is None
-    # Half-erased: the Vault is gone, the family's words are not yet; and while the lease of the
-    # process that stopped lasts, no other takes the erasure over. Meanwhile the account can do
-    # nothing: its sessions ended at the first step, and it cannot sign in again.
-    assert await _scan([rich.secrets[0]]) != []
-    assert (await gql.data("{ viewer { id } }", token=rich.family.token))["viewer"] is None
-    log_in = (
-        "mutation($e: String!, $p: String!) {"
-        " logIn(input: {email: $e, password: $p}) { token userErrors { code } } }"
-    )
-    signing_in = await gql.data(log_in, {"e": rich.family.email, "p": PASSWORD})
-    assert signing_in["logIn"] == {"token": None, "userErrors": [{"code": "ACCOUNT_SUSPENDED"}]}
-    monkeypatch.setattr(erasure, "STEPS", steps)
-    await erasure.run_due(services)
-    assert (await ErasureRecord.get(user_id=user_id)).completed_at is None
-    clock.advance(erasure.LEASE + timedelta(seconds=1))
-    await erasure.run_due(services)  # a sweep after the lease finds the unfinished erasure
-    record = await ErasureRecord.get(user_id=user_id)
-    assert record.completed_at is not None
+    stopping = [*steps[:crashing], (name, crash, atomic), *steps[crashing + 1 :]]
+    # The app's own sweep (every 0.1 s in tests) is held off, so that this test alone runs the
+    # erasure: first the process that stops half-way, then the sweep that finds it unfinished.
+    async with services.sweeping:
+        monkeypatch.setattr(erasure, "STEPS", stopping)
+        await User.filter(id=user_id).update(erasure_due_at=services.clock.now())  # as the grace period ends
+        with pytest.raises(RuntimeError):
+            await erasure.erase(services, user_id)
+        record = await ErasureRecord.get(user_id=user_id)
+        assert record.steps_done == [n for n, _, _ in steps[:crashing]]
+        assert record.completed_at is None
+        # Half-erased: the Vault is gone, the family's words are not yet; and while the lease of the
+        # process that stopped lasts, no other takes the erasure over. Meanwhile the account can do
+        # nothing: its sessions ended at the first step, and it cannot sign in again.
+        assert await _scan([rich.secrets[0]]) != []
+        assert (await gql.data("{ viewer { id } }", token=rich.family.token))["viewer"] is None
+        log_in = (
+            "mutation($e: String!, $p: String!) {"
+            " logIn(input: {email: $e, password: $p}) { token userErrors { code } } }"
+        )
+        signing_in = await gql.data(log_in, {"e": rich.family.email, "p": PASSWORD})
+        assert signing_in["logIn"] == {"token": None, "userErrors": [{"code": "ACCOUNT_SUSPENDED"}]}
+        monkeypatch.setattr(erasure, "STEPS", steps)
+        await erasure.run_due(services)
+        assert (await ErasureRecord.get(user_id=user_id)).completed_at is None
+        clock.advance(erasure.LEASE + timedelta(seconds=1))
+        await erasure.run_due(services)  # a sweep after the lease finds the unfinished erasure
+        record = await ErasureRecord.get(user_id=user_id)
+        assert record.completed_at is not None
     assert record.steps_done == [n for n, _, _ in steps]
     await _erased_everywhere(gql, live_server, rich, keys)
     # Running it again changes nothing.
