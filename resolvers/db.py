@@ -8,6 +8,11 @@ connection: taken from the pool at the request's first statement, used one state
 and given back (and reset) once, when the request is answered. A transaction in the request runs
 on that connection and has it to itself until it ends.
 
+Going back to the pool, a connection's open transaction (if any) is rolled back, but asyncpg's
+reset query (`pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`) is not sent: the service
+keeps no state in a session (no advisory locks, cursors held outside a transaction, LISTEN or
+session `SET`), so that round trip cleared nothing, on every request.
+
 A request that sends no statement (`{ __typename }`, a refusal) takes no connection, and costs one
 context variable. SQLite has one connection anyway: there the scope only marks the request
 (`in_request`), which tests use to count a request's statements apart from the sweeper's.
@@ -69,8 +74,16 @@ def in_request() -> bool:
     return _scope.get() is not None
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """The pool's reset of a connection it takes back, after asyncpg's own rollback of a stray
+    transaction: nothing more (see the module's docstring)."""
+
+
 class RequestScopedClient(AsyncpgDBClient):
     """The ORM's PostgreSQL client: pooled, except inside `request_scope()`."""
+
+    async def create_pool(self, **kwargs: Any) -> asyncpg.Pool:
+        return await asyncpg.create_pool(None, reset=_keep_session, **kwargs)
 
     def acquire_connection(self) -> Any:
         scope = _scope.get()

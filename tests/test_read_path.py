@@ -276,3 +276,20 @@ async def test_a_request_takes_one_pooled_connection_for_all_its_statements(
     taken.clear()
     await gql.data("{ __typename }")
     assert taken == []
+
+
+async def test_a_connection_goes_back_to_the_pool_without_its_transaction(gql: GraphQLClient) -> None:
+    """The pool sends no reset query when it takes a connection back (resolvers/db.py), but a
+    transaction left open is still rolled back: the next user of the connection starts clean."""
+    client = get_connection("default")
+    if client.capabilities.dialect != "postgres":
+        pytest.skip("SQLite has one connection: there is no pool to take from")
+    family = await sign_up(gql)
+    proxy = await client._pool.acquire()
+    raw = proxy._con
+    await proxy.execute("BEGIN")
+    await proxy.execute("UPDATE users SET email = 'changed@example.test'")
+    assert raw.is_in_transaction()
+    await client._pool.release(proxy)
+    assert not raw.is_in_transaction()
+    assert (await gql.data("{ viewer { email } }", token=family.token))["viewer"] == {"email": family.email}
