@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -210,17 +210,24 @@ class CursorExpired(Exception):
 
 
 async def catch_up(
-    channel: str, after_seq: int, upto: int, first: list[Envelope] | None = None
+    channel: str,
+    after_seq: int,
+    upto: int,
+    first: list[Envelope] | None = None,
+    on_page: Callable[[list[Envelope]], object] | None = None,
 ) -> AsyncIterator[Envelope]:
     """Every stored event after `after_seq` up to `upto`, in order, starting with `first` when it was
     read already (`head_and_replay`). Sequence numbers are dense: where one is missing, it was
-    pruned, and this raises CursorExpired after the events before it."""
+    pruned, and this raises CursorExpired after the events before it. `on_page` is shown each page
+    of events as it is read, before its first event is yielded."""
     expected = after_seq + 1
     while expected <= upto:
         if first is not None:
             batch, first = first, None
         else:
             batch = await replay(channel, expected - 1, REPLAY_PAGE, upto=upto)
+        if on_page is not None:
+            on_page(batch)
         for envelope in batch:
             if envelope.seq != expected:
                 raise CursorExpired

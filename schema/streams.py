@@ -59,6 +59,7 @@ async def stream(
     after: str | None,
     kinds: Container[str],
     handover: Callable[[Subscription, int], bool] | None = None,
+    on_page: Callable[[list[Envelope]], object] | None = None,
 ) -> AsyncIterator[Envelope]:
     """Events of `kinds` on `channel`: those after `after` from the log, then live, each once, in order.
 
@@ -66,7 +67,8 @@ async def stream(
     `accounts.still_valid`) and the request's loaders are renewed, so nothing is delivered from a
     revoked session or out of a stale cache. With `handover` (`schema.fanout`), once the replay has
     caught up the subscription is handed to its channel's fanout, which delivers the live events,
-    and this ends without another event.
+    and this ends without another event. `on_page` is shown each page of events read from the log
+    before its events are yielded (`events_for` starts their work together).
     """
     services = info.context.services
     try:
@@ -99,7 +101,7 @@ async def stream(
                         "BAD_USER_INPUT", "This cursor does not belong to this subscription."
                     )
                 last = after_seq
-                async for envelope in _catch_up(channel, last, head, first):
+                async for envelope in _catch_up(channel, last, head, first, on_page):
                     last = envelope.seq
                     if envelope.kind in kinds:
                         await _authorise(info, viewer)
@@ -119,7 +121,7 @@ async def stream(
                 if envelope.seq > last + 1:
                     # Concurrent transactions publish in any order, but every number below this one
                     # has committed (sequence order is commit order): take the gap from the log.
-                    async for missed in _catch_up(channel, last, envelope.seq - 1):
+                    async for missed in _catch_up(channel, last, envelope.seq - 1, on_page=on_page):
                         last = missed.seq
                         if missed.kind in kinds:
                             await _authorise(info, viewer)
@@ -264,8 +266,18 @@ async def events_for(
     this viewer). A live event's `build` runs once per viewer in this process, however many
     sockets that viewer has subscribed: every one of them is sent the same object."""
     park = fanout.handover(info.context, viewer, kinds, build, _group_key)
-    async for envelope in stream(info, viewer, channel, after, kinds, park):
-        event = await once(envelope, (build.__qualname__, viewer), partial(build, envelope))
+    key = (build.__qualname__, viewer)
+
+    def start_page(page: list[Envelope]) -> None:
+        # A page read from the log (a resume, a gap): every event's `build` starts now, so the rows
+        # they name are read together (`LiveRows`: one statement a page, not one an event). Each is
+        # still sent only after the credential is checked again before it.
+        for envelope in page:
+            if envelope.kind in kinds and key not in envelope.shared:
+                envelope.shared[key] = _started(build(envelope))
+
+    async for envelope in stream(info, viewer, channel, after, kinds, park, start_page):
+        event = await once(envelope, key, partial(build, envelope))
         if event is not None:
             # Not reset in a `finally`: the stream may be closed from another task.
             _delivering.set((event, envelope.shared))
@@ -298,11 +310,15 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
 
 
 async def _catch_up(
-    channel: str, after_seq: int, upto: int, first: list[Envelope] | None = None
+    channel: str,
+    after_seq: int,
+    upto: int,
+    first: list[Envelope] | None = None,
+    on_page: Callable[[list[Envelope]], object] | None = None,
 ) -> AsyncIterator[Envelope]:
     """`events.catch_up`, its CursorExpired as the subscription's CURSOR_EXPIRED."""
     try:
-        async for envelope in events.catch_up(channel, after_seq, upto, first):
+        async for envelope in events.catch_up(channel, after_seq, upto, first, on_page):
             yield envelope
     except events.CursorExpired as exc:
         raise subscription_ended(events.CURSOR_EXPIRED, exc.message) from exc

@@ -233,6 +233,28 @@ async def test_a_burst_of_events_for_many_people_reads_their_rows_in_one_query(g
     assert len(reads) == 1, reads
 
 
+async def test_a_resume_reads_the_rows_of_a_page_of_missed_events_together(gql: GraphQLClient) -> None:
+    """A dashboard coming back after 30 events: the log is read in one statement, and the 30
+    notifications they name in one more, not one each; they arrive in order, each once."""
+    person = await sign_up(gql)
+    after = await user_cursor(person)
+    assert gql.app is not None, "needs the app served in this process"
+    async with events.unit_of_work(gql.app.state.services) as outbox:
+        for n in range(30):
+            await notifications.notify(
+                outbox, db_id(person.user_id), NotificationKind.NEW_SIGN_IN, f"Missed {n}"
+            )
+    async with gql.socket(person.token) as sock:
+        await sock.ack()
+        with statements(sockets=True) as sent:
+            op = await sock.subscribe(NOTIFICATIONS, {"after": after})
+            got = [(await sock.next_event(op))["data"]["notificationReceived"] for _ in range(30)]
+    assert [g["notification"]["title"] for g in got] == [f"Missed {n}" for n in range(30)]
+    assert len({g["cursor"] for g in got}) == 30
+    reads = [s for s in sent if s.lstrip().upper().startswith("SELECT") and 'FROM "notifications"' in s]
+    assert len(reads) == 1, reads
+
+
 @BOTH
 async def test_sockets_sharing_an_event_each_get_their_own_selection(
     gql: GraphQLClient, protocol: str
