@@ -245,7 +245,8 @@ class HTTPBoundary(GraphQL[Context, None]):
         # A subscription over SSE (schema/sse.py).
         query = self.persisted.resolve(request_data.query or None, request_data.extensions)
         if isinstance(query, Refused):
-            raise HTTPException(query.status if query.status >= 400 else 400, query.message)
+            # Coded as over plain HTTP: an APQ client sends the text after PERSISTED_QUERY_NOT_FOUND.
+            return self._refusal(query, sub_response)
         if not query:
             raise HTTPException(400, "No GraphQL query found in the request.")
         request_data.query = query
@@ -267,6 +268,13 @@ class HTTPBoundary(GraphQL[Context, None]):
             return results  # refused before it started (a limit, a validation error)
         return until_closed(cast("AsyncIterator[Any]", results), connection, context)
 
+    @staticmethod
+    def _refusal(refused: Refused, sub_response: Any) -> ExecutionResult:
+        sub_response.status_code = refused.status
+        return ExecutionResult(
+            data=None, errors=[GraphQLError(refused.message, extensions={"code": refused.code})]
+        )
+
     async def execute_single(
         self,
         request: Any,
@@ -283,10 +291,7 @@ class HTTPBoundary(GraphQL[Context, None]):
             allowed -= {OperationType.QUERY}
         query = self.persisted.resolve(request_data.query or None, request_data.extensions)
         if isinstance(query, Refused):
-            sub_response.status_code = query.status
-            return ExecutionResult(
-                data=None, errors=[GraphQLError(query.message, extensions={"code": query.code})]
-            )
+            return self._refusal(query, sub_response)
         if not query:
             raise HTTPException(400, "No GraphQL query found in the request.")
         try:

@@ -171,12 +171,20 @@ class Stream:
 
 @asynccontextmanager
 async def sse(
-    http: httpx.AsyncClient, query: str, variables: dict[str, Any], token: str | None
+    http: httpx.AsyncClient,
+    query: str | None,
+    variables: dict[str, Any],
+    token: str | None,
+    extensions: dict[str, Any] | None = None,
 ) -> AsyncIterator[Stream]:
+    """A subscription over SSE; `query` None sends only `extensions` (a persisted query's hash)."""
     headers = {"Accept": "text/event-stream", **({"Authorization": f"Bearer {token}"} if token else {})}
-    async with http.stream(
-        "POST", "/graphql", json={"query": query, "variables": variables}, headers=headers
-    ) as r:
+    body: dict[str, Any] = {"variables": variables}
+    if query is not None:
+        body["query"] = query
+    if extensions is not None:
+        body["extensions"] = extensions
+    async with http.stream("POST", "/graphql", json=body, headers=headers) as r:
         yield Stream(r)
 
 

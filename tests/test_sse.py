@@ -3,6 +3,7 @@ as over a websocket, and a stream ends at once when its credential does."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import server
@@ -48,6 +49,31 @@ async def test_events_replay_from_a_cursor_then_arrive_live_then_a_sign_out_ends
         event, ended = await stream.next()
         assert (event, ended["errors"][0]["extensions"]["code"]) == ("next", "UNAUTHENTICATED")
         assert (await stream.next())[0] == "complete"
+
+
+async def test_a_stream_named_by_an_unknown_hash_asks_for_its_text_as_plain_http_does(
+    gql: GraphQLClient,
+) -> None:
+    """Apollo's persisted queries over SSE: an unknown hash is answered PERSISTED_QUERY_NOT_FOUND
+    (200, JSON, as over plain HTTP), and the text sent with its hash then streams."""
+    family = await sign_up(gql)
+    persisted = {
+        "persistedQuery": {"version": 1, "sha256Hash": hashlib.sha256(NOTIFICATIONS.encode()).hexdigest()}
+    }
+    after = {"after": await user_cursor(family)}
+    async with sse(gql.http, None, after, family.token, persisted) as unknown:
+        assert unknown.response.status_code == 200
+        await unknown.response.aread()
+        assert unknown.response.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+    async with sse(gql.http, NOTIFICATIONS, after, family.token, persisted) as stream:
+        assert stream.response.headers["content-type"].startswith("text/event-stream")
+        await gql.data(LOG_IN, {"e": family.email, "p": PASSWORD})
+        _, first = await stream.next()
+        assert first["data"]["notificationReceived"]["notification"]["kind"] == "NEW_SIGN_IN"
+    # Now known: the hash alone streams.
+    async with sse(gql.http, None, after, family.token, persisted) as by_hash:
+        _, again = await by_hash.next()
+        assert again["data"]["notificationReceived"] == first["data"]["notificationReceived"]
 
 
 async def test_access_revoked_reaches_the_advocate_over_sse(gql: GraphQLClient) -> None:
