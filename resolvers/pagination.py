@@ -199,10 +199,17 @@ def page_key(kind: str, parent_id: int, window: Window) -> PageKey:
 
 
 async def pages_by_parent(
-    model: type[M], parent_column: str, kind: str, keys: Sequence[PageKey], *, newest_first: bool
+    model: type[M],
+    parent_column: str,
+    kind: str,
+    keys: Sequence[PageKey],
+    *,
+    newest_first: bool,
+    only: str = "",
 ) -> list[Page[M]]:
     """Pages of many parents' rows, ordered by id: one windowed statement per distinct window
-    among the keys, so a list of 100 parents costs what a list of 10 does."""
+    among the keys, so a list of 100 parents costs what a list of 10 does. `only` is a fixed SQL
+    condition on the rows listed (never anything a client sent), such as `"hidden_at" IS NULL`."""
     groups: dict[Window, tuple[PageKey, set[int]]] = {}
     for key in keys:
         groups.setdefault(key.window, (key, set()))[1].add(key.parent_id)
@@ -212,7 +219,7 @@ async def pages_by_parent(
     for window, (key, parents) in groups.items():
         # Every value spliced in is an integer checked here or taken from the database.
         ids = ",".join(str(int(i)) for i in sorted(parents))
-        bounds = ""
+        bounds = f" AND {only}" if only else ""
         if key.after_id is not None:
             bounds += f' AND "id" {"<" if newest_first else ">"} {int(key.after_id)}'
         if key.before_id is not None:

@@ -18,7 +18,7 @@ from resolvers.access import requests as request_access
 from resolvers.access.core import own_row
 from resolvers.errors import InvalidInput, NotFound, UserError
 from resolvers.events import unit_of_work
-from resolvers.pagination import Page, Window, paginate
+from resolvers.pagination import Page, PageKey, Window, page_key, pages_by_parent, paginate
 from resolvers.services import Services
 from resolvers.viewer import Viewer
 
@@ -141,12 +141,17 @@ async def ratings(advocate_ids: Sequence[int]) -> list[tuple[float | None, int]]
     return result
 
 
-async def reviews_of(advocate_id: int, window: Window) -> Page[Review]:
-    return await paginate(
-        Review.filter(advocate_id=advocate_id, hidden_at__isnull=True),
-        kind="Review",
-        window=window,
+async def review_pages(keys: Sequence[PageKey]) -> list[Page[Review]]:
+    """Newest-first pages of many advocates' shown reviews (a directory page asking for each
+    advocate's latest reviews), in one windowed query per distinct page."""
+    return await pages_by_parent(
+        Review, "advocate_id", "Review", keys, newest_first=True, only='"hidden_at" IS NULL'
     )
+
+
+def reviews_key(advocate_id: int, window: Window) -> PageKey:
+    """The loader key for a window on an advocate's shown reviews; a bad cursor is INVALID."""
+    return page_key("Review", advocate_id, window)
 
 
 async def review_of(relationship: SupportRelationship) -> Review | None:

@@ -93,8 +93,14 @@ class Advocate(relay.Node):
         from schema.vault import Review as ReviewType
         from schema.vault import ReviewConnection as Conn
 
-        page = await relationships.reviews_of(self.id, window(first, after, last, before))
-        return to_connection(Conn, page, ReviewType.from_model)  # type: ignore[return-value]
+        loaders = info.context.loaders
+        key = relationships.reviews_key(self.id, window(first, after, last, before))
+        page = await loaders.reviews.load(key)
+
+        async def total() -> int:
+            return (await loaders.rating.load(self.id))[1]  # the count of shown reviews
+
+        return to_connection(Conn, page, ReviewType.from_model, total)  # type: ignore[return-value]
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

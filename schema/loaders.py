@@ -13,6 +13,7 @@ from models.documents import Document
 from models.families import Child, Family
 from models.support import Message, SupportRelationship, SupportRequest, Thread
 from models.tickets import SlaClock, Ticket, TicketNote
+from models.vault import Review
 from resolvers import documents, loaders, messages, relationships, tickets
 from resolvers.pagination import Page, PageKey, counts_by_parent
 from resolvers.services import Services
@@ -94,6 +95,10 @@ class Loaders:
     @cached_property
     def rating(self) -> DataLoader[int, tuple[float | None, int]]:
         return DataLoader(relationships.ratings)
+
+    @cached_property
+    def reviews(self) -> DataLoader[PageKey, Page[Review]]:
+        return DataLoader(relationships.review_pages)
 
     def documents(
         self, services: Services, viewer: Viewer | None

@@ -14,10 +14,11 @@ from tortoise.connection import get_connection
 from models.families import Child, EhcpStage
 from resolvers import db
 from tests.client import GraphQLClient, eventually
-from tests.factories import Account, AdvocateAccount, advocate, db_id, send_request, sign_up
+from tests.factories import Account, AdvocateAccount, add_child, admin, advocate, db_id, send_request, sign_up
 from tests.statements import statements
 from tests.test_support_requests import ACCEPT
 from tests.test_tickets import ADD_ITEM
+from tests.test_vault import END, REVIEW
 
 TICKETS = 100
 
@@ -293,3 +294,44 @@ async def test_a_connection_goes_back_to_the_pool_without_its_transaction(gql: G
     await client._pool.release(proxy)
     assert not raw.is_in_transaction()
     assert (await gql.data("{ viewer { email } }", token=family.token))["viewer"] == {"email": family.email}
+
+
+async def test_a_directory_page_reads_every_advocates_reviews_together(gql: GraphQLClient) -> None:
+    """Each advocate's latest reviews on a directory page: one statement for the page of reviews
+    and one for their counts, however many advocates; hidden reviews are left out of both."""
+    boss = await admin(gql)
+    reviewed: dict[str, list[int]] = {}
+    for ratings in ([5, 4, 3], [2], [5, 1]):
+        adv = await advocate(gql)
+        reviewed[adv.advocate_id] = []
+        for n, rating in enumerate(ratings):
+            family = await sign_up(gql)
+            child = await add_child(gql, family)
+            request_id = (await send_request(gql, family, adv.advocate_id, child))["supportRequest"]["id"]
+            accepted = await gql.data(ACCEPT, {"input": {"requestId": request_id}}, adv.token)
+            relationship = accepted["acceptSupportRequest"]["supportRequest"]["relationship"]["id"]
+            end = {"input": {"relationshipId": relationship, "reason": "RESOLVED"}}
+            assert (await gql.data(END, end, family.token))["endSupportRelationship"]["userErrors"] == []
+            left = await gql.data(
+                REVIEW, {"input": {"relationshipId": relationship, "rating": rating}}, family.token
+            )
+            if n == 0 and len(ratings) > 1:  # the oldest of several, hidden by an admin
+                hide = "mutation($r: ID!) { hideReview(input: {reviewId: $r}) { userErrors { code } } }"
+                await gql.data(hide, {"r": left["leaveReview"]["review"]["id"]}, boss.token)
+            else:
+                reviewed[adv.advocate_id].insert(0, rating)
+    query = """
+    { advocates(first: 10) { edges { node { id
+        reviews(first: 1) { totalCount edges { node { rating } } pageInfo { hasNextPage } } } } } }
+    """
+    family = await sign_up(gql)
+    with statements() as sent:
+        data = await gql.data(query, token=family.token)
+    got = {e["node"]["id"]: e["node"]["reviews"] for e in data["advocates"]["edges"]}
+    for advocate_id, shown in reviewed.items():
+        page = got[advocate_id]
+        assert page["totalCount"] == len(shown)
+        assert [e["node"]["rating"] for e in page["edges"]] == shown[:1]
+        assert page["pageInfo"]["hasNextPage"] is (len(shown) > 1)
+    reads = [s for s in sent if 'FROM "reviews"' in s]
+    assert len(reads) == 2, reads
