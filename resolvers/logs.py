@@ -123,4 +123,7 @@ def log_config(fmt: str = "text") -> dict[str, Any]:
         )
     # Every other library's lines (the ORM's, ours) through the same handler and format.
     config["root"] = {"handlers": ["default"], "level": "INFO"}
+    # The ORM writes each statement with its parameter values (a child's name, an evidence
+    # title) at DEBUG: never, even when the rest of the logging is turned up to DEBUG.
+    config["loggers"]["tortoise.db_client"] = {"level": "INFO"}
     return config

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -141,3 +143,25 @@ async def test_json_logs_are_one_object_a_line_with_the_request_id(settings: ser
 def test_an_unknown_log_format_is_refused_at_start() -> None:
     with pytest.raises(SystemExit, match="LOG_FORMAT must be one of text, json"):
         server.Settings.from_env({"LOG_FORMAT": "yaml"})
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_statements_and_their_values_stay_out_of_the_log_even_at_debug(fmt: str) -> None:
+    """The ORM logs each statement with its parameters (names, titles) at DEBUG: with the served
+    logging turned up to DEBUG, those lines are still not written (in a process of its own, so
+    this one's logging is left alone)."""
+    script = (
+        "import logging, logging.config, sys\n"
+        "from resolvers.logs import log_config\n"
+        f"config = log_config({fmt!r})\n"
+        "config['root']['level'] = 'DEBUG'\n"
+        "logging.config.dictConfig(config)\n"
+        "logging.getLogger('tortoise.db_client').debug('SELECT %s', 'Alex Smith')\n"
+        "logging.getLogger('senvault.check').debug('debug lines are written')\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    written = ran.stdout + ran.stderr
+    assert "debug lines are written" in written
+    assert "Alex Smith" not in written
