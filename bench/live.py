@@ -205,10 +205,12 @@ async def ours_server(
                 await wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
                 if profile is not None:
                     # py-spy's own CPU is on the other core (it samples from outside the process).
+                    # Each sample pauses the server: at 1,000 a second the distinct-viewers scenario
+                    # slowed until its deliveries timed out; 250 is enough for a profile.
                     os.makedirs(profile, exist_ok=True)
                     spy_command = [
                         *_pin(1), str(Path(sys.executable).parent / "py-spy"), "record",
-                        "--pid", str(proc.pid), "--format", "raw", "--rate", "1000",
+                        "--pid", str(proc.pid), "--format", "raw", "--rate", "250",
                         "-o", str(profile / f"{scenario}.txt"),
                     ]  # fmt: skip
                     spy = await asyncio.create_subprocess_exec(
