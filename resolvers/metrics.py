@@ -8,12 +8,13 @@ four paths, anything else is `other`), so the series stay few.
 With `serve --workers N`, each worker is a process of its own: `server.py` then points
 `PROMETHEUS_MULTIPROC_DIR` at a fresh folder before the workers start, every worker writes its
 numbers there, and whichever worker answers `/metrics` reports them all (prometheus-client's
-multiprocess mode).
+multiprocess mode). The live gauges of a worker that died are let go of when `/metrics` is read.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -80,9 +81,25 @@ def observe_request(path: str, method: str, status: int, seconds: float) -> None
     series[1].observe(seconds)
 
 
+def forget_dead_workers(folder: str) -> None:
+    """Let go of the live gauges of workers that have died (uvicorn starts another in their place):
+    without this, the sockets a killed worker had open would be counted for ever."""
+    for path in Path(folder).glob("gauge_live*_*.db"):
+        pid = path.stem.rsplit("_", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(int(pid), folder)  # type: ignore[no-untyped-call]
+        except PermissionError:
+            pass  # alive, another user's
+
+
 def exposition() -> tuple[bytes, str]:
     """The metrics as Prometheus text, and its content type: every worker's in multiprocess mode."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if folder := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        forget_dead_workers(folder)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST

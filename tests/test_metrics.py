@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -10,7 +14,7 @@ import server
 from tests.client import DEADLINE, GraphQLClient
 from tests.conftest import Live
 from tests.factories import PASSWORD, sign_up, user_cursor
-from tests.servers import require_redis, serve
+from tests.servers import ROOT, require_redis, serve
 from tests.test_multiprocess import LOG_IN, NOTIFICATIONS
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -112,3 +116,25 @@ async def test_every_worker_counts_into_one_answer(
             samples = await _scrape(served.client)
             ok = {"route": "/healthz", "method": "GET", "status": "200"}
             assert _value(samples, "senvault_http_requests_total", **ok) >= 40
+
+
+def test_the_sockets_of_a_worker_that_died_stop_being_counted(tmp_path: Path) -> None:
+    """Multiprocess mode: a worker killed with 5 sockets open (uvicorn starts another in its place)
+    leaves its gauge file behind; the next `/metrics` counts only the living workers' sockets."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+
+    def worker(script: str) -> str:
+        ran = subprocess.run(
+            [sys.executable, "-c", "from resolvers import metrics\n" + script],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        return ran.stdout
+
+    worker("metrics.WEBSOCKETS_OPEN.inc(5)")  # this worker then dies
+    text = worker("metrics.WEBSOCKETS_OPEN.inc(2)\nprint(metrics.exposition()[0].decode())")
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    assert samples["senvault_websockets_open"] == 2
