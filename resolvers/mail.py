@@ -8,9 +8,12 @@
   the start), through aiosmtplib.
 
 A mail is sent after the change that asked for it has committed, from a task of its own: the
-request never waits on a mail server, and a mail server that is down fails only the mail (logged,
-without its content), which the account holder can ask for again. No mail's text, and no token,
-is ever in a log line: the texts carry single-use links.
+request never waits on a mail server. A mail server that does not answer, or answers "try again
+later" (4xx), is tried again after 2, 10 and 30 seconds; one that refuses for good (5xx), or is still
+failing after that, fails only the mail (logged, without its content), which the account holder
+can ask for again. Mails are not kept anywhere meanwhile: their links are single-use credentials,
+stored elsewhere only as hashes, so a mail still waiting when the server stops is not sent. No
+mail's text, and no token, is ever in a log line: the texts carry single-use links.
 """
 
 from __future__ import annotations
@@ -34,6 +37,19 @@ log = logging.getLogger("senvault.mail")
 DEFAULT_FOLDER = "./senvault-mail"
 DEFAULT_SENDER = "SEN Evidence Vault <no-reply@senvault.invalid>"
 SMTP_TIMEOUT_SECONDS = 30.0
+# Waits before each new try of a mail the server could not take now.
+RETRY_DELAYS = (2.0, 10.0, 30.0)
+# How long a stopping server waits for mails still being sent or waiting to be tried again.
+DRAIN_SECONDS = 5.0
+
+
+def transient(error: Exception) -> bool:
+    """Whether a failed send may work if tried again: no answer, or a 4xx "try again later"."""
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        return all(400 <= r.code < 500 for r in error.recipients)
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return 400 <= error.code < 500
+    return isinstance(error, (OSError, TimeoutError, aiosmtplib.SMTPException))
 
 
 @dataclass(frozen=True)
@@ -145,9 +161,12 @@ def compose(mail: Mail, sender: str) -> EmailMessage:
 class Outgoing:
     """Sends mails from tasks of their own, after the change that asked for them has committed."""
 
-    def __init__(self, mailer: Mailer, sender: str = DEFAULT_SENDER) -> None:
+    def __init__(
+        self, mailer: Mailer, sender: str = DEFAULT_SENDER, retry_delays: tuple[float, ...] = RETRY_DELAYS
+    ) -> None:
         self.mailer = mailer
         self.sender = sender
+        self.retry_delays = retry_delays
         self._tasks: set[asyncio.Task[None]] = set()
 
     def send_soon(self, mail: Mail) -> None:
@@ -156,12 +175,32 @@ class Outgoing:
         task.add_done_callback(self._tasks.discard)
 
     async def _send(self, message: EmailMessage) -> None:
-        try:
-            await self.mailer.deliver(message)
-        except (OSError, aiosmtplib.SMTPException, TimeoutError):
-            log.error("could not send mail %r; the account holder can ask for it again", message["Subject"])
+        subject = message["Subject"]
+        waits = iter(self.retry_delays)
+        while True:
+            try:
+                await self.mailer.deliver(message)
+                return
+            except (OSError, aiosmtplib.SMTPException, TimeoutError) as error:
+                wait = next(waits, None) if transient(error) else None
+                if wait is None:
+                    log.error("could not send mail %r (%s); the account holder can ask for it again",
+                              subject, type(error).__name__)  # fmt: skip
+                    return
+                log.warning("could not send mail %r now (%s); trying again in %.0f s",
+                            subject, type(error).__name__, wait)  # fmt: skip
+                await asyncio.sleep(wait)
 
     async def drain(self) -> None:
-        """Wait for the mails being sent (the server stopping)."""
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait a little for the mails being sent (the server stopping); give up on the rest."""
+        if not self._tasks:
+            return
+        pending = list(self._tasks)
+        _, late = await asyncio.wait(pending, timeout=DRAIN_SECONDS)
+        for task in late:
+            task.cancel()
+        if late:
+            log.error(
+                "%d mail(s) not sent as the server stopped; the account holders can ask again", len(late)
+            )
+            await asyncio.gather(*late, return_exceptions=True)

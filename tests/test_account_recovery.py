@@ -109,9 +109,25 @@ def token_in(message: Message) -> str:
     return found.group(1)
 
 
+@dataclass
+class Hesitant(Inbox):
+    """An SMTP server that answers the first `refusals` mails with `answer` instead of taking them."""
+
+    refusals: int = 1
+    answer: str = "451 4.3.0 Try again later"
+    tries: int = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.tries += 1
+        if self.refusals:
+            self.refusals -= 1
+            return self.answer
+        return await super().handle_DATA(server, session, envelope)
+
+
 @contextmanager
-def smtp_server() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
+def smtp_server(handler: Inbox | None = None) -> Iterator[tuple[Inbox, int]]:
+    inbox = handler or Inbox()
     port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
@@ -628,3 +644,42 @@ async def test_account_mutations_refuse_who_may_not_call_them_and_change_nothing
         before.totp_secret,
         before.suspended_at,
     )
+
+
+@pytest.mark.parametrize(
+    ("answer", "arrives"),
+    [("451 4.3.0 Try again later", True), ("550 5.7.1 Refused for good", False)],
+)
+async def test_a_mail_the_server_cannot_take_now_is_tried_again(
+    gql: GraphQLClient, caplog: pytest.LogCaptureFixture, answer: str, arrives: bool
+) -> None:
+    """A "try again later" (4xx) from the mail server: the reset mail is sent again a moment later
+    and arrives; a refusal for good (5xx) is not tried again. Either way the log names the mail's
+    subject, never its text or its link."""
+    family = await sign_up_via_api(gql)
+    services = gql.app.state.services
+    kept = services.mail
+    with smtp_server(Hesitant(refusals=2, answer=answer)) as (server_side, port):
+        assert isinstance(server_side, Hesitant)
+        services.mail = Outgoing(
+            SmtpMailer("127.0.0.1", port, None, None, tls=False), retry_delays=(0.05, 0.05)
+        )
+        try:
+            assert (await gql.data(RESET_REQUEST, {"e": family.email}))["requestPasswordReset"] == {
+                "userErrors": []
+            }
+            if arrives:
+                message = await server_side.next_to(family.email)
+                assert "reset" in text_of(message).lower()
+                assert server_side.tries == 3
+            await services.mail.drain()
+        finally:
+            services.mail = kept
+    if not arrives:
+        assert server_side.to(family.email) == []
+        assert server_side.tries == 1
+    logged = [r for r in caplog.records if r.name == "senvault.mail"]
+    assert [r.levelname for r in logged if "could not send" in r.getMessage()] == (
+        ["WARNING", "WARNING"] if arrives else ["ERROR"]
+    )
+    assert not any("token=" in r.getMessage() for r in logged)
