@@ -346,27 +346,41 @@ async def evidence_of(services: Services, viewer: Viewer | None, document: Docum
     return await Evidence.get_or_none(id=document.evidence_id) if acc is not None else None
 
 
-async def download_path(services: Services, viewer: Viewer | None, document: Document) -> str | None:
-    """A signed download URL (its path) for an AVAILABLE document, or None unless the viewer may
-    read it now. One issued to an advocate is written to the family's access log."""
-    if (
-        document.status is not DocumentStatus.AVAILABLE
-        or document.object_key is None
-        or services.documents is None
-        or viewer is None
-    ):
-        return None
+async def download_paths(
+    services: Services, viewer: Viewer | None, wanted: Sequence[Document]
+) -> list[str | None]:
+    """Signed download URLs (their paths) for documents, each None unless it is AVAILABLE and the
+    viewer may read it now. Those issued to an advocate are written to the family's access log, in
+    the transaction that checked the grant: one check and one write per family, however many
+    documents a page lists."""
+    paths: list[str | None] = [None] * len(wanted)
+    store = services.documents
+    if store is None or viewer is None:
+        return paths
+    by_family: dict[int, list[int]] = {}
+    for index, document in enumerate(wanted):
+        if document.status is DocumentStatus.AVAILABLE and document.object_key is not None:
+            by_family.setdefault(document.family_id, []).append(index)
+    if not by_family:
+        return paths
+    issued: list[int] = []
     async with in_transaction():
-        acc = await access.documents_access(services, viewer, document.family_id, document.child_id)
-        if acc is None:
-            return None
-        await log_reads(
-            services, acc, VaultScope.EVIDENCE, [(document.child_id, f"download link: {document.filename}")]
-        )
-    fields = [str(document.id), str(viewer.session_id or ""), str(viewer.api_token_id or "")]
-    expires = services.clock.now() + services.documents.download_ttl
-    token = signing.sign(services.documents.keys.signing_key(b"download"), "d", fields, expires)
-    return DOWNLOAD_PATH + token
+        for family_id, indexes in by_family.items():
+            acc = await access.access(services, viewer, family_id)
+            allowed = [i for i in indexes if access.covers(acc, wanted[i].child_id)]
+            if acc is None or not allowed:
+                continue
+            reads: list[tuple[int | None, str]] = [
+                (wanted[i].child_id, f"download link: {wanted[i].filename}") for i in allowed
+            ]
+            await log_reads(services, acc, VaultScope.EVIDENCE, reads)
+            issued.extend(allowed)
+    expires = services.clock.now() + store.download_ttl
+    key = store.keys.signing_key(b"download")
+    credential = [str(viewer.session_id or ""), str(viewer.api_token_id or "")]
+    for i in issued:
+        paths[i] = DOWNLOAD_PATH + signing.sign(key, "d", [str(wanted[i].id), *credential], expires)
+    return paths
 
 
 @dataclass(frozen=True)

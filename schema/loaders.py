@@ -100,6 +100,18 @@ class Loaders:
     def reviews(self) -> DataLoader[PageKey, Page[Review]]:
         return DataLoader(relationships.review_pages)
 
+    def download_paths(self, services: Services, viewer: Viewer | None) -> DataLoader[Document, str | None]:
+        """Signed download paths of the documents a request lists, issued (and, to an advocate,
+        logged) together: `viewer` is fixed for the loaders' life, as for `documents`."""
+        loader: DataLoader[Document, str | None] | None = self.__dict__.get("_download_paths")
+        if loader is None:
+
+            async def load(keys: list[Document]) -> list[str | None]:
+                return await documents.download_paths(services, viewer, keys)
+
+            loader = self.__dict__["_download_paths"] = DataLoader(load, cache=False)
+        return loader
+
     def documents(
         self, services: Services, viewer: Viewer | None
     ) -> DataLoader[documents.EvidenceDocuments, Page[Document] | None]:

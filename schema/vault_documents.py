@@ -79,7 +79,8 @@ class Document(relay.Node):
         )
     )
     async def download_url(self, info: Info) -> str | None:
-        path = await documents.download_path(info.context.services, info.context.viewer, self._row)
+        context = info.context
+        path = await context.loaders.download_paths(context.services, context.viewer).load(self._row)
         return absolute(info, path) if path is not None else None
 
     @classmethod

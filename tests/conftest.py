@@ -114,7 +114,11 @@ def settings(database_url: str, storage_root: Path) -> server.Settings:
             "BROADCAST_NAMESPACE": f"senvault-test-{uuid.uuid4().hex[:8]}",
             "RATE_LIMIT_PER_MINUTE": "1000000",
             "ANONYMOUS_RATE_LIMIT_PER_MINUTE": "1000000",
-            "BROADCAST_HEARTBEAT_SECONDS": "0.5",
+            # The served default (5 s): no test here needs the served app to notice a dead Redis
+            # (tests/test_faults.py and test_redis_paused.py run servers of their own for that), and
+            # at 0.5 s a second's stall of a loaded CI machine was taken for a lost link, ending
+            # every live subscription of the test running then.
+            "BROADCAST_HEARTBEAT_SECONDS": "5",
             "SWEEP_SECONDS": "0.1",
             # The single-page app of tests/test_cors.py, served from another origin.
             "CORS_ALLOWED_ORIGINS": "https://app.example.test",

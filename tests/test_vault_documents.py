@@ -576,21 +576,40 @@ query($f: ID!, $n: Int) {
 """
 
 
+@pytest.mark.parametrize("links", [False, True], ids=["listed", "with-download-urls"])
 async def test_listing_documents_sends_as_many_statements_for_12_evidence_items_as_for_3(
-    gql: GraphQLClient,
+    gql: GraphQLClient, links: bool
 ) -> None:
+    """And with a download link for each: the grant is checked, and the advocate's links written
+    to the family's access log, once for the page, not once a document."""
     family, child, adv, _, relationship = await _supported(gql)
     await _grant(gql, family, relationship, child)
     for n in range(12):
         evidence = await _evidence(gql, family, child, f"Report {n}")
         await upload(gql, family, evidence, filename=f"report-{n}.pdf")
+    query = (
+        EVIDENCE_DOCUMENTS.replace("id filename", "id filename downloadUrl") if links else EVIDENCE_DOCUMENTS
+    )
     counts: dict[str, set[int]] = {"family": set(), "advocate": set()}
     for who, token in (("family", family.token), ("advocate", adv.token)):
         for n in (3, 12):
             with statements() as sent:
-                data = await gql.data(EVIDENCE_DOCUMENTS, {"f": family.family_id, "n": n}, token)
+                data = await gql.data(query, {"f": family.family_id, "n": n}, token)
             edges = data["vault"]["evidence"]["edges"]
             assert len(edges) == n
             assert all(e["node"]["documents"]["totalCount"] == 1 for e in edges)
+            if links:
+                urls = [d["node"]["downloadUrl"] for e in edges for d in e["node"]["documents"]["edges"]]
+                assert len(set(urls)) == n
+                assert all(urls)
             counts[who].add(len(sent))
     assert all(len(c) == 1 for c in counts.values()), counts
+    log = await gql.data(
+        "{ viewer { family { vaultAccessLog(first: 100) { edges { node { what } } } } } }", token=family.token
+    )
+    issued = [
+        e["node"]["what"]
+        for e in log["viewer"]["family"]["vaultAccessLog"]["edges"]
+        if e["node"]["what"].startswith("download link: ")
+    ]
+    assert len(issued) == (3 + 12 if links else 0)
