@@ -849,7 +849,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("seed-demo", help="add a demo family, advocates and admin")
     sub.add_parser(
         "rotate-storage-key",
-        help="re-wrap every document's data key under the current STORAGE_MASTER_KEY",
+        help="re-wrap every document's data key and re-seal every two-factor secret under the current"
+        " STORAGE_MASTER_KEY",
     )
     args = parser.parse_args(argv)
 
@@ -884,12 +885,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "rotate-storage-key":
         from resolvers.documents import rewrap_keys
+        from resolvers.two_factor import reseal_secrets
 
-        async def rotate() -> int:
+        async def rotate() -> tuple[int, int]:
             async with _cli_services(settings) as services:
-                return await rewrap_keys(services)
+                return await rewrap_keys(services), await reseal_secrets(services)
 
-        print(f"Re-wrapped {asyncio.run(rotate())} document key(s) under the current master key.")
+        documents, secrets = asyncio.run(rotate())
+        print(
+            f"Re-wrapped {documents} document key(s) and re-sealed {secrets} two-factor secret(s)"
+            " under the current master key."
+        )
         return 0
     # serve
     pending = asyncio.run(_check_migrated(settings))

@@ -41,9 +41,10 @@ class User(Model):
     # delay after `accounts.FREE_FAILURES`).
     failed_logins = fields.IntField(default=0)
     login_blocked_until = fields.DatetimeField(null=True)
-    # TOTP (RFC 6238): the base32 secret, set by `enableTwoFactor`, in force once confirmed; the
-    # last time step a code was accepted for, so a code works once.
-    totp_secret = fields.CharField(max_length=64, null=True)
+    # TOTP (RFC 6238): the base32 secret, sealed under the master key (`two_factor.secret_of`), set
+    # by `enableTwoFactor`, in force once confirmed; the last time step a code was accepted for,
+    # so a code works once.
+    totp_secret = fields.CharField(max_length=255, null=True)
     totp_enabled_at = fields.DatetimeField(null=True)
     totp_last_step = fields.BigIntField(null=True)
     # An admin's suspension: no sign-in, every credential ended, off the directory.

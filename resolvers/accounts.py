@@ -127,7 +127,7 @@ async def log_in(
                 "Enter the code from your authenticator app, or a recovery code.",
                 "otp",
             )
-        if not await two_factor.accept(user, otp, now):
+        if not await two_factor.accept(services, user, otp, now):
             await _failed_sign_in(user, now)
             raise UserError("INVALID_OTP", "That code is not right.", "otp")
     if user.failed_logins or user.login_blocked_until is not None:

@@ -12,6 +12,9 @@ The data key, wrapped (AES-256-GCM under the master key, the object key as assoc
 nonce prefix are kept in the document's row, never in the store: the store holds only ciphertext.
 Master keys are named by a short id (a hash of the key), so old keys can stay readable while every
 wrapped data key is re-wrapped under a new one (`rewrap`; docs/decisions.md, "Key rotation").
+
+Short secrets kept in rows (a TOTP secret) are sealed under the same master key (`seal_text`),
+so a copy of the database alone does not hold them.
 """
 
 from __future__ import annotations
@@ -127,6 +130,49 @@ def rewrap(keys: MasterKeys, wrapped: str, object_key: str) -> str | None:
     if wrapped.split(":")[1] == keys.current_id:
         return None
     return wrap(keys, unwrap(keys, wrapped, object_key), object_key)
+
+
+# A short secret kept in a database row (a TOTP secret), sealed under the master key:
+# "s1:<master key id>:<base64 of nonce, ciphertext and tag>".
+_SEALED_PREFIX = "s1"
+
+
+def seal_text(keys: MasterKeys, text: str, purpose: str) -> str:
+    """`text` sealed under the current master key for one row and use (`purpose`, the associated
+    data: a sealed value cannot be moved to another row or field)."""
+    nonce = os.urandom(12)
+    sealed = AESGCM(keys.current).encrypt(nonce, text.encode(), _sealed_aad(purpose))
+    return f"{_SEALED_PREFIX}:{keys.current_id}:{base64.b64encode(nonce + sealed).decode()}"
+
+
+def is_sealed(value: str) -> bool:
+    return value.startswith(_SEALED_PREFIX + ":")
+
+
+def open_text(keys: MasterKeys, sealed: str, purpose: str) -> str:
+    """The text `seal_text` sealed; UnusableKey when it does not open (another row's, a key gone)."""
+    try:
+        prefix, kid, blob = sealed.split(":")
+        if prefix != _SEALED_PREFIX:
+            raise UnusableKey("not a sealed value")
+        raw = base64.b64decode(blob)
+        return AESGCM(keys._by_id(kid)).decrypt(raw[:12], raw[12:], _sealed_aad(purpose)).decode()
+    except (ValueError, binascii.Error, InvalidTag, UnicodeDecodeError) as exc:
+        raise UnusableKey("the sealed value does not open") from exc
+
+
+def reseal_text(keys: MasterKeys, value: str, purpose: str) -> str | None:
+    """The value sealed under the current master key (a plaintext one from before sealing, too), or
+    None when it already is."""
+    if not is_sealed(value):
+        return seal_text(keys, value, purpose)
+    if value.split(":")[1] == keys.current_id:
+        return None
+    return seal_text(keys, open_text(keys, value, purpose), purpose)
+
+
+def _sealed_aad(purpose: str) -> bytes:
+    return b"senvault sealed text\x00" + purpose.encode()
 
 
 def _wrap_aad(object_key: str) -> bytes:

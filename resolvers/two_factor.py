@@ -4,6 +4,9 @@ digits, 30-second steps) through pyotp, and ten single-use recovery codes stored
 A code is accepted for the current step or the one either side (clock drift), and once: the step
 it was accepted for is stored, and a later sign-in needs a later step (one conditional UPDATE, so
 two sign-ins racing with one code cannot both pass).
+
+The secret is kept sealed under the master key (`encryption.seal_text`, the user's id as associated
+data), so a copy of the database alone cannot make codes; `rotate-storage-key` re-seals it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from models.accounts import RecoveryCode, User
+from resolvers import encryption
 from resolvers.access import accounts as access
 from resolvers.credentials import hash_token, require_password
 from resolvers.errors import UserError
@@ -53,6 +57,49 @@ def _matching_step(secret: str, code: str, now: datetime) -> int | None:
     return None
 
 
+def _purpose(user_id: int) -> str:
+    return f"totp secret of user {user_id}"
+
+
+def _keys(services: Services) -> encryption.MasterKeys:
+    if services.documents is None:
+        raise RuntimeError(
+            "two-factor secrets are sealed with the storage master key, which is not configured"
+        )
+    return services.documents.keys
+
+
+def secret_of(services: Services, user: User) -> str | None:
+    """The user's TOTP secret, opened (one stored before secrets were sealed is read as it is)."""
+    stored = user.totp_secret
+    if stored is None or not encryption.is_sealed(stored):
+        return stored
+    return encryption.open_text(_keys(services), stored, _purpose(user.id))
+
+
+async def reseal_secrets(services: Services, batch: int = 500) -> int:
+    """Seal every TOTP secret under the current master key (`rotate-storage-key`), those stored
+    before secrets were sealed too; returns how many rows changed. Conditional writes: a run can be
+    repeated or run beside a serving API."""
+    keys = _keys(services)
+    changed = 0
+    after = 0
+    while True:
+        rows = (
+            await User.filter(id__gt=after, totp_secret__isnull=False)
+            .order_by("id")
+            .limit(batch)
+            .values_list("id", "totp_secret")
+        )
+        if not rows:
+            return changed
+        for row_id, stored in rows:
+            after = int(row_id)
+            fresh = encryption.reseal_text(keys, str(stored), _purpose(after))
+            if fresh is not None:
+                changed += await User.filter(id=row_id, totp_secret=stored).update(totp_secret=fresh)
+
+
 def _normalised(code: str) -> str:
     return "".join(ch for ch in code.lower() if ch.isalnum())
 
@@ -62,13 +109,14 @@ def _recovery_code() -> str:
     return f"{raw[:5]}-{raw[5:]}"
 
 
-async def accept(user: User, code: str, now: datetime) -> bool:
+async def accept(services: Services, user: User, code: str, now: datetime) -> bool:
     """Whether `code` passes as the user's second factor now, spending it: a TOTP code of a step
     later than the last one used, or an unused recovery code."""
     code = code.strip()
-    if user.totp_secret is None or len(code) > 64:
+    secret = secret_of(services, user)
+    if secret is None or len(code) > 64:
         return False
-    step = _matching_step(user.totp_secret, code, now)
+    step = _matching_step(secret, code, now)
     if step is not None:
         claimed = await User.filter(
             Q(totp_last_step__isnull=True) | Q(totp_last_step__lt=step), id=user.id
@@ -89,7 +137,8 @@ async def enable(services: Services, viewer: Viewer | None) -> Enrolment:
             "TWO_FACTOR_ENABLED", "Two-factor sign-in is already on; turn it off first to set it up again."
         )
     secret = pyotp.random_base32()
-    await User.filter(id=user.id).update(totp_secret=secret, totp_last_step=None)
+    sealed = encryption.seal_text(_keys(services), secret, _purpose(user.id))
+    await User.filter(id=user.id).update(totp_secret=sealed, totp_last_step=None)
     uri = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS).provisioning_uri(
         name=user.email, issuer_name=ISSUER
     )
@@ -102,10 +151,11 @@ async def confirm(services: Services, viewer: Viewer | None, code: str) -> list[
     user = await User.get(id=v.user_id)
     if user.totp_enabled_at is not None:
         raise UserError("TWO_FACTOR_ENABLED", "Two-factor sign-in is already on.")
-    if user.totp_secret is None:
+    secret = secret_of(services, user)
+    if secret is None:
         raise UserError("TWO_FACTOR_NOT_STARTED", "Start with enableTwoFactor, then confirm a code.")
     now = services.clock.now()
-    step = _matching_step(user.totp_secret, code.strip(), now)
+    step = _matching_step(secret, code.strip(), now)
     if step is None:
         raise UserError(
             "INVALID_OTP", "That code is not right; check the app's clock and try the next one.", "code"
@@ -131,7 +181,7 @@ async def disable(services: Services, viewer: Viewer | None, password: str, code
     await require_password(user.password_hash, password)
     if user.totp_enabled_at is None:
         raise UserError("TWO_FACTOR_NOT_ENABLED", "Two-factor sign-in is not on.")
-    if not await accept(user, code, services.clock.now()):
+    if not await accept(services, user, code, services.clock.now()):
         raise UserError("INVALID_OTP", "That code is not right.", "code")
     async with in_transaction():
         await User.filter(id=user.id).update(totp_secret=None, totp_enabled_at=None, totp_last_step=None)
