@@ -21,6 +21,7 @@ context variable. SQLite has one connection anyway: there the scope only marks t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -29,6 +30,7 @@ from tortoise.backends.asyncpg.client import AsyncpgDBClient, TransactionWrapper
 from tortoise.backends.base.client import TransactionContext
 from tortoise.connection import connections
 from tortoise.exceptions import TransactionManagementError
+from tortoise.models import Model
 
 
 class _Scope:
@@ -186,3 +188,32 @@ class request_scope:
     async def __aexit__(self, *exc: object) -> None:
         _scope.reset(self.token)
         await self.scope.release()
+
+
+async def rewrite_column(
+    model: type[Model],
+    column: str,
+    change: Callable[[dict[str, Any]], str | None],
+    *also: str,
+    batch: int = 500,
+) -> int:
+    """Every row's `column`, where set, rewritten to what `change(row)` returns (None: left as it
+    is; `row` holds the id, the column and the `also` columns), in id order a batch at a time. Each
+    row is one conditional write, made only if the value is still the one read, so a run can be
+    repeated or run beside a serving API (key rotation). Returns how many rows changed."""
+    changed = 0
+    after = 0
+    while True:
+        rows = (
+            await model.filter(id__gt=after, **{f"{column}__isnull": False})
+            .order_by("id")
+            .limit(batch)
+            .values("id", column, *also)
+        )
+        if not rows:
+            return changed
+        for row in rows:
+            after = int(row["id"])
+            fresh = change(row)
+            if fresh is not None:
+                changed += await model.filter(id=after, **{column: row[column]}).update(**{column: fresh})

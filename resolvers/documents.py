@@ -17,12 +17,13 @@ import secrets
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tortoise.transactions import in_transaction
 
 from models.documents import Document, DocumentStatus, RejectionReason
 from models.vault import Evidence, VaultScope
-from resolvers import accounts, encryption, signing, sniffing, validation
+from resolvers import accounts, db, encryption, signing, sniffing, validation
 from resolvers.access import vault as access
 from resolvers.access.core import own_row
 from resolvers.errors import InvalidInput, UserError
@@ -437,27 +438,15 @@ async def read_sealed(
 # --- key rotation ---------------------------------------------------------------------------
 
 
-async def rewrap_keys(services: Services, batch: int = 500) -> int:
+async def rewrap_keys(services: Services) -> int:
     """Re-wrap every document's data key under the current master key (`python server.py
-    rotate-storage-key`); the objects are untouched. Returns how many rows changed. Each row is one
-    conditional write, so a run can be repeated or run beside a serving API."""
+    rotate-storage-key`); the objects are untouched. Returns how many rows changed."""
     keys = store(services).keys
-    changed = 0
-    after = 0
-    while True:
-        rows = (
-            await Document.filter(id__gt=after, wrapped_key__isnull=False)
-            .order_by("id")
-            .limit(batch)
-            .values_list("id", "object_key", "wrapped_key")
-        )
-        if not rows:
-            return changed
-        for row_id, object_key, wrapped in rows:
-            after = int(row_id)
-            fresh = encryption.rewrap(keys, str(wrapped), str(object_key))
-            if fresh is not None:
-                changed += await Document.filter(id=row_id, wrapped_key=wrapped).update(wrapped_key=fresh)
+
+    def rewrapped(row: dict[str, Any]) -> str | None:
+        return encryption.rewrap(keys, str(row["wrapped_key"]), str(row["object_key"]))
+
+    return await db.rewrite_column(Document, "wrapped_key", rewrapped, "object_key")
 
 
 # --- the sweep ------------------------------------------------------------------------------

@@ -15,13 +15,14 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pyotp
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from models.accounts import RecoveryCode, User
-from resolvers import encryption
+from resolvers import db, encryption
 from resolvers.access import accounts as access
 from resolvers.credentials import hash_token, require_password
 from resolvers.errors import UserError
@@ -77,27 +78,15 @@ def secret_of(services: Services, user: User) -> str | None:
     return encryption.open_text(_keys(services), stored, _purpose(user.id))
 
 
-async def reseal_secrets(services: Services, batch: int = 500) -> int:
+async def reseal_secrets(services: Services) -> int:
     """Seal every TOTP secret under the current master key (`rotate-storage-key`), those stored
-    before secrets were sealed too; returns how many rows changed. Conditional writes: a run can be
-    repeated or run beside a serving API."""
+    before secrets were sealed too; returns how many rows changed."""
     keys = _keys(services)
-    changed = 0
-    after = 0
-    while True:
-        rows = (
-            await User.filter(id__gt=after, totp_secret__isnull=False)
-            .order_by("id")
-            .limit(batch)
-            .values_list("id", "totp_secret")
-        )
-        if not rows:
-            return changed
-        for row_id, stored in rows:
-            after = int(row_id)
-            fresh = encryption.reseal_text(keys, str(stored), _purpose(after))
-            if fresh is not None:
-                changed += await User.filter(id=row_id, totp_secret=stored).update(totp_secret=fresh)
+
+    def resealed(row: dict[str, Any]) -> str | None:
+        return encryption.reseal_text(keys, str(row["totp_secret"]), _purpose(int(row["id"])))
+
+    return await db.rewrite_column(User, "totp_secret", resealed)
 
 
 def _normalised(code: str) -> str:
