@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import cached_property
+from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 from tortoise.models import Model
@@ -18,6 +20,9 @@ from resolvers import documents, loaders, messages, relationships, tickets
 from resolvers.pagination import Page, PageKey, counts_by_parent
 from resolvers.services import Services
 from resolvers.viewer import Viewer
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class Loaders:
@@ -103,27 +108,29 @@ class Loaders:
     def download_paths(self, services: Services, viewer: Viewer | None) -> DataLoader[Document, str | None]:
         """Signed download paths of the documents a request lists, issued (and, to an advocate,
         logged) together: `viewer` is fixed for the loaders' life, as for `documents`."""
-        loader: DataLoader[Document, str | None] | None = self.__dict__.get("_download_paths")
-        if loader is None:
 
-            async def load(keys: list[Document]) -> list[str | None]:
-                return await documents.download_paths(services, viewer, keys)
+        async def load(keys: list[Document]) -> list[str | None]:
+            return await documents.download_paths(services, viewer, keys)
 
-            loader = self.__dict__["_download_paths"] = DataLoader(load, cache=False)
-        return loader
+        return self._made_once("_download_paths", load, cache=False)
 
     def documents(
         self, services: Services, viewer: Viewer | None
     ) -> DataLoader[documents.EvidenceDocuments, Page[Document] | None]:
         """Pages of evidence items' documents as this request's viewer may read them (`viewer` is
         fixed for the loaders' life: a request, or one event on a websocket)."""
-        loader: DataLoader[documents.EvidenceDocuments, Page[Document] | None] | None = self.__dict__.get(
-            "_documents"
-        )
+
+        async def load(keys: list[documents.EvidenceDocuments]) -> list[Page[Document] | None]:
+            return await documents.document_pages(services, viewer, keys)
+
+        return self._made_once("_documents", load)
+
+    def _made_once(
+        self, name: str, load: Callable[[list[K]], Awaitable[list[V]]], *, cache: bool = True
+    ) -> DataLoader[K, V]:
+        """The loader kept under `name`, made from `load` on first use (a loader whose batch
+        function needs the request's services and viewer, which `cached_property` cannot take)."""
+        loader: DataLoader[K, V] | None = self.__dict__.get(name)
         if loader is None:
-
-            async def load(keys: list[documents.EvidenceDocuments]) -> list[Page[Document] | None]:
-                return await documents.document_pages(services, viewer, keys)
-
-            loader = self.__dict__["_documents"] = DataLoader(load)
+            loader = self.__dict__[name] = DataLoader(load, cache=cache)
         return loader
