@@ -14,11 +14,11 @@ from tortoise.connection import get_connection
 from models.families import Child, EhcpStage
 from resolvers import db
 from tests.client import GraphQLClient, eventually
-from tests.factories import Account, AdvocateAccount, add_child, admin, advocate, db_id, send_request, sign_up
+from tests.factories import Account, AdvocateAccount, admin, advocate, db_id, send_request, sign_up
 from tests.statements import statements
 from tests.test_support_requests import ACCEPT
 from tests.test_tickets import ADD_ITEM
-from tests.test_vault import END, REVIEW
+from tests.test_vault import END, REVIEW, _supported
 
 TICKETS = 100
 
@@ -305,11 +305,7 @@ async def test_a_directory_page_reads_every_advocates_reviews_together(gql: Grap
         adv = await advocate(gql)
         reviewed[adv.advocate_id] = []
         for n, rating in enumerate(ratings):
-            family = await sign_up(gql)
-            child = await add_child(gql, family)
-            request_id = (await send_request(gql, family, adv.advocate_id, child))["supportRequest"]["id"]
-            accepted = await gql.data(ACCEPT, {"input": {"requestId": request_id}}, adv.token)
-            relationship = accepted["acceptSupportRequest"]["supportRequest"]["relationship"]["id"]
+            family, _, _, _, relationship = await _supported(gql, adv)
             end = {"input": {"relationshipId": relationship, "reason": "RESOLVED"}}
             assert (await gql.data(END, end, family.token))["endSupportRelationship"]["userErrors"] == []
             left = await gql.data(

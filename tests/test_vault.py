@@ -71,11 +71,14 @@ THREAD = (
 )
 
 
-async def _supported(gql: GraphQLClient) -> tuple[Account, str, AdvocateAccount, str, str]:
-    """A family supported by an advocate: (family, child, advocate, request id, relationship id)."""
+async def _supported(
+    gql: GraphQLClient, adv: AdvocateAccount | None = None
+) -> tuple[Account, str, AdvocateAccount, str, str]:
+    """A new family supported by an advocate (`adv`, or a new one): (family, child, advocate,
+    request id, relationship id)."""
     family = await sign_up(gql)
     child = await add_child(gql, family)
-    adv = await advocate(gql)
+    adv = adv or await advocate(gql)
     request_id = (await send_request(gql, family, adv.advocate_id, child))["supportRequest"]["id"]
     accepted = await gql.data(ACCEPT, {"input": {"requestId": request_id}}, adv.token)
     relationship_id = accepted["acceptSupportRequest"]["supportRequest"]["relationship"]["id"]
