@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import random
@@ -397,8 +398,7 @@ class Hub:
         try:
             if self.healthy and channel not in self._backend_channels:
                 try:
-                    async with asyncio.timeout(5):
-                        await self._converge(channel)
+                    await self._converge_apart(channel)
                 except (RedisError, OSError, TimeoutError) as exc:
                     # The link is failing; the heartbeat will notice. This subscriber retries.
                     self.last_error = repr(exc)
@@ -425,14 +425,26 @@ class Hub:
         if not remaining:
             del self._subscribers[channel]
             if self.healthy and channel in self._backend_channels:
-                task = asyncio.get_running_loop().create_task(self._unsubscribe_quietly(channel))
+                task = asyncio.get_running_loop().create_task(
+                    self._unsubscribe_quietly(channel), context=contextvars.Context()
+                )
                 self._unsubscribing.add(task)
                 task.add_done_callback(self._unsubscribing.discard)
 
     async def _unsubscribe_quietly(self, channel: str) -> None:
         with contextlib.suppress(RedisError, OSError, TimeoutError):
-            async with asyncio.timeout(5):
-                await self._converge(channel)
+            await self._converge_within(channel, 5)
+
+    async def _converge_apart(self, channel: str) -> None:
+        """`_converge` within 5 s, in a task with an empty context. The event loop keeps a timer
+        until its moment comes, even once cancelled, and with it the context it was set in: a
+        subscriber's context reaches its socket, which would then outlive its closing by 5 s."""
+        loop = asyncio.get_running_loop()
+        await loop.create_task(self._converge_within(channel, 5), context=contextvars.Context())
+
+    async def _converge_within(self, channel: str, seconds: float) -> None:
+        async with asyncio.timeout(seconds):
+            await self._converge(channel)
 
     async def _converge(self, channel: str) -> None:
         """Subscribe or unsubscribe the backend so that it listens to `channel` exactly when this
@@ -480,8 +492,13 @@ class Hub:
             except (ValueError, KeyError, TypeError):
                 log.error("dropping malformed event on %s", event.channel)
                 continue
-            for subscription in list(self._subscribers.get(envelope.channel, ())):
-                subscription.offer(envelope)
+            self._offer(envelope)
+
+    def _offer(self, envelope: Envelope) -> None:
+        # A function of its own: a loop variable in `_pump`, which runs for the life of the
+        # process, would keep the last subscriber (and its socket) alive until the next event.
+        for subscription in list(self._subscribers.get(envelope.channel, ())):
+            subscription.offer(envelope)
 
     async def _recover(self, error: BaseException, delay: float) -> None:
         """Tell every subscriber, then reconnect with backoff until the backend answers."""

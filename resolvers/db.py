@@ -85,6 +85,10 @@ class RequestScopedClient(AsyncpgDBClient):
     """The ORM's PostgreSQL client: pooled, except inside `request_scope()`."""
 
     async def create_pool(self, **kwargs: Any) -> asyncpg.Pool:
+        # Prepared statements stay cached (up to asyncpg's 100 a connection) without a lifetime:
+        # the lifetime's timer would keep the context of the request that first prepared each
+        # statement, and with it that request's socket, for five minutes (resolvers/collector.py).
+        kwargs.setdefault("max_cached_statement_lifetime", 0)
         return await asyncpg.create_pool(None, reset=_keep_session, **kwargs)
 
     def acquire_connection(self) -> Any:
