@@ -56,6 +56,7 @@ from models import MODEL_MODULES
 from resolvers import accounts, credentials, metrics
 from resolvers.broadcast import Hub
 from resolvers.clock import Clock
+from resolvers.collector import COLLECTOR
 from resolvers.encryption import MasterKeys, UnusableKey, parse_master_key
 from resolvers.logs import FORMATS, AccessLog, install_request_id_logging, log_config
 from resolvers.mail import DEFAULT_SENDER, Outgoing, mailer_for
@@ -121,6 +122,9 @@ class Settings:
     max_document_bytes: int = 25 * 1024 * 1024
     download_url_seconds: int = 300
     upload_url_seconds: int = 3600
+    # When above 0, a full garbage collection longer than this freezes what survived it out of the
+    # next ones (resolvers/collector.py). Off by default; the pauses are measured either way.
+    gc_freeze_slow_ms: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Any = None) -> Settings:
@@ -166,6 +170,7 @@ class Settings:
             max_document_bytes=config("MAX_DOCUMENT_BYTES", cast=int, default=25 * 1024 * 1024),
             download_url_seconds=config("DOWNLOAD_URL_SECONDS", cast=int, default=300),
             upload_url_seconds=config("UPLOAD_URL_SECONDS", cast=int, default=3600),
+            gc_freeze_slow_ms=config("GC_FREEZE_SLOW_MS", cast=float, default=0.0),
         )
 
 
@@ -554,6 +559,7 @@ async def metrics_endpoint(request: Request) -> Response:
         given = _bearer(request.headers.get("authorization", ""))
         if not given or not secrets.compare_digest(given.encode(), expected.encode()):
             return refusal(401, "A metrics token is needed.", "UNAUTHENTICATED")
+    COLLECTOR.report()
     body, content_type = metrics.exposition()
     return Response(body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
 
@@ -689,11 +695,15 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             listener = asyncio.create_task(services.connections.listen(services), name="credentials")
             # Everything built so far (the schema, the ORM's models, the modules) lives as long as the
             # process: keep it out of the cyclic collector's full passes, which otherwise walk it all
-            # whenever a large document's parse fills the young generations (tail latency).
+            # whenever a large document's parse fills the young generations (tail latency). What
+            # lives long later on (open sockets) is kept out of them by the collector's policy.
             gc.freeze()
+            slow = settings.gc_freeze_slow_ms / 1000 if settings.gc_freeze_slow_ms > 0 else None
+            COLLECTOR.install(slow)
             try:
                 yield
             finally:
+                COLLECTOR.uninstall()
                 for task in (sweeper, exporter, listener):
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

@@ -1,9 +1,9 @@
 """What the server counts for operators, served as Prometheus text on `/metrics`.
 
 Counted where it happens, never with personal data in a label: HTTP requests by route and status
-(with their duration), GraphQL errors by code, open websockets, live subscriptions, and whether
-this process hears the broadcast. Labels take a handful of values each (routes are the app's own
-four paths, anything else is `other`), so the series stay few.
+(with their duration), GraphQL errors by code, open websockets, live subscriptions, whether this
+process hears the broadcast, and the garbage collector's pauses. Labels take a handful of values
+each (routes are the app's own four paths, anything else is `other`), so the series stay few.
 
 With `serve --workers N`, each worker is a process of its own: `server.py` then points
 `PROMETHEUS_MULTIPROC_DIR` at a fresh folder before the workers start, every worker writes its
@@ -56,6 +56,27 @@ SUBSCRIPTIONS_ACTIVE = Gauge(
 BROADCAST_LISTENING = Gauge(
     "senvault_broadcast_listening",
     "1 while a process hears the broadcast's control channel (credentials ending), else 0.",
+    multiprocess_mode="liveall",
+)
+
+# The cyclic garbage collector (resolvers/collector.py): how long full collections stood the
+# process still, and how often the long-lived objects were frozen out of them or given back.
+GC_FULL_PAUSE = Histogram(
+    "senvault_gc_full_collection_seconds",
+    "Time this process stood still in full (generation 2) garbage collections.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+GC_FREEZES = Counter(
+    "senvault_gc_freezes_total",
+    "Times what survived a slow full collection was frozen out of the next ones.",
+)
+GC_RECLAIMS = Counter(
+    "senvault_gc_reclaims_total",
+    "Times frozen objects were given back and collected, after enough sockets had closed.",
+)
+GC_FROZEN = Gauge(
+    "senvault_gc_frozen_objects",
+    "Objects frozen out of the cyclic collector's passes, by process.",
     multiprocess_mode="liveall",
 )
 

@@ -48,6 +48,7 @@ from websockets.http11 import Request
 from websockets.protocol import State
 
 from resolvers import db
+from resolvers.collector import COLLECTOR
 from resolvers.connections import Connection
 from resolvers.viewer import Viewer
 from schema.context import Context
@@ -437,6 +438,12 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer_bytes)
         super().connection_made(transport)
+        COLLECTOR.socket_opened()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        # What a closed socket leaves in reference cycles is given back to the collector in time.
+        COLLECTOR.socket_closed()
 
     async def send(self, message: Any) -> None:
         if self.handshake_complete and self.initial_response is None and not self.disconnected:
