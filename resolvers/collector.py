@@ -16,12 +16,13 @@ The price: a frozen object freed by its reference count is freed as usual, but o
 reference cycle is not (only the collector frees cycles, and it skips frozen objects). A closed
 socket leaves about a hundred objects in cycles (uvicorn's HTTP and websocket protocols, the parser
 generator, the uvloop transport, the ASGI task's context, graphql-core's executor of its
-subscription). So the sockets closed since the last freeze are counted, and once their garbage is
-about a quarter of what is frozen (and at least `min_closes` sockets), the frozen objects are given
-back (`gc.unfreeze()`) and collected, a second after the last of those closes (their tasks have
-ended by then): one full pause, after which what is still alive is frozen again. A reconnect storm
-of every socket costs about four such pauses; opening sockets, and holding them open all day, cost
-none.
+subscription). So the sockets closed since the last freeze are counted, and once they are a
+quarter of the sockets that were open at the last freeze (and at least `min_closes`), the frozen
+objects are given back (`gc.unfreeze()`) and collected, a second after the close that made them
+due (the closed sockets' tasks have ended by then): one full pause, after which what is still alive
+is frozen again. A reconnect storm of every socket costs about four such pauses; opening sockets,
+and holding them open all day, cost none. (How many objects are frozen is not read: in CPython
+3.11 `gc.get_freeze_count()` walks every one of them, a pause of its own.)
 
 The pauses are always measured; the freezing is off unless `GC_FREEZE_SLOW_MS` is set, because
 closed sockets are not all garbage when they close (docs/decisions.md, "The garbage collector and
@@ -43,9 +44,6 @@ from resolvers import metrics
 
 log = logging.getLogger("senvault.collector")
 
-# What a closed socket leaves in reference cycles (measured with `gc.DEBUG_SAVEALL`: 1,000 closed
-# subscribed sockets left 100,769 objects).
-OBJECTS_PER_CLOSED_SOCKET = 100
 # Below this many closed sockets, frozen garbage is not worth a full pause to give back.
 MIN_CLOSES = 500
 # A second after the closes that call for it: the closed sockets' tasks have ended by then.
@@ -59,8 +57,9 @@ class Collector:
     def __init__(self) -> None:
         self.slow_seconds: float | None = None
         self.min_closes = MIN_CLOSES
-        # Closed sockets' frozen garbage is given back once it is about this share of what is frozen
-        # (a quarter: the growth of long-lived objects at which CPython runs a full collection).
+        # Closed sockets' frozen garbage is given back once they are this share of the sockets open
+        # at the last freeze (a quarter: the growth of long-lived objects at which CPython runs a
+        # full collection; an open socket and a closed one's garbage are both about 100 objects).
         self.reclaim_share = 0.25
         self.reclaim_delay = RECLAIM_DELAY_SECONDS
         self.sockets_open = 0
@@ -160,9 +159,9 @@ class Collector:
 
     def _frozen(self) -> None:
         # The sockets closed before a freeze are still counted: their garbage is still frozen.
+        # (Not `gc.get_freeze_count()`: it walks every frozen object, a pause of its own.)
         self.holding = True
-        garbage_allowed = gc.get_freeze_count() * self.reclaim_share
-        self.closes_due = max(self.min_closes, int(garbage_allowed / OBJECTS_PER_CLOSED_SOCKET))
+        self.closes_due = max(self.min_closes, int(self.sockets_open * self.reclaim_share))
 
     # --- numbers for operators -------------------------------------------------------------------
 
@@ -179,7 +178,7 @@ class Collector:
         metrics.GC_FREEZES.inc(self.freezes - self._reported_freezes)
         metrics.GC_RECLAIMS.inc(self.reclaims - self._reported_reclaims)
         self._reported_freezes, self._reported_reclaims = self.freezes, self.reclaims
-        metrics.GC_FROZEN.set(gc.get_freeze_count())
+        metrics.GC_CLOSED_FROZEN.set(self.closed_since_freeze)
 
 
 COLLECTOR = Collector()

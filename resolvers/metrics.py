@@ -74,9 +74,9 @@ GC_RECLAIMS = Counter(
     "senvault_gc_reclaims_total",
     "Times frozen objects were given back and collected, after enough sockets had closed.",
 )
-GC_FROZEN = Gauge(
-    "senvault_gc_frozen_objects",
-    "Objects frozen out of the cyclic collector's passes, by process.",
+GC_CLOSED_FROZEN = Gauge(
+    "senvault_gc_closed_sockets_frozen",
+    "Sockets closed since frozen objects were last given back (their garbage waits), by process.",
     multiprocess_mode="liveall",
 )
 
