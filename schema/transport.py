@@ -129,10 +129,13 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         except TooManySockets:
             await self.websocket.close(code=CLOSE_TOO_MANY_SOCKETS, reason=TOO_MANY_SOCKETS_REASON)
         timer = self.connection_init_timeout_task
-        if self.connection_init_received and timer is not None and not timer.done():
-            # Initialised: the timer that would close the socket has nothing left to do (strawberry
-            # lets it sleep out its 10 s, a task and a timer held for every new socket).
+        if self.connection_init_received and timer is not None:
+            # Initialised: the timer that would close the socket has nothing left to do. Cancelled,
+            # and let go of: kept, the finished task would hold its CancelledError, with two
+            # tracebacks and frames, for as long as the socket is open. That was 12 of the 119
+            # objects the collector walks for each idle socket. `shutdown` has nothing to wait for.
             timer.cancel()
+            self.connection_init_timeout_task = None
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         limit = self.max_subscriptions_per_connection

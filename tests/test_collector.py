@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager
 
 from resolvers.collector import COLLECTOR
-from schema.transport import WebSocketProtocol
+from schema.transport import TransportWSHandler, WebSocketProtocol
 from tests.client import GraphQLClient, Socket, eventually
 from tests.factories import PASSWORD, Account, sign_up, user_cursor
 from tests.test_metrics import _scrape, _value
@@ -136,3 +136,26 @@ async def test_idle_sockets_are_frozen_out_of_full_collections_and_closed_ones_g
     )
     # Given back at the reclaim; the sockets still open close after this.
     assert _value(after, "senvault_gc_closed_sockets_frozen") == 0
+
+
+async def test_an_initialised_socket_keeps_nothing_of_its_init_timer(gql: GraphQLClient) -> None:
+    """Once `connection_init` is acknowledged, the socket's handler lets go of the timer that would
+    have closed it: kept, the cancelled task held its CancelledError, two tracebacks and two frames
+    for as long as the socket was open, objects every full collection walks."""
+    family = await sign_up(gql)
+    async with AsyncExitStack() as stack:
+        await _live_sockets(gql, stack, family, await user_cursor(family))
+        gc.collect()
+        handlers = [
+            o for o in gc.get_objects() if isinstance(o, TransportWSHandler) and o.connection_acknowledged
+        ]
+        assert len(handlers) >= SOCKETS
+        assert [h for h in handlers if h.connection_init_timeout_task is not None] == []
+        held = [
+            o
+            for o in gc.get_objects()
+            if isinstance(o, asyncio.CancelledError)
+            and o.__traceback__ is not None
+            and o.__traceback__.tb_frame.f_code.co_name == "handle_connection_init_timeout"
+        ]
+        assert held == []
