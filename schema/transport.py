@@ -191,11 +191,14 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         async with contextlib.aclosing(result_source):
             await self._send_result_stream(operation, result_source)
         if slot.member is not None:
-            # This task's context outlives it (strawberry keeps the finished task): let go of
-            # what the fanout keeps for the group, so that an idle member holds nothing more.
+            # Let go of what the fanout keeps for the group, in this task's context (a copy made
+            # meanwhile keeps its own), and of this task itself: strawberry would keep the finished
+            # task, its coroutine and its context for as long as the member lives. Its id stays
+            # taken in `operations`; `cleanup_operation` ends a member without a task.
             SUBSCRIPTION_EXECUTOR.set(None)
             OPERATION_POLICY.set(None)
             HANDOVER.set(None)
+            operation.task = None
             return
         await operation.send_operation_message({"id": operation.id, "type": "complete"})
 
@@ -220,6 +223,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         member = self.members.pop(operation_id, None)
         if member is not None:
             member.leave()
+            operation = self.operations.pop(operation_id, None)
+            if operation is not None and operation.task is not None:
+                operation.task.cancel()
+            return
         await super().cleanup_operation(operation_id)
 
     async def shutdown(self) -> None:

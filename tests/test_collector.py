@@ -138,10 +138,11 @@ async def test_idle_sockets_are_frozen_out_of_full_collections_and_closed_ones_g
     assert _value(after, "senvault_gc_closed_sockets_frozen") == 0
 
 
-async def test_an_initialised_socket_keeps_nothing_of_its_init_timer(gql: GraphQLClient) -> None:
-    """Once `connection_init` is acknowledged, the socket's handler lets go of the timer that would
-    have closed it: kept, the cancelled task held its CancelledError, two tracebacks and two frames
-    for as long as the socket was open, objects every full collection walks."""
+async def test_an_idle_socket_keeps_nothing_of_its_finished_work(gql: GraphQLClient) -> None:
+    """Objects every full collection walks, for as long as a socket is open. Once `connection_init`
+    is acknowledged, the handler lets go of the timer that would have closed it (kept, the
+    cancelled task held its CancelledError, two tracebacks and two frames). Once a subscription is
+    handed over to the fanout, it lets go of the operation's finished task (and its context)."""
     family = await sign_up(gql)
     async with AsyncExitStack() as stack:
         await _live_sockets(gql, stack, family, await user_cursor(family))
@@ -151,6 +152,9 @@ async def test_an_initialised_socket_keeps_nothing_of_its_init_timer(gql: GraphQ
         ]
         assert len(handlers) >= SOCKETS
         assert [h for h in handlers if h.connection_init_timeout_task is not None] == []
+        members = [(h, op_id) for h in handlers for op_id in h.members]
+        assert len(members) >= SOCKETS
+        assert [op_id for h, op_id in members if h.operations[op_id].task is not None] == []
         held = [
             o
             for o in gc.get_objects()
