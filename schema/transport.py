@@ -397,6 +397,18 @@ class _HandshakeLinesAtDebug(logging.LoggerAdapter):  # type: ignore[type-arg]
         self.debug(msg, *args, **kwargs)
 
 
+# One adapter for each logger (uvicorn's and the websockets library's are each one logger for every
+# socket): made per socket, they were two more objects for the collector to walk in each.
+_ADAPTERS: dict[Any, _HandshakeLinesAtDebug] = {}
+
+
+def _at_debug(logger: Any) -> _HandshakeLinesAtDebug:
+    adapter = _ADAPTERS.get(logger)
+    if adapter is None:
+        adapter = _ADAPTERS[logger] = _HandshakeLinesAtDebug(logger)
+    return adapter
+
+
 class WebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websockets protocol, except that closing never waits for the peer to read.
 
@@ -409,9 +421,9 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.logger = _HandshakeLinesAtDebug(self.logger)  # type: ignore[assignment]
+        self.logger = _at_debug(self.logger)  # type: ignore[assignment]
         # The websockets protocol under it writes "connection open" and "connection closed".
-        self.conn.logger = _HandshakeLinesAtDebug(self.conn.logger)
+        self.conn.logger = _at_debug(self.conn.logger)
 
     # The kernel's send buffer of a websocket, in bytes. Left to autotuning it can grow to megabytes
     # per socket behind a client that has stopped reading; events are small, so this is plenty.

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager
 
 from resolvers.collector import COLLECTOR
-from schema.transport import TransportWSHandler, WebSocketProtocol
+from schema.transport import TransportWSHandler, WebSocketProtocol, _HandshakeLinesAtDebug
 from tests.client import GraphQLClient, Socket, eventually
 from tests.factories import PASSWORD, Account, sign_up, user_cursor
 from tests.test_metrics import _scrape, _value
@@ -152,6 +152,9 @@ async def test_an_idle_socket_keeps_nothing_of_its_finished_work(gql: GraphQLCli
         ]
         assert len(handlers) >= SOCKETS
         assert [h for h in handlers if h.connection_init_timeout_task is not None] == []
+        # One logger adapter for uvicorn's logger and one for the websockets library's, whatever
+        # the number of sockets.
+        assert len([o for o in gc.get_objects() if isinstance(o, _HandshakeLinesAtDebug)]) <= 2
         members = [(h, op_id) for h in handlers for op_id in h.members]
         assert len(members) >= SOCKETS
         assert [op_id for h, op_id in members if h.operations[op_id].task is not None] == []
