@@ -107,27 +107,22 @@ def new_data_key() -> DataKey:
 
 def wrap(keys: MasterKeys, data_key: DataKey, object_key: str) -> str:
     """The data key sealed under the current master key, as stored in the document's row."""
-    nonce = os.urandom(12)
-    sealed = AESGCM(keys.current).encrypt(nonce, data_key.key, _wrap_aad(object_key))
-    blob = base64.b64encode(nonce + sealed).decode()
-    return f"{_FORMAT}:{keys.current_id}:{blob}:{data_key.nonce_prefix.hex()}"
+    return f"{_FORMAT}:{_seal(keys, data_key.key, _wrap_aad(object_key))}:{data_key.nonce_prefix.hex()}"
 
 
 def unwrap(keys: MasterKeys, wrapped: str, object_key: str) -> DataKey:
     try:
         version, kid, blob, prefix = wrapped.split(":")
-        raw = base64.b64decode(blob)
         if version != _FORMAT:
             raise UnusableKey("unknown wrapped key format")
-        key = AESGCM(keys._by_id(kid)).decrypt(raw[:12], raw[12:], _wrap_aad(object_key))
-        return DataKey(key, bytes.fromhex(prefix))
+        return DataKey(_open(keys, kid, blob, _wrap_aad(object_key)), bytes.fromhex(prefix))
     except (ValueError, binascii.Error, InvalidTag) as exc:
         raise UnusableKey("the wrapped data key does not open") from exc
 
 
 def rewrap(keys: MasterKeys, wrapped: str, object_key: str) -> str | None:
     """The same data key wrapped under the current master key, or None when it already is."""
-    if wrapped.split(":")[1] == keys.current_id:
+    if _under_current_key(keys, wrapped):
         return None
     return wrap(keys, unwrap(keys, wrapped, object_key), object_key)
 
@@ -140,9 +135,7 @@ _SEALED_PREFIX = "s1"
 def seal_text(keys: MasterKeys, text: str, purpose: str) -> str:
     """`text` sealed under the current master key for one row and use (`purpose`, the associated
     data: a sealed value cannot be moved to another row or field)."""
-    nonce = os.urandom(12)
-    sealed = AESGCM(keys.current).encrypt(nonce, text.encode(), _sealed_aad(purpose))
-    return f"{_SEALED_PREFIX}:{keys.current_id}:{base64.b64encode(nonce + sealed).decode()}"
+    return f"{_SEALED_PREFIX}:{_seal(keys, text.encode(), _sealed_aad(purpose))}"
 
 
 def is_sealed(value: str) -> bool:
@@ -155,8 +148,7 @@ def open_text(keys: MasterKeys, sealed: str, purpose: str) -> str:
         prefix, kid, blob = sealed.split(":")
         if prefix != _SEALED_PREFIX:
             raise UnusableKey("not a sealed value")
-        raw = base64.b64decode(blob)
-        return AESGCM(keys._by_id(kid)).decrypt(raw[:12], raw[12:], _sealed_aad(purpose)).decode()
+        return _open(keys, kid, blob, _sealed_aad(purpose)).decode()
     except (ValueError, binascii.Error, InvalidTag, UnicodeDecodeError) as exc:
         raise UnusableKey("the sealed value does not open") from exc
 
@@ -166,9 +158,28 @@ def reseal_text(keys: MasterKeys, value: str, purpose: str) -> str | None:
     None when it already is."""
     if not is_sealed(value):
         return seal_text(keys, value, purpose)
-    if value.split(":")[1] == keys.current_id:
+    if _under_current_key(keys, value):
         return None
     return seal_text(keys, open_text(keys, value, purpose), purpose)
+
+
+def _seal(keys: MasterKeys, plain: bytes, aad: bytes) -> str:
+    """`plain` under the current master key: "<key id>:<base64 of nonce, ciphertext and tag>"
+    (the middle of a wrapped data key and of a sealed text)."""
+    nonce = os.urandom(12)
+    sealed = AESGCM(keys.current).encrypt(nonce, plain, aad)
+    return f"{keys.current_id}:{base64.b64encode(nonce + sealed).decode()}"
+
+
+def _open(keys: MasterKeys, kid: str, blob: str, aad: bytes) -> bytes:
+    """What `_seal` sealed; ValueError, binascii.Error or InvalidTag when it does not open."""
+    raw = base64.b64decode(blob)
+    return AESGCM(keys._by_id(kid)).decrypt(raw[:12], raw[12:], aad)
+
+
+def _under_current_key(keys: MasterKeys, value: str) -> bool:
+    """Whether a wrapped data key or sealed text ("<format>:<key id>:...") is under the current key."""
+    return value.split(":")[1] == keys.current_id
 
 
 def _sealed_aad(purpose: str) -> bytes:
