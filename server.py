@@ -520,26 +520,21 @@ class RateLimitGate:
 
 
 class App(Starlette):
-    """Starlette, except that a websocket to `/graphql` goes straight to the GraphQL view with its
-    request id: every other middleware here is for HTTP alone (CORS, body and rate limits, error
-    pages), and routing it through them kept a suspended frame of each, for as long as the socket
-    is open (measured: `bench/RESULTS.md`, memory per idle socket)."""
+    """Starlette, except that a websocket to `/graphql` goes straight to the GraphQL view's socket
+    entry with its request id: every other middleware here is for HTTP alone (CORS, body and rate
+    limits, error pages). Each layer between uvicorn and the view is a suspended coroutine (with
+    its closures) for as long as the socket is open, and a step of every message's way in and out
+    (measured: `bench/RESULTS.md`, memory per idle socket)."""
 
     graphql_sockets: ASGIApp | None = None
 
-    def build_middleware_stack(self) -> ASGIApp:
-        stack = super().build_middleware_stack()
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sockets = self.graphql_sockets
-        if sockets is None:
-            return stack
-
-        async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] == "websocket" and get_route_path(scope) == "/graphql":
-                await sockets(scope, receive, send)
-            else:
-                await stack(scope, receive, send)
-
-        return dispatch
+        if sockets is not None and scope["type"] == "websocket" and get_route_path(scope) == "/graphql":
+            scope["app"] = self  # as Starlette sets it: the view reads `request.app.state`
+            await sockets(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def server_identity() -> str:
@@ -753,7 +748,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.settings = settings
     app.state.clock = clock
     access_log = AccessLog(settings.log_format) if settings.access_log else None
-    app.graphql_sockets = RequestIds(view, access_log=access_log)
+    app.graphql_sockets = RequestIds(view.socket_entry, access_log=access_log)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     # A caller already refused costs as little as possible.
     app.add_middleware(RateLimitGate)

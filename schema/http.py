@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from functools import lru_cache
 from typing import Any, cast
 
@@ -108,6 +108,12 @@ def _ranks_graphql_response_first(accept: str) -> bool:
 class HTTPBoundary(GraphQL[Context, None]):
     # Documents clients may send by hash (schema/persisted.py); the app gives its own.
     persisted = PersistedDocuments()
+    websocket_adapter_class = transport.SocketAdapter
+
+    def socket_entry(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[Any]:
+        """A websocket, run as `GraphQL.__call__` runs it, without being a coroutine of its own:
+        `server.App` hands sockets here, so an open socket waits under one layer fewer."""
+        return self.run(WebSocket(scope, receive=receive, send=send))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

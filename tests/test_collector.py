@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import types
 import weakref
 from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager
+
+from websockets.http11 import Request
 
 from resolvers.collector import COLLECTOR
 from schema.transport import TransportWSHandler, WebSocketProtocol, _HandshakeLinesAtDebug
@@ -166,3 +169,23 @@ async def test_an_idle_socket_keeps_nothing_of_its_finished_work(gql: GraphQLCli
             and o.__traceback__.tb_frame.f_code.co_name == "handle_connection_init_timeout"
         ]
         assert held == []
+        # Sockets wait under no layer that is not theirs: not Starlette's app and middleware, not
+        # Starlette's `receive_text` and `receive` (schema/transport.SocketAdapter reads the ASGI
+        # `receive` itself).
+        waiting = [
+            o.cr_code.co_qualname
+            for o in gc.get_objects()
+            if isinstance(o, types.CoroutineType)
+            and o.cr_frame is not None
+            and o.cr_code.co_qualname
+            in {"Starlette.__call__", "GraphQL.__call__", "WebSocket.receive", "WebSocket.receive_text"}
+        ]
+        assert waiting == []
+        # The websockets parser keeps the handshake's request for as long as the socket is open:
+        # its headers are emptied once the socket is accepted (the scope has its own copy).
+        protocols = [o for o in gc.get_objects() if isinstance(o, WebSocketProtocol) and o.handshake_complete]
+        parsers = [p.conn.parser for p in protocols]
+        frames = [g.gi_frame for g in parsers if isinstance(g, types.GeneratorType) and g.gi_frame]
+        handshakes = [r for r in (f.f_locals.get("request") for f in frames) if isinstance(r, Request)]
+        assert len(handshakes) >= SOCKETS
+        assert [dict(o.headers) for o in handshakes if len(o.headers)] == []
