@@ -188,6 +188,8 @@ def _group_key(executor: Any) -> Hashable:
     the variables used below its root fields."""
     variables = executor.variable_values.coerced
     used = _selection_variables(executor.operation, executor.fragment_definitions)
+    if not used:  # most selections: no variable below the root field
+        return (id(executor.operation), "{}")
     return (id(executor.operation), json.dumps({k: variables.get(k) for k in sorted(used)}, default=str))
 
 
