@@ -159,6 +159,16 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
         clone.__dict__.update(self.__dict__)
         return clone
 
+    def build_per_event_executor(self, payload: Any) -> Any:
+        executor = super().build_per_event_executor(payload)
+        # graphql-core's copy shares the subscription's memo of collected subfields with every
+        # event, keyed by the identity of field lists made anew for each event: it never hit after
+        # the first level and kept ~26 objects per event delivered, for as long as the subscription
+        # lived (a dashboard open all day; and the collector walked them all). Each event gets its
+        # own memo (still shared within the event, where lists of values repeat its fields).
+        executor._relevant_sub_fields = {}
+        return executor
+
     @classmethod
     def build(cls, *args: Any, **kwargs: Any) -> Any:
         built = super().build(*args, **kwargs)

@@ -5,10 +5,12 @@ and writing the same bytes to every socket of the group."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from graphql.execution.collect_fields import FieldDetails
 from strawberry.relay import GlobalID
 
 from models.notifications import NotificationKind
@@ -96,6 +98,36 @@ async def test_sockets_that_subscribe_alike_share_one_execution_per_event_and_ge
     # One execution per event for the three sockets.
     assert len(calls) == 2
     assert len(set(calls)) == 2
+
+
+async def test_events_delivered_leave_nothing_behind_in_the_subscription(
+    gql: GraphQLClient, live_server: Live
+) -> None:
+    """A dashboard is open all day: what its subscription keeps must not grow with the events it
+    gets. graphql-core's per-event executor shared the subscription's memo of collected subfields,
+    keyed by field lists made anew for each event, so every event added to it (for the collector
+    to walk too) until the subscription ended."""
+    account = await sign_up(gql)
+    channel = _channel(account)
+
+    def collected() -> int:
+        gc.collect()
+        return sum(isinstance(o, FieldDetails) for o in gc.get_objects())
+
+    async with gql.socket(account.token) as sock:
+        await sock.ack()
+        op = await sock.subscribe(NOTIFICATIONS)
+        await _handed_over(live_server, channel, [1])
+        for _ in range(2):
+            await _log_in(gql, account)
+            await sock.next_event(op)
+        before = collected()
+        events = 12
+        for _ in range(events):
+            await _log_in(gql, account)
+            await sock.next_event(op)
+        grown = collected() - before
+    assert grown < events, f"{grown} more field lists kept after {events} events"
 
 
 async def test_different_selections_are_different_groups_each_with_its_own_payload(
