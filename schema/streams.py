@@ -194,13 +194,18 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
 
 
 def _group_key(executor: Any) -> Hashable:
-    """What an event's execution depends on besides the event and the viewer: the operation and
-    the variables used below its root fields."""
+    """What an event's execution depends on besides the event and the viewer: the operation, the
+    variables used below its root fields, and the address the client reached this server at (a
+    URL in the payload, such as a download link, is built from it)."""
+    request = getattr(executor.context_value, "request", None)
+    # Starlette keeps a connection's base URL once made: not worked out again for every event.
+    base = str(request.base_url) if request is not None else ""
     variables = executor.variable_values.coerced
     used = _selection_variables(executor.operation, executor.fragment_definitions)
     if not used:  # most selections: no variable below the root field
-        return (id(executor.operation), "{}")
-    return (id(executor.operation), json.dumps({k: variables.get(k) for k in sorted(used)}, default=str))
+        return (id(executor.operation), "{}", base)
+    used_values = json.dumps({k: variables.get(k) for k in sorted(used)}, default=str)
+    return (id(executor.operation), used_values, base)
 
 
 async def _own_copy(shared: Any) -> ExecutionResult:

@@ -63,12 +63,17 @@ class GraphQLClient:
 
     @asynccontextmanager
     async def socket(
-        self, token: str | None, protocol: str = TRANSPORT_WS, init_payload: Any = None
+        self,
+        token: str | None,
+        protocol: str = TRANSPORT_WS,
+        init_payload: Any = None,
+        url: str | None = None,
     ) -> AsyncIterator[Socket]:
-        """An acknowledged websocket (or one the server closed: see `Socket.closed_code`)."""
+        """An acknowledged websocket (or one the server closed: see `Socket.closed_code`); `url`:
+        another address of the same server."""
         # No client-side queue bound: a test may leave events of other subscriptions unread, and a
         # bounded queue would stop reading the socket, close frame included, until close_timeout.
-        async with connect(self.ws_url, subprotocols=[protocol], max_queue=None) as ws:  # type: ignore[list-item]
+        async with connect(url or self.ws_url, subprotocols=[protocol], max_queue=None) as ws:  # type: ignore[list-item]
             sock = Socket(ws, protocol)
             payload = (
                 init_payload

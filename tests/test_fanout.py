@@ -130,6 +130,33 @@ async def test_events_delivered_leave_nothing_behind_in_the_subscription(
     assert grown < events, f"{grown} more field lists kept after {events} events"
 
 
+async def test_sockets_that_reached_the_server_at_different_addresses_are_different_groups(
+    gql: GraphQLClient, live_server: Live
+) -> None:
+    """URLs in a payload are built from the address the client used: a viewer's sockets through
+    two addresses (two host names of one server) do not share an execution."""
+    account = await sign_up(gql)
+    channel = _channel(account)
+    other = gql.ws_url.replace("127.0.0.1", "localhost")
+    assert other != gql.ws_url
+    async with (
+        gql.socket(account.token) as a,
+        gql.socket(account.token, url=other) as b,
+        gql.socket(account.token) as c,
+    ):
+        ops = []
+        for sock in (a, b, c):
+            await sock.ack()
+            ops.append(await sock.subscribe(NOTIFICATIONS))
+        await _handed_over(live_server, channel, [2, 1])
+        await _log_in(gql, account)
+        received = [
+            (await sock.next_event(op))["data"]["notificationReceived"]
+            for sock, op in zip((a, b, c), ops, strict=True)
+        ]
+    assert received[0] == received[1] == received[2]
+
+
 async def test_different_selections_are_different_groups_each_with_its_own_payload(
     gql: GraphQLClient, live_server: Live
 ) -> None:
