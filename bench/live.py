@@ -385,6 +385,12 @@ async def publisher_wait(ours: Ours, n: int, count: int) -> float:
 
 
 async def churn_ours(ours: Ours, cycles: int) -> dict[str, float]:
+    return await _churn(await churn_cycle(ours), cycles, ours.pid)
+
+
+async def churn_cycle(ours: Ours) -> Callable[[], Awaitable[None]]:
+    """A family with two events, and one churn cycle against it: connect, subscribe with `after`
+    the first, read the second as it is replayed, close."""
     account, user_id = await ours.family()
     await ours.notify([user_id])
     await ours.notify([user_id])
@@ -397,7 +403,7 @@ async def churn_ours(ours: Ours, cycles: int) -> dict[str, float]:
             pass
         await ws.close()
 
-    return await _churn(cycle, cycles, ours.pid)
+    return cycle
 
 
 async def churn_bare(cycles: int) -> dict[str, float]:
@@ -412,17 +418,22 @@ async def churn_bare(cycles: int) -> dict[str, float]:
         return await _churn(cycle, cycles, pid)
 
 
+async def in_loops(work: Callable[[], Awaitable[None]], count: int) -> None:
+    """`work` `count` times, CHURN_LOOPS at once."""
+    left = count
+
+    async def loop() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            await work()
+
+    await asyncio.gather(*(loop() for _ in range(CHURN_LOOPS)))
+
+
 async def _churn(cycle: Callable[[], Awaitable[None]], cycles: int, pid: int) -> dict[str, float]:
     async def run(count: int) -> None:
-        left = count
-
-        async def loop() -> None:
-            nonlocal left
-            while left > 0:
-                left -= 1
-                await cycle()
-
-        await asyncio.gather(*(loop() for _ in range(CHURN_LOOPS)))
+        await in_loops(cycle, count)
 
     # Warm up as measured (the same loops at once, a twentieth of the cycles): RSS growth is then
     # growth in the steady state, not the allocator's first reach for 8 cycles in flight.

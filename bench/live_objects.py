@@ -42,8 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import machine
 from bench.fanout import Receivers, _open_many, cpu_seconds
-from bench.live import CHURN_LOOPS, Ours, _opener, _stamp, ours_server
-from resolvers import events
+from bench.live import Ours, _opener, _stamp, churn_cycle, in_loops, ours_server
 
 SCENARIOS = ("distinct", "fanout", "churn", "http")
 PROBE = Path(__file__).resolve().parent / "gc_probe"
@@ -117,20 +116,9 @@ def _bursts(ours: Ours, receivers: Receivers, users: list[int]) -> Callable[[int
 
 
 async def churn(ours: Ours, args: argparse.Namespace, probe: Probe) -> tuple[str, int, dict[str, Any]]:
-    account, user_id = await ours.family()
-    await ours.notify([user_id])
-    await ours.notify([user_id])
-    head = await events.head(events.user_channel(user_id))
-    after = events.encode_cursor(events.user_channel(user_id), head - 1)
-
-    async def cycle() -> None:
-        ws = await ours.open(account.token, after)
-        while json.loads(await ws.recv())["type"] != "next":
-            pass
-        await ws.close()
-
-    await _loops(cycle, max(50, args.cycles // 4))
-    return await _measured(ours, probe, "cycles", args.cycles, lambda n: _loops(cycle, n))
+    cycle = await churn_cycle(ours)
+    await in_loops(cycle, max(50, args.cycles // 4))
+    return await _measured(ours, probe, "cycles", args.cycles, lambda n: in_loops(cycle, n))
 
 
 async def http(ours: Ours, args: argparse.Namespace, probe: Probe) -> tuple[str, int, dict[str, Any]]:
@@ -142,20 +130,8 @@ async def http(ours: Ours, args: argparse.Namespace, probe: Probe) -> tuple[str,
             answer = await client.post("/graphql", json={"query": QUERY})
             assert answer.status_code == 200, answer.text
 
-        await _loops(request, max(50, args.requests // 4))
-        return await _measured(ours, probe, "requests", args.requests, lambda n: _loops(request, n))
-
-
-async def _loops(work: Callable[[], Awaitable[None]], count: int) -> None:
-    left = count
-
-    async def loop() -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            await work()
-
-    await asyncio.gather(*(loop() for _ in range(CHURN_LOOPS)))
+        await in_loops(request, max(50, args.requests // 4))
+        return await _measured(ours, probe, "requests", args.requests, lambda n: in_loops(request, n))
 
 
 async def _measured(
