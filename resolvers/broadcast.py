@@ -35,6 +35,8 @@ log = logging.getLogger("senvault.broadcast")
 # The longest a request waits to broadcast the events it committed (SPEC §12: no request waits more
 # than 250 ms on Redis). They are in the event log already; subscribers replay from it.
 PUBLISH_TIMEOUT = 0.25
+# How long subscribing or unsubscribing Redis to one channel may take before it is given up.
+CONVERGE_SECONDS = 5.0
 
 
 class SubscriptionEnded(Exception):
@@ -433,17 +435,18 @@ class Hub:
 
     async def _unsubscribe_quietly(self, channel: str) -> None:
         with contextlib.suppress(RedisError, OSError, TimeoutError):
-            await self._converge_within(channel, 5)
+            await self._converge_within(channel)
 
     async def _converge_apart(self, channel: str) -> None:
-        """`_converge` within 5 s, in a task with an empty context. The event loop keeps a timer
+        """`_converge_within`, in a task with an empty context. The event loop keeps a timer
         until its moment comes, even once cancelled, and with it the context it was set in: a
-        subscriber's context reaches its socket, which would then outlive its closing by 5 s."""
+        subscriber's context reaches its socket, which would then outlive its closing by that long."""
         loop = asyncio.get_running_loop()
-        await loop.create_task(self._converge_within(channel, 5), context=contextvars.Context())
+        await loop.create_task(self._converge_within(channel), context=contextvars.Context())
 
-    async def _converge_within(self, channel: str, seconds: float) -> None:
-        async with asyncio.timeout(seconds):
+    async def _converge_within(self, channel: str) -> None:
+        """`_converge`, given up after CONVERGE_SECONDS (the link is failing: the heartbeat will notice)."""
+        async with asyncio.timeout(CONVERGE_SECONDS):
             await self._converge(channel)
 
     async def _converge(self, channel: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 from collections.abc import AsyncGenerator
@@ -434,16 +435,11 @@ class _HandshakeLinesAtDebug(logging.LoggerAdapter):  # type: ignore[type-arg]
         self.debug(msg, *args, **kwargs)
 
 
-# One adapter for each logger (uvicorn's and the websockets library's are each one logger for every
-# socket): made per socket, they were two more objects for the collector to walk in each.
-_ADAPTERS: dict[Any, _HandshakeLinesAtDebug] = {}
-
-
+@functools.cache
 def _at_debug(logger: Any) -> _HandshakeLinesAtDebug:
-    adapter = _ADAPTERS.get(logger)
-    if adapter is None:
-        adapter = _ADAPTERS[logger] = _HandshakeLinesAtDebug(logger)
-    return adapter
+    """One adapter for each logger (uvicorn's and the websockets library's are each one logger for
+    every socket): made per socket, they were two more objects for the collector to walk in each."""
+    return _HandshakeLinesAtDebug(logger)
 
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
