@@ -432,17 +432,14 @@ async def in_loops(work: Callable[[], Awaitable[None]], count: int) -> None:
 
 
 async def _churn(cycle: Callable[[], Awaitable[None]], cycles: int, pid: int) -> dict[str, float]:
-    async def run(count: int) -> None:
-        await in_loops(cycle, count)
-
     # Warm up as measured (the same loops at once, a twentieth of the cycles): RSS growth is then
     # growth in the steady state, not the allocator's first reach for 8 cycles in flight.
-    await run(max(50, cycles // 20))
+    await in_loops(cycle, max(50, cycles // 20))
     await asyncio.sleep(1)
     rss_before = _rss_kib(pid)
     cpu_before = cpu_seconds(pid)
     started = time.perf_counter()
-    await run(cycles)
+    await in_loops(cycle, cycles)
     elapsed = time.perf_counter() - started
     cpu = cpu_seconds(pid) - cpu_before
     await asyncio.sleep(2)

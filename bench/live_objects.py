@@ -159,10 +159,9 @@ async def _measured(
     }  # fmt: skip
 
 
-async def run(args: argparse.Namespace) -> list[str]:
+async def run(args: argparse.Namespace) -> None:
     chosen = args.only.split(",") if args.only else list(SCENARIOS)
     scenarios = {"distinct": distinct, "fanout": fanout, "churn": churn, "http": http}
-    rows = []
     with tempfile.TemporaryDirectory() as folder:
         # Read by the server processes `ours_server` starts (it copies the environment on entry).
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROBE), os.environ.get("PYTHONPATH")]))
@@ -172,9 +171,7 @@ async def run(args: argparse.Namespace) -> list[str]:
                 async with serve(name) as ours:
                     probe = Probe(f"{folder}/report", ours.pid)
                     unit, units, found = await scenarios[name](ours, args, probe)
-                rows.append(_row(name, unit, units, found))
-                print(rows[-1], flush=True)
-    return rows
+                print(_row(name, unit, units, found), flush=True)
 
 
 def _row(name: str, unit: str, units: int, found: dict[str, Any]) -> str:
