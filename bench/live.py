@@ -28,6 +28,9 @@ execution of the subscriber's selection, JSON, the socket). The bare server (`fa
    event, close; 8 loops at once for `--churn-cycles` cycles, after a warm-up of a twentieth as
    many the same way: cycles a second, server CPU per cycle, and the server's RSS growth across
    them (the steady state: a leak grows it, the allocator's first high-water mark does not).
+   The client is `bench/wire.py` (frames encoded once, ~0.3–0.5 ms of CPU a cycle), so that each
+   server, not the client, sets the pace. A third server answers the same messages as ours with a
+   bare ASGI app under uvicorn as `serve` configures it: what the framework costs before our work.
 5. Memory per idle subscribed socket: the slope of the server's RSS from 1,000 to 5,000 sockets.
 
 6. `accessRevoked`: p99 from a family's `revokeVaultAccess` being sent to the advocate's socket
@@ -60,6 +63,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import wire
 from bench.common import ROOT, free_port, fresh_database, machine, wait_ready
 from bench.fanout import (
     BASELINE_SERVER,
@@ -121,6 +125,44 @@ async def main():
         await asyncio.Future()
 
 asyncio.run(main())
+"""
+
+
+# The same churn cycle's messages, answered by a bare ASGI app under uvicorn configured as `serve`
+# configures it (uvloop, httptools, websockets-sansio, no compression, no access log): the floor the
+# server framework sets, before any of the API's own work.
+UVICORN_FLOOR = r"""
+import sys, time, json, uvicorn
+
+NEXT = {"id": "1", "type": "next", "payload": {"data": {"notificationReceived": {
+    "cursor": "x" * 40, "occurredAt": "2026-12-07T00:00:00+00:00",
+    "notification": {"id": "x" * 24, "kind": "NEW_SIGN_IN", "title": "Bench event"}}}}}
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept", "subprotocol": "graphql-transport-ws"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        kind = json.loads(message["text"])["type"]
+        if kind == "connection_init":
+            await send({"type": "websocket.send", "text": json.dumps({"type": "connection_ack"})})
+        elif kind == "subscribe":
+            await send({"type": "websocket.send", "text": json.dumps(NEXT)})
+
+print("ready", flush=True)
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), ws="websockets-sansio",
+            ws_per_message_deflate=False, ws_ping_interval=20.0, ws_ping_timeout=20.0,
+            access_log=False, log_level="warning")
 """
 
 
@@ -241,10 +283,24 @@ async def bare_server(code: str) -> AsyncIterator[tuple[str, int]]:
     try:
         assert proc.stdout is not None
         await proc.stdout.readline()
+        await _accepting(port)
         yield f"ws://127.0.0.1:{port}", proc.pid
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def _accepting(port: int) -> None:
+    """Until the port takes connections (uvicorn says it is starting before it listens)."""
+    for _ in range(200):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        return
+    raise RuntimeError(f"nothing listens on port {port}")
 
 
 def _p(values: list[float], q: float) -> float:
@@ -396,26 +452,27 @@ async def churn_cycle(ours: Ours) -> Callable[[], Awaitable[None]]:
     await ours.notify([user_id])
     head = await events.head(events.user_channel(user_id))
     after = events.encode_cursor(events.user_channel(user_id), head - 1)
-
-    async def cycle() -> None:
-        ws = await ours.open(account.token, after)
-        while json.loads(await ws.recv())["type"] != "next":
-            pass
-        await ws.close()
-
-    return cycle
+    init = wire.text({"type": "connection_init", "payload": {"authorization": f"Bearer {account.token}"}})
+    payload = {"query": NOTIFICATIONS, "variables": {"after": after}}
+    subscribe = wire.text({"id": "1", "type": "subscribe", "payload": payload})
+    steps = [(init, b'"connection_ack"'), (subscribe, b'"next"')]
+    return wire.Cycle(ours.port, "/graphql", steps, subprotocol="graphql-transport-ws")
 
 
 async def churn_bare(cycles: int) -> dict[str, float]:
     async with bare_server(BASELINE_DISTINCT) as (url, pid):
-
-        async def cycle() -> None:
-            ws = await connect(url + "/churn", compression=None)
-            await ws.send(json.dumps({"type": "subscribe"}))
-            await ws.recv()
-            await ws.close()
-
+        port = int(url.rsplit(":", 1)[1])
+        cycle = wire.Cycle(port, "/churn", [(wire.text({"type": "subscribe"}), b'"replayed"')])
         return await _churn(cycle, cycles, pid)
+
+
+async def churn_floor(cycles: int) -> dict[str, float]:
+    async with bare_server(UVICORN_FLOOR) as (url, pid):
+        port = int(url.rsplit(":", 1)[1])
+        init = wire.text({"type": "connection_init", "payload": {}})
+        subscribe = wire.text({"id": "1", "type": "subscribe", "payload": {"query": NOTIFICATIONS}})
+        steps = [(init, b'"connection_ack"'), (subscribe, b'"next"')]
+        return await _churn(wire.Cycle(port, "/graphql", steps, "graphql-transport-ws"), cycles, pid)
 
 
 async def in_loops(work: Callable[[], Awaitable[None]], count: int) -> None:
@@ -438,15 +495,18 @@ async def _churn(cycle: Callable[[], Awaitable[None]], cycles: int, pid: int) ->
     await asyncio.sleep(1)
     rss_before = _rss_kib(pid)
     cpu_before = cpu_seconds(pid)
+    client_before = time.process_time()
     started = time.perf_counter()
     await in_loops(cycle, cycles)
     elapsed = time.perf_counter() - started
     cpu = cpu_seconds(pid) - cpu_before
+    client = time.process_time() - client_before
     await asyncio.sleep(2)
     rss_after = _rss_kib(pid)
     return {
         "per_s": cycles / elapsed,
         "cpu_ms": cpu / cycles * 1000,
+        "client_ms": client / cycles * 1000,
         "rss_growth": (rss_after - rss_before) / rss_before * 100,
     }
 
@@ -542,6 +602,14 @@ async def run(args: argparse.Namespace) -> list[str]:
                 f"{bare['per_s']:,.0f}", f"{mine['per_s'] / bare['per_s']:.2f}×")  # fmt: skip
             row("churn: server CPU ms per cycle", f"{mine['cpu_ms']:.2f}", f"{bare['cpu_ms']:.2f}",
                 f"{mine['cpu_ms'] / bare['cpu_ms']:.1f}×")  # fmt: skip
+            row("churn: the bench client's CPU ms per cycle (its own core)", f"{mine['client_ms']:.2f}",
+                f"{bare['client_ms']:.2f}", "")  # fmt: skip
+            floor = await churn_floor(args.churn_cycles)
+            what = "churn: a bare ASGI app under uvicorn answering the same messages (in the ours column)"
+            row(f"{what}: cycles per second", f"{floor['per_s']:,.0f}", f"{bare['per_s']:,.0f}",
+                f"{floor['per_s'] / bare['per_s']:.2f}×")  # fmt: skip
+            row(f"{what}: server CPU ms per cycle", f"{floor['cpu_ms']:.2f}", f"{bare['cpu_ms']:.2f}",
+                f"{floor['cpu_ms'] / bare['cpu_ms']:.1f}×")  # fmt: skip
             row("churn: server RSS growth over the cycles", f"{mine['rss_growth']:+.1f}%",
                 f"{bare['rss_growth']:+.1f}%", "")  # fmt: skip
         if "fanout" in only:
