@@ -255,6 +255,33 @@ async def test_a_resume_reads_the_rows_of_a_page_of_missed_events_together(gql: 
     assert len(reads) == 1, reads
 
 
+async def test_a_resume_from_any_point_gets_each_missed_events_own_row(gql: GraphQLClient) -> None:
+    """The rows of a page of missed events are read by id in one statement, kept per power of two
+    of ids (`resolvers.access.core`): resuming after each of nine events in turn reads 8, 7, … 1
+    rows, through statements made for 16, 8, 4, 2 and 1 ids, and every event arrives with its own
+    notification, in order."""
+    person = await sign_up(gql)
+    start = await user_cursor(person)
+    assert gql.app is not None, "needs the app served in this process"
+    async with events.unit_of_work(gql.app.state.services) as outbox:
+        for n in range(9):
+            await notifications.notify(
+                outbox, db_id(person.user_id), NotificationKind.NEW_SIGN_IN, f"Missed {n}"
+            )
+    titles = [f"Missed {n}" for n in range(9)]
+    cursors = [start]
+    async with gql.socket(person.token) as sock:
+        await sock.ack()
+        for after in range(9):
+            op = await sock.subscribe(NOTIFICATIONS, {"after": cursors[after]})
+            got = [(await sock.next_event(op))["data"]["notificationReceived"] for _ in range(9 - after)]
+            assert [g["notification"]["title"] for g in got] == titles[after:], after
+            assert len({g["notification"]["id"] for g in got}) == 9 - after
+            if after == 0:
+                cursors += [g["cursor"] for g in got]
+            await sock.send({"id": op, "type": "complete"})
+
+
 @BOTH
 async def test_sockets_sharing_an_event_each_get_their_own_selection(
     gql: GraphQLClient, protocol: str

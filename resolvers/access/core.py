@@ -4,8 +4,9 @@ and deciding for many rows at once."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.models import Model
 
 from models.accounts import ApiScope, Role
@@ -107,15 +108,47 @@ async def fetch_each(
     ids = [row_id(raw) for _, raw in wanted]
     found: dict[int, M] = {}
     if any(i is not None for i in ids):
-        query = model.filter(id__in=sorted({i for i in ids if i is not None}))
-        if related:
-            query = query.select_related(*related)
-        found = {row.pk: row for row in await query}
+        found = {
+            row.pk: row for row in await _by_ids(model, sorted({i for i in ids if i is not None}), related)
+        }
     rows = [found.get(i) if i is not None else None for i in ids]
     return [
         row if row is not None and rule(viewer, row) else None
         for row, (viewer, _) in zip(rows, wanted, strict=True)
     ]
+
+
+# Statements `_by_ids` had tortoise build, by model, joined relations, number of ids and client class.
+_statements: dict[tuple[type[Model], tuple[str, ...], int, type[BaseDBAsyncClient]], tuple[str, Any]] = {}
+# Past this many ids a statement is built each time, as tortoise does (a page is 100 rows at most).
+_MOST_IDS_CACHED = 512
+
+
+async def _by_ids(model: type[M], ids: list[int], related: tuple[str, ...]) -> list[M]:
+    """`model.filter(id__in=ids).select_related(*related)`, without tortoise building the statement
+    each time (80 µs of CPU a query, 600 µs with a join: the largest part of loading a row by id).
+    The statement is tortoise's own, kept for the next query of as many ids; the ids are padded with
+    the last one up to a power of two (`IN (4, 7, 7, 7)` reads the same rows), so that a model has a
+    handful of statements, not one per count. Rows are made by tortoise's executor, as `await query`
+    makes them."""
+    db = model._choose_db()  # as the query would: the transaction's connection inside one
+    size = 1 << (len(ids) - 1).bit_length()
+    padded = ids + [ids[-1]] * (size - len(ids))
+    key = (model, related, size, type(db))
+    statement = _statements.get(key)
+    if statement is None:
+        query = model.filter(id__in=padded).using_db(db)
+        if related:
+            query = query.select_related(*related)
+        sql = query.sql()
+        _, values = query.query.get_parameterized_sql()
+        if size > _MOST_IDS_CACHED or list(values) != padded:
+            # Many ids, or parameters besides the ids (none of our models has any): not kept.
+            return list(await query)
+        statement = _statements[key] = (sql, query._select_related_idx)
+    sql, joined = statement[0], cast(Any, statement[1])  # tortoise's own list of joins
+    executor = db.executor_class(model=model, db=db, select_related_idx=joined)
+    return cast(list[M], await executor.execute_select(sql, padded))
 
 
 async def own_row(model: type[M], wanted: int, what: str, field: str, **owner: int | None) -> M:
