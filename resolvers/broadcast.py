@@ -28,6 +28,7 @@ from broadcaster._backends.memory import MemoryBackend
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
+from resolvers.apart import apart, redis_connections_apart
 from resolvers.events import Envelope
 
 log = logging.getLogger("senvault.broadcast")
@@ -171,6 +172,8 @@ class RedisPubSubBackend(BroadcastBackend):
             # Named, so that `CLIENT LIST` on a shared Redis shows whose connection is whose.
             client_name=self._client_name,
         )
+        pool = self._conn.connection_pool
+        pool.connection_class = redis_connections_apart(pool.connection_class)
         await self._conn.ping()
         self._pubsub = self._conn.pubsub()
         for channel in sorted(self._channels):
@@ -400,7 +403,9 @@ class Hub:
         try:
             if self.healthy and channel not in self._backend_channels:
                 try:
-                    await self._converge_apart(channel)
+                    # Apart: the event loop keeps a timer until its moment, even once cancelled,
+                    # and with it the context it was set in (this subscriber's, reaching its socket).
+                    await apart(self._converge_within(channel))
                 except (RedisError, OSError, TimeoutError) as exc:
                     # The link is failing; the heartbeat will notice. This subscriber retries.
                     self.last_error = repr(exc)
@@ -436,13 +441,6 @@ class Hub:
     async def _unsubscribe_quietly(self, channel: str) -> None:
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             await self._converge_within(channel)
-
-    async def _converge_apart(self, channel: str) -> None:
-        """`_converge_within`, in a task with an empty context. The event loop keeps a timer
-        until its moment comes, even once cancelled, and with it the context it was set in: a
-        subscriber's context reaches its socket, which would then outlive its closing by that long."""
-        loop = asyncio.get_running_loop()
-        await loop.create_task(self._converge_within(channel), context=contextvars.Context())
 
     async def _converge_within(self, channel: str) -> None:
         """`_converge`, given up after CONVERGE_SECONDS (the link is failing: the heartbeat will notice)."""

@@ -32,6 +32,8 @@ from tortoise.connection import connections
 from tortoise.exceptions import TransactionManagementError
 from tortoise.models import Model
 
+from resolvers.apart import apart
+
 
 class _Scope:
     """One request's connection: none until its first statement."""
@@ -81,6 +83,12 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     transaction: nothing more (see the module's docstring)."""
 
 
+async def _connect_apart(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+    """A new pooled connection, opened without the context of the operation that needed it: the
+    connection outlives the operation (`resolvers.apart`)."""
+    return await apart(asyncpg.connect(*args, **kwargs))
+
+
 class RequestScopedClient(AsyncpgDBClient):
     """The ORM's PostgreSQL client: pooled, except inside `request_scope()`."""
 
@@ -89,7 +97,11 @@ class RequestScopedClient(AsyncpgDBClient):
         # the lifetime's timer would keep the context of the request that first prepared each
         # statement, and with it that request's socket, for five minutes (resolvers/collector.py).
         kwargs.setdefault("max_cached_statement_lifetime", 0)
-        return await asyncpg.create_pool(None, reset=_keep_session, **kwargs)
+        # Idle connections are not closed after five minutes, for the same reason: that timer is set
+        # each time a connection goes back, in the context of the operation that gave it back. A
+        # connection opened for a burst stays open (the pool holds at most `maxsize`).
+        kwargs.setdefault("max_inactive_connection_lifetime", 0)
+        return await asyncpg.create_pool(None, reset=_keep_session, connect=_connect_apart, **kwargs)
 
     def acquire_connection(self) -> Any:
         scope = _scope.get()

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from redis import asyncio as aioredis
 
+from resolvers.apart import redis_connections_apart
 from resolvers.viewer import Viewer
 
 log = logging.getLogger("senvault.rate_limits")
@@ -148,6 +149,8 @@ class RateLimiter:
             self._redis = aioredis.Redis.from_url(
                 redis_url, socket_timeout=None, socket_connect_timeout=REDIS_PATIENCE
             )
+            pool = self._redis.connection_pool
+            pool.connection_class = redis_connections_apart(pool.connection_class)
             self._script = self._redis.register_script(_GCRA)
         self._redis_down_until = 0.0
         self.fallbacks = 0

@@ -1,0 +1,43 @@
+"""Work that outlives the operation that starts it, done without that operation's context.
+
+What the event loop keeps runs in the context it was made in: a connection's transport runs its
+callbacks there for as long as it is open, and a timer keeps its context until its moment, even
+once cancelled. An operation's context reaches its socket (the subscription's hand-over, its
+executor and request), so a pooled connection a subscription happened to open kept that socket,
+closed or not, for as long as the pool kept the connection. Work started through `apart` makes
+those things in an empty context instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from redis.asyncio.connection import AbstractConnection
+
+T = TypeVar("T")
+
+
+async def apart(work: Coroutine[Any, Any, T]) -> T:
+    """`work`'s result, `work` run in a task with an empty context (cancelled with the caller)."""
+    return await asyncio.get_running_loop().create_task(work, context=contextvars.Context())
+
+
+_redis_classes: dict[str, type[AbstractConnection]] = {}
+
+
+def redis_connections_apart(base: type[AbstractConnection]) -> type[AbstractConnection]:
+    """`base` (the connection class redis-py chose for a URL: TCP, TLS or a Unix socket) opening its
+    socket through `apart`: set as a client's `connection_pool.connection_class`."""
+    made = _redis_classes.get(base.__qualname__)
+    if made is None or made.__base__ is not base:
+
+        class Apart(base):  # type: ignore[valid-type,misc]
+            async def _connect(self) -> None:
+                await apart(super()._connect())
+
+        Apart.__name__ = Apart.__qualname__ = f"{base.__name__}Apart"
+        made = _redis_classes[base.__qualname__] = Apart
+    return made
