@@ -19,7 +19,6 @@ import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from tortoise import Tortoise
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import fresh_database, machine
+from bench.common import append_results, fresh_database
 from models.accounts import Role
 from models.notifications import Notification, NotificationKind
 from resolvers import events, notifications
@@ -105,21 +104,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = asyncio.run(run(args))
     if args.write:
-        when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        command = "python bench/by_id.py " + " ".join(sys.argv[1:])
-        lines = [
-            "",
-            f"### Rows by id ({when})",
-            "",
-            f"`{command}`",
-            "",
-            *machine(("asyncpg",)),
-            "",
-            *rows,
-            "",
-        ]
-        with args.write.open("a") as out:
-            out.write("\n".join(lines) + "\n")
+        append_results(args.write, "Rows by id", ("asyncpg",), rows)
 
 
 if __name__ == "__main__":

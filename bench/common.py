@@ -8,10 +8,12 @@ import platform
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
@@ -87,3 +89,13 @@ def machine(packages: tuple[str, ...] = ()) -> list[str]:
         f"{mem_kib / 1024 / 1024:.1f} GiB memory, {platform.system()} {platform.release()}",
         f"- Python {platform.python_version()}; {listed}",
     ]
+
+
+def append_results(path: Path, title: str, packages: tuple[str, ...], rows: list[str]) -> None:
+    """A run's table appended to a results file (`--write`): a dated heading, the command that
+    made it, the machine and the versions measured, then the rows."""
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = " ".join([f"python bench/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+    lines = ["", f"### {title} ({when})", "", f"`{command}`", "", *machine(packages), "", *rows, ""]
+    with path.open("a") as out:
+        out.write("\n".join(lines) + "\n")

@@ -53,7 +53,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ from websockets.asyncio.client import ClientConnection, connect
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import wire
-from bench.common import ROOT, free_port, fresh_database, machine, wait_ready
+from bench.common import ROOT, append_results, free_port, fresh_database, wait_ready
 from bench.fanout import (
     BASELINE_SERVER,
     Receivers,
@@ -668,23 +668,9 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379")
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
-    command = "python bench/live.py " + " ".join(sys.argv[1:])
     rows = asyncio.run(run(args))
     if args.write:
-        when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        lines = [
-            "",
-            f"### Live delivery ({when})",
-            "",
-            f"`{command}`",
-            "",
-            *machine(("websockets", "redis")),
-            "",
-            *rows,
-            "",
-        ]
-        with args.write.open("a") as out:
-            out.write("\n".join(lines) + "\n")
+        append_results(args.write, "Live delivery", ("websockets", "redis"), rows)
 
 
 if __name__ == "__main__":

@@ -233,17 +233,23 @@ async def test_a_burst_of_events_for_many_people_reads_their_rows_in_one_query(g
     assert len(reads) == 1, reads
 
 
+async def _missed(gql: GraphQLClient, person: Account, count: int) -> None:
+    """`count` notifications for `person`, "Missed 0" first, committed together while no socket
+    of theirs is open."""
+    assert gql.app is not None, "needs the app served in this process"
+    async with events.unit_of_work(gql.app.state.services) as outbox:
+        for n in range(count):
+            await notifications.notify(
+                outbox, db_id(person.user_id), NotificationKind.NEW_SIGN_IN, f"Missed {n}"
+            )
+
+
 async def test_a_resume_reads_the_rows_of_a_page_of_missed_events_together(gql: GraphQLClient) -> None:
     """A dashboard coming back after 30 events: the log is read in one statement, and the 30
     notifications they name in one more, not one each; they arrive in order, each once."""
     person = await sign_up(gql)
     after = await user_cursor(person)
-    assert gql.app is not None, "needs the app served in this process"
-    async with events.unit_of_work(gql.app.state.services) as outbox:
-        for n in range(30):
-            await notifications.notify(
-                outbox, db_id(person.user_id), NotificationKind.NEW_SIGN_IN, f"Missed {n}"
-            )
+    await _missed(gql, person, 30)
     async with gql.socket(person.token) as sock:
         await sock.ack()
         with statements(sockets=True) as sent:
@@ -262,12 +268,7 @@ async def test_a_resume_from_any_point_gets_each_missed_events_own_row(gql: Grap
     notification, in order."""
     person = await sign_up(gql)
     start = await user_cursor(person)
-    assert gql.app is not None, "needs the app served in this process"
-    async with events.unit_of_work(gql.app.state.services) as outbox:
-        for n in range(9):
-            await notifications.notify(
-                outbox, db_id(person.user_id), NotificationKind.NEW_SIGN_IN, f"Missed {n}"
-            )
+    await _missed(gql, person, 9)
     titles = [f"Missed {n}" for n in range(9)]
     cursors = [start]
     async with gql.socket(person.token) as sock:
