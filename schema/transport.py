@@ -103,8 +103,33 @@ def register(context: Context, viewer: Viewer) -> None:
 
 
 def unregister(context: Context) -> None:
+    """Take a socket that has ended out of the registry, and out of its context: a fanout group its
+    subscription started keeps the context for the group's other members, and must not keep the
+    closed socket with it. The context keeps what those members' events may read of the request
+    (the address it was reached at, its headers); its connection, and every way back to the socket,
+    go."""
     if context.connection is not None:
         context.services.connections.discard(context.connection)
+        context.connection = None
+    if isinstance(context.request, WebSocket):
+        scope = context.request.scope
+        kept = {key: scope[key] for key in _ADDRESS if key in scope}
+        context.request = WebSocket(kept, _ended_receive, _ended_send)
+    context.response = None
+
+
+# What of a socket's ASGI scope its context keeps once it has ended (Starlette's `base_url`, `url`
+# and `headers` read these); not its extensions, app or state, which lead back to the socket.
+_ADDRESS = ("type", "asgi", "http_version", "scheme", "server", "client", "root_path", "path",
+            "raw_path", "query_string", "headers", "subprotocols", "app_root_path")  # fmt: skip
+
+
+async def _ended_receive() -> dict[str, Any]:
+    return {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+
+
+async def _ended_send(message: Any) -> None:
+    raise ClientDisconnected()
 
 
 def _limit_error(limit: int | None) -> GraphQLFormattedError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from resolvers import notifications
 from resolvers.broadcast import BROADCAST_INTERRUPTED, SubscriptionEnded
 from resolvers.events import unit_of_work, user_channel
 from schema import fanout
+from schema.transport import WebSocketProtocol
 from tests.client import LEGACY_WS, GraphQLClient, eventually, read_until_closed, stalled_subscriber
 from tests.conftest import Live
 from tests.factories import PASSWORD, Account, sign_up, user_cursor
@@ -335,3 +337,46 @@ async def test_a_completed_member_frees_its_id_for_the_next_subscribe(
         assert (await sock.next_event(op))["data"]["notificationReceived"]["notification"] == {
             "kind": "NEW_SIGN_IN"
         }
+
+
+async def test_the_socket_that_started_a_group_is_let_go_when_it_closes(
+    gql: GraphQLClient, live_server: Live
+) -> None:
+    """A group keeps the context of the subscription that started it, for as long as it has members.
+    When that socket closes, its context lets go of it (its request becomes the address and headers
+    alone): the closed socket is collected while the group goes on delivering to the others."""
+    account = await sign_up(gql)
+    channel = _channel(account)
+
+    def protocols() -> list[WebSocketProtocol]:
+        return [o for o in gc.get_objects() if issubclass(type(o), WebSocketProtocol)]
+
+    earlier = protocols()
+    async with gql.socket(account.token) as first:
+        await first.ack()
+        await first.subscribe(NOTIFICATIONS)
+        await _handed_over(live_server, channel, [1])
+        (starter,) = [p for p in protocols() if not any(p is e for e in earlier)]
+        gone = weakref.ref(starter)
+        del starter, earlier
+        async with gql.socket(account.token) as a, gql.socket(account.token) as b:
+            ops = []
+            for sock in (a, b):
+                await sock.ack()
+                ops.append(await sock.subscribe(NOTIFICATIONS))
+            await _handed_over(live_server, channel, [3])
+            await first.ws.close()
+            await _handed_over(live_server, channel, [2])
+
+            async def collected() -> bool:
+                gc.collect()
+                return gone() is None
+
+            await eventually(collected, "the starter's socket is collected")
+            await _log_in(gql, account)
+            got = [
+                (await s.next_event(op))["data"]["notificationReceived"]
+                for s, op in zip((a, b), ops, strict=True)
+            ]
+    assert got[0] == got[1]
+    assert got[0]["notification"]["kind"] == "NEW_SIGN_IN"
