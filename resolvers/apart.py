@@ -25,19 +25,19 @@ async def apart(work: Coroutine[Any, Any, T]) -> T:
     return await asyncio.get_running_loop().create_task(work, context=contextvars.Context())
 
 
-_redis_classes: dict[str, type[AbstractConnection]] = {}
+_redis_classes: dict[type[AbstractConnection], type[AbstractConnection]] = {}
 
 
 def redis_connections_apart(base: type[AbstractConnection]) -> type[AbstractConnection]:
     """`base` (the connection class redis-py chose for a URL: TCP, TLS or a Unix socket) opening its
     socket through `apart`: set as a client's `connection_pool.connection_class`."""
-    made = _redis_classes.get(base.__qualname__)
-    if made is None or made.__base__ is not base:
+    made = _redis_classes.get(base)
+    if made is None:
 
         class Apart(base):  # type: ignore[valid-type,misc]
             async def _connect(self) -> None:
                 await apart(super()._connect())
 
         Apart.__name__ = Apart.__qualname__ = f"{base.__name__}Apart"
-        made = _redis_classes[base.__qualname__] = Apart
+        made = _redis_classes[base] = Apart
     return made
