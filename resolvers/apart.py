@@ -15,6 +15,7 @@ import contextvars
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
 T = TypeVar("T")
@@ -28,9 +29,11 @@ async def apart(work: Coroutine[Any, Any, T]) -> T:
 _redis_classes: dict[type[AbstractConnection], type[AbstractConnection]] = {}
 
 
-def redis_connections_apart(base: type[AbstractConnection]) -> type[AbstractConnection]:
-    """`base` (the connection class redis-py chose for a URL: TCP, TLS or a Unix socket) opening its
-    socket through `apart`: set as a client's `connection_pool.connection_class`."""
+def open_connections_apart(client: Redis) -> None:
+    """Have `client`'s pool open its connections through `apart`: a subclass of the connection
+    class redis-py chose for the URL (TCP, TLS or a Unix socket), made once per class."""
+    pool = client.connection_pool
+    base = pool.connection_class
     made = _redis_classes.get(base)
     if made is None:
 
@@ -40,4 +43,4 @@ def redis_connections_apart(base: type[AbstractConnection]) -> type[AbstractConn
 
         Apart.__name__ = Apart.__qualname__ = f"{base.__name__}Apart"
         made = _redis_classes[base] = Apart
-    return made
+    pool.connection_class = made

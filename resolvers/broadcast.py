@@ -28,7 +28,7 @@ from broadcaster._backends.memory import MemoryBackend
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-from resolvers.apart import apart, redis_connections_apart
+from resolvers.apart import apart, open_connections_apart
 from resolvers.events import Envelope
 
 log = logging.getLogger("senvault.broadcast")
@@ -172,8 +172,7 @@ class RedisPubSubBackend(BroadcastBackend):
             # Named, so that `CLIENT LIST` on a shared Redis shows whose connection is whose.
             client_name=self._client_name,
         )
-        pool = self._conn.connection_pool
-        pool.connection_class = redis_connections_apart(pool.connection_class)
+        open_connections_apart(self._conn)
         await self._conn.ping()
         self._pubsub = self._conn.pubsub()
         for channel in sorted(self._channels):

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from redis import asyncio as aioredis
 
-from resolvers.apart import redis_connections_apart
+from resolvers.apart import open_connections_apart
 from resolvers.viewer import Viewer
 
 log = logging.getLogger("senvault.rate_limits")
@@ -149,8 +149,7 @@ class RateLimiter:
             self._redis = aioredis.Redis.from_url(
                 redis_url, socket_timeout=None, socket_connect_timeout=REDIS_PATIENCE
             )
-            pool = self._redis.connection_pool
-            pool.connection_class = redis_connections_apart(pool.connection_class)
+            open_connections_apart(self._redis)
             self._script = self._redis.register_script(_GCRA)
         self._redis_down_until = 0.0
         self.fallbacks = 0

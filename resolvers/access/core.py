@@ -8,6 +8,7 @@ from typing import Any, TypeVar, cast
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.models import Model
+from tortoise.queryset import QuerySet
 
 from models.accounts import ApiScope, Role
 from resolvers.errors import Forbidden, NotFound, Unauthenticated
@@ -133,22 +134,27 @@ async def _by_ids(model: type[M], ids: list[int], related: tuple[str, ...]) -> l
     makes them."""
     db = model._choose_db()  # as the query would: the transaction's connection inside one
     size = 1 << (len(ids) - 1).bit_length()
+    if size > _MOST_IDS_CACHED:
+        return list(await _query(model, ids, related, db))
     padded = ids + [ids[-1]] * (size - len(ids))
     key = (model, related, size, type(db))
     statement = _statements.get(key)
     if statement is None:
-        query = model.filter(id__in=padded).using_db(db)
-        if related:
-            query = query.select_related(*related)
+        query = _query(model, padded, related, db)
         sql = query.sql()
         _, values = query.query.get_parameterized_sql()
-        if size > _MOST_IDS_CACHED or list(values) != padded:
-            # Many ids, or parameters besides the ids (none of our models has any): not kept.
+        if list(values) != padded:
+            # Parameters besides the ids (none of our models has any): not kept.
             return list(await query)
         statement = _statements[key] = (sql, query._select_related_idx)
     sql, joined = statement[0], cast(Any, statement[1])  # tortoise's own list of joins
     executor = db.executor_class(model=model, db=db, select_related_idx=joined)
     return cast(list[M], await executor.execute_select(sql, padded))
+
+
+def _query(model: type[M], ids: list[int], related: tuple[str, ...], db: BaseDBAsyncClient) -> QuerySet[M]:
+    query = model.filter(id__in=ids).using_db(db)
+    return query.select_related(*related) if related else query
 
 
 async def own_row(model: type[M], wanted: int, what: str, field: str, **owner: int | None) -> M:
