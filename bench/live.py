@@ -28,7 +28,7 @@ execution of the subscriber's selection, JSON, the socket). The bare server (`fa
    event, close; 8 loops at once for `--churn-cycles` cycles, after a warm-up of a twentieth as
    many the same way: cycles a second, server CPU per cycle, and the server's RSS growth across
    them (the steady state: a leak grows it, the allocator's first high-water mark does not).
-   The client is `bench/wire.py` (frames encoded once, ~0.3–0.5 ms of CPU a cycle), so that each
+   The client is `bench/wire.py` (frames encoded once, ~0.3–0.8 ms of CPU a cycle), so that each
    server, not the client, sets the pace. A third server answers the same messages as ours with a
    bare ASGI app under uvicorn as `serve` configures it: what the framework costs before our work.
 5. Memory per idle subscribed socket: the slope of the server's RSS from 1,000 to 5,000 sockets.
@@ -452,11 +452,18 @@ async def churn_cycle(ours: Ours) -> Callable[[], Awaitable[None]]:
     await ours.notify([user_id])
     head = await events.head(events.user_channel(user_id))
     after = events.encode_cursor(events.user_channel(user_id), head - 1)
-    init = wire.text({"type": "connection_init", "payload": {"authorization": f"Bearer {account.token}"}})
-    payload = {"query": NOTIFICATIONS, "variables": {"after": after}}
-    subscribe = wire.text({"id": "1", "type": "subscribe", "payload": payload})
-    steps = [(init, b'"connection_ack"'), (subscribe, b'"next"')]
-    return wire.Cycle(ours.port, "/graphql", steps, subprotocol="graphql-transport-ws")
+    return _resume(ours.port, {"authorization": f"Bearer {account.token}"}, {"after": after})
+
+
+def _resume(port: int, init: dict[str, str], variables: dict[str, str]) -> wire.Cycle:
+    """A churn cycle in graphql-transport-ws: `connection_init`, its ack, the subscription, its
+    first `next`, close."""
+    subscribe = {"id": "1", "type": "subscribe", "payload": {"query": NOTIFICATIONS, "variables": variables}}
+    steps = [
+        (wire.text({"type": "connection_init", "payload": init}), b'"connection_ack"'),
+        (wire.text(subscribe), b'"next"'),
+    ]
+    return wire.Cycle(port, "/graphql", steps, subprotocol="graphql-transport-ws")
 
 
 async def churn_bare(cycles: int) -> dict[str, float]:
@@ -468,11 +475,7 @@ async def churn_bare(cycles: int) -> dict[str, float]:
 
 async def churn_floor(cycles: int) -> dict[str, float]:
     async with bare_server(UVICORN_FLOOR) as (url, pid):
-        port = int(url.rsplit(":", 1)[1])
-        init = wire.text({"type": "connection_init", "payload": {}})
-        subscribe = wire.text({"id": "1", "type": "subscribe", "payload": {"query": NOTIFICATIONS}})
-        steps = [(init, b'"connection_ack"'), (subscribe, b'"next"')]
-        return await _churn(wire.Cycle(port, "/graphql", steps, "graphql-transport-ws"), cycles, pid)
+        return await _churn(_resume(int(url.rsplit(":", 1)[1]), {}, {}), cycles, pid)
 
 
 async def in_loops(work: Callable[[], Awaitable[None]], count: int) -> None:

@@ -185,7 +185,7 @@ async def test_an_idle_socket_keeps_nothing_of_its_finished_work(gql: GraphQLCli
         assert waiting == []
         # The websockets parser keeps the handshake's request for as long as the socket is open:
         # its headers are emptied once the socket is accepted (the scope has its own copy).
-        protocols = [o for o in gc.get_objects() if isinstance(o, WebSocketProtocol) and o.handshake_complete]
+        protocols = [p for p in _walked_protocols() if p.handshake_complete]
         parsers = [p.conn.parser for p in protocols]
         frames = [g.gi_frame for g in parsers if isinstance(g, types.GeneratorType) and g.gi_frame]
         handshakes = [r for r in (f.f_locals.get("request") for f in frames) if isinstance(r, Request)]

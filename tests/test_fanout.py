@@ -19,10 +19,10 @@ from resolvers import notifications
 from resolvers.broadcast import BROADCAST_INTERRUPTED, SubscriptionEnded
 from resolvers.events import unit_of_work, user_channel
 from schema import fanout
-from schema.transport import WebSocketProtocol
 from tests.client import LEGACY_WS, GraphQLClient, eventually, read_until_closed, stalled_subscriber
 from tests.conftest import Live
 from tests.factories import PASSWORD, Account, sign_up, user_cursor
+from tests.test_collector import _walked_protocols
 
 NOTIFICATIONS = """
 subscription($after: String) {
@@ -348,15 +348,12 @@ async def test_the_socket_that_started_a_group_is_let_go_when_it_closes(
     account = await sign_up(gql)
     channel = _channel(account)
 
-    def protocols() -> list[WebSocketProtocol]:
-        return [o for o in gc.get_objects() if issubclass(type(o), WebSocketProtocol)]
-
-    earlier = protocols()
+    earlier = _walked_protocols()
     async with gql.socket(account.token) as first:
         await first.ack()
         await first.subscribe(NOTIFICATIONS)
         await _handed_over(live_server, channel, [1])
-        (starter,) = [p for p in protocols() if not any(p is e for e in earlier)]
+        (starter,) = [p for p in _walked_protocols() if not any(p is e for e in earlier)]
         gone = weakref.ref(starter)
         del starter, earlier
         async with gql.socket(account.token) as a, gql.socket(account.token) as b:
