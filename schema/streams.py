@@ -43,7 +43,7 @@ from resolvers.connections import CLOSE_FORBIDDEN, CLOSE_SLOW_CONSUMER
 from resolvers.errors import UserError
 from resolvers.events import Envelope
 from resolvers.viewer import Viewer
-from schema import fanout
+from schema import event_plans, fanout
 from schema.context import Info
 from schema.errors import subscription_ended
 from schema.loaders import Loaders
@@ -180,17 +180,36 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
     def execute_operation(self, serially: bool | None = None) -> Any:
         delivering = _delivering.get()
         if delivering is None or delivering[0] is not self.root_value:
-            return super().execute_operation(serially)
+            return self._execute_event(serially)
         shared = delivering[1]
         key = ("result", _group_key(self), self.context_value.viewer)
         entry = shared.get(key)
         if entry is None or entry[0] is not self.operation:
-            result = super().execute_operation(serially)
+            result = self._execute_event(serially)
             if not inspect.isawaitable(result):
                 shared[key] = (self.operation, result)
                 return result
             entry = shared[key] = (self.operation, _started(result))
         return _own_copy(entry[1])
+
+    def _execute_event(self, serially: bool | None) -> Any:
+        """An event by its document's plan (`schema.event_plans`) where it has one and nothing
+        else takes part in executing it (no middleware, hooks or abort signal); by graphql-core
+        otherwise, and whenever the plan gives up on the event."""
+        manager = self.middleware_manager
+        if (
+            self.operation.operation is OperationType.SUBSCRIPTION
+            and (manager is None or not manager.middlewares)
+            and self.hooks is None
+            and self.abort_signal is None
+        ):
+            plan = event_plans.plan_for(self)
+            if plan is not None:
+                try:
+                    return ExecutionResult(plan(self.root_value), None)
+                except Exception:  # the plan gave up, or a read raised: graphql-core reports it
+                    pass
+        return super().execute_operation(serially)
 
 
 def _group_key(executor: Any) -> Hashable:
