@@ -366,7 +366,7 @@ async def distinct_ours(ours: Ours, n: int, rounds: int) -> dict[str, float]:
     families = [await ours.family() for _ in range(n)]
     receivers = Receivers()
     try:
-        sockets = await _open_many(n, _opener(ours, [account.token for account, _ in families]))
+        sockets = await _open_many(n, _opener(ours, families))
         for ws in sockets:
             receivers.start(ws, _stamp)
         await asyncio.sleep(2)
@@ -382,9 +382,16 @@ async def distinct_ours(ours: Ours, n: int, rounds: int) -> dict[str, float]:
         await receivers.close()
 
 
-def _opener(ours: Ours, tokens: list[str]) -> Callable[[], Awaitable[ClientConnection]]:
-    remaining = list(tokens)
-    return lambda: ours.open(remaining.pop())
+def _opener(ours: Ours, families: list[tuple[Account, int]]) -> Callable[[], Awaitable[ClientConnection]]:
+    """Opens a socket for each new family in turn, subscribed from the start of its channel: one
+    that is not live yet when a burst is published still gets its event (from the log)."""
+    remaining = list(families)
+
+    def open_next() -> Awaitable[ClientConnection]:
+        account, user_id = remaining.pop()
+        return ours.open(account.token, events.encode_cursor(events.user_channel(user_id), 0))
+
+    return open_next
 
 
 async def distinct_bare(n: int, rounds: int) -> dict[str, float]:

@@ -74,7 +74,7 @@ async def distinct(ours: Ours, args: argparse.Namespace, probe: Probe) -> tuple[
     families = [await ours.family() for _ in range(args.sockets)]
     receivers = Receivers()
     try:
-        for ws in await _open_many(args.sockets, _opener(ours, [account.token for account, _ in families])):
+        for ws in await _open_many(args.sockets, _opener(ours, families)):
             receivers.start(ws, _stamp)
         await asyncio.sleep(2)
         users = [user_id for _, user_id in families]
