@@ -157,6 +157,8 @@ class _Planner:
             def complete_leaf(value: Any) -> Any:
                 if value is None:
                     return None
+                if isinstance(value, Exception):
+                    raise GiveUp  # graphql-core reports a returned exception as the field's error
                 coerced = coerce(value)
                 if coerced is None or coerced is Undefined:
                     raise GiveUp
@@ -179,6 +181,8 @@ class _Planner:
         def complete_object(value: Any) -> Any:
             if value is None:
                 return None
+            if isinstance(value, Exception):
+                raise GiveUp
             if is_type_of is not None and is_type_of(value, _NO_INFO) is not True:
                 raise GiveUp
             return {key: complete(read(value)) for key, read, complete in fields}

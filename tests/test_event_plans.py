@@ -11,21 +11,24 @@ them (not given up and left them to graphql-core).
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLOutputType, parse
+from graphql import GraphQLError, GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLOutputType, parse
 from graphql.execution import Executor
 from strawberry.relay import to_base64
 
 from models.accounts import User
 from models.advocates import Advocate
 from models.events import StoredEvent
+from models.notifications import NotificationKind
 from models.support import SupportRequest
 from resolvers import events
 from resolvers.demo import ADVOCATES, DEMO_PASSWORD, FAMILY, SECOND_FAMILY, seed
 from schema import event_plans
 from schema import schema as api_schema
+from schema.notifications import Notification, NotificationReceivedEvent
 from tests.client import GraphQLClient, Socket
 from tests.conftest import Live
 
@@ -191,20 +194,54 @@ def test_a_document_has_a_plan_only_where_every_field_only_reads_its_row() -> No
     assert _plan("{ viewer { id } }") is None
 
 
-def test_a_plan_gives_up_where_graphql_core_would_report_an_error() -> None:
+def _event(**changes: Any) -> NotificationReceivedEvent:
+    fields: dict[str, Any] = {
+        "id": 4,
+        "kind": NotificationKind.NEW_SIGN_IN,
+        "title": "A new sign-in",
+        "body": "",
+        "subject_id": None,
+        "created_at": datetime(2026, 12, 7, tzinfo=UTC),
+        "read_at": None,
+    }
+    notification = changes.pop("notification", None) or Notification(**{**fields, **changes})
+    return NotificationReceivedEvent(
+        cursor="c1", occurred_at=datetime(2026, 12, 7, tzinfo=UTC), notification=notification
+    )
+
+
+def test_a_plan_answers_a_well_formed_event() -> None:
     plan = _plan(NOTIFICATION)
     assert plan is not None
+    assert plan(_event()) == {
+        "notificationReceived": {
+            "cursor": "c1",
+            "notification": {
+                "id": to_base64("Notification", 4),
+                "kind": "NEW_SIGN_IN",
+                "title": "A new sign-in",
+            },
+        }
+    }
 
-    class Row:
-        cursor = "c1"
 
-        class notification:
-            id = 4
-            kind = None  # non-null in the schema
-            title = "t"
-
-    with pytest.raises(event_plans.GiveUp):
-        plan(Row())
+@pytest.mark.parametrize(
+    ("changes", "raised"),
+    [
+        ({"kind": None}, event_plans.GiveUp),  # null in a non-null field
+        ({"title": ValueError("unreadable")}, event_plans.GiveUp),  # a returned exception is an error
+        ({"notification": object()}, event_plans.GiveUp),  # not a Notification
+        ({"kind": "NOT_A_KIND"}, GraphQLError),  # the enum's own coercion refuses it
+    ],
+    ids=["null", "exception", "wrong-type", "bad-enum"],
+)
+def test_a_plan_gives_up_where_graphql_core_would_report_an_error(
+    changes: dict[str, Any], raised: type[Exception]
+) -> None:
+    plan = _plan(NOTIFICATION)
+    assert plan is not None
+    with pytest.raises(raised):
+        plan(_event(**changes))
 
 
 async def test_an_event_a_plan_gives_up_on_is_executed_by_graphql_core(
