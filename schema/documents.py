@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Hashable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-from graphql import DocumentNode, GraphQLError
+from graphql import DocumentNode, GraphQLError, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
@@ -107,6 +107,28 @@ def derived(context: ExecutionContext, key: Hashable, compute: Callable[[Documen
     if len(entry.facts) < MAX_FACTS:
         entry.facts[key] = value
     return value
+
+
+class PerOperation(Generic[T]):
+    """What is worked out from an operation alone, for code that holds its executor, not its text
+    (`derived` is for code that has the text). Kept by the operation's identity, which the cache
+    makes one per text; the operation is kept with it, so that an id reused by a later operation is
+    not taken for it. Past `limit` operations it starts again: unique texts only evict each other."""
+
+    def __init__(self, limit: int = 1024) -> None:
+        self.limit = limit
+        self._known: dict[int, tuple[OperationDefinitionNode, T]] = {}
+
+    def get(self, operation: OperationDefinitionNode, compute: Callable[..., T], *args: Any) -> T:
+        """`compute(*args)`, once per operation."""
+        known = self._known.get(id(operation))
+        if known is not None and known[0] is operation:
+            return known[1]
+        value = compute(*args)
+        if len(self._known) >= self.limit:
+            self._known.clear()
+        self._known[id(operation)] = (operation, value)
+        return value
 
 
 class DocumentCache(SchemaExtension):

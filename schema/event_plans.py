@@ -32,7 +32,6 @@ from weakref import WeakSet
 
 from graphql import (
     DirectiveNode,
-    FragmentDefinitionNode,
     GraphQLEnumType,
     GraphQLList,
     GraphQLNonNull,
@@ -54,6 +53,8 @@ from graphql.execution.collect_fields import (
     collect_subfields,
 )
 from graphql.execution.values import VariableValues
+
+from schema.documents import PerOperation
 
 # Resolvers that only read their source, without `info` or arguments (`schema.fast_paths` adds its
 # Node ids here).
@@ -116,9 +117,9 @@ class _Planner:
         )
         if collected.new_defer_usages or collected.forbidden_directive_instances:
             raise _Unplannable
-        (key, details), *others = collected.grouped_field_set.items()
-        if others:
+        if len(collected.grouped_field_set) != 1:
             raise _Unplannable
+        ((key, details),) = collected.grouped_field_set.items()
         field = self.schema.get_field(root_type, details[0].node.name.value)
         if field is None or field.resolve is None:
             raise _Unplannable
@@ -221,27 +222,20 @@ def _reader(resolve: Any) -> Callable[[Any], Any]:
     return lambda source: resolve(source, _NO_INFO)
 
 
-_plans: dict[int, tuple[OperationDefinitionNode, Plan | None]] = {}
+_plans: PerOperation[Plan | None] = PerOperation()
 
 
 def plan_for(executor: Any) -> Plan | None:
     """The plan of a subscription's events, made once per document; None when it has none."""
+    return _plans.get(executor.operation, _plan, executor)
+
+
+def _plan(executor: Any) -> Plan | None:
     operation: OperationDefinitionNode = executor.operation
-    known = _plans.get(id(operation))
-    if known is not None and known[0] is operation:
-        return known[1]
-    plan: Plan | None = None
     fragments: dict[str, FragmentDetails] = executor.fragments
-    if (
-        operation.operation is OperationType.SUBSCRIPTION
-        and not _has_directives(operation, fragments)
-        and all(isinstance(details.definition, FragmentDefinitionNode) for details in fragments.values())
-    ):
-        try:
-            plan = _Planner(executor.schema, operation, fragments, executor.variable_values).root()
-        except _Unplannable:
-            plan = None
-    if len(_plans) >= 1024:
-        _plans.clear()
-    _plans[id(operation)] = (operation, plan)
-    return plan
+    if operation.operation is not OperationType.SUBSCRIPTION or _has_directives(operation, fragments):
+        return None
+    try:
+        return _Planner(executor.schema, operation, fragments, executor.variable_values).root()
+    except _Unplannable:
+        return None

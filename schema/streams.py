@@ -45,6 +45,7 @@ from resolvers.events import Envelope
 from resolvers.viewer import Viewer
 from schema import event_plans, fanout
 from schema.context import Info
+from schema.documents import PerOperation
 from schema.errors import subscription_ended
 from schema.loaders import Loaders
 
@@ -233,7 +234,7 @@ async def _own_copy(shared: Any) -> ExecutionResult:
     return ExecutionResult(result.data, list(result.errors) if result.errors else None, result.extensions)
 
 
-_variables_of: dict[int, tuple[OperationDefinitionNode, frozenset[str]]] = {}
+_variables_of: PerOperation[frozenset[str]] = PerOperation()
 
 
 def _selection_variables(
@@ -241,9 +242,12 @@ def _selection_variables(
 ) -> frozenset[str]:
     """The variables an event's execution can depend on: those below the root fields, in the
     root fields' directives and in the document's fragments; not the root fields' arguments."""
-    known = _variables_of.get(id(operation))
-    if known is not None and known[0] is operation:
-        return known[1]
+    return _variables_of.get(operation, _variables_below_root, operation, fragments)
+
+
+def _variables_below_root(
+    operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]
+) -> frozenset[str]:
     names: set[str] = set()
 
     class Collect(Visitor):
@@ -260,11 +264,7 @@ def _selection_variables(
             visit(selection, Collect())
     for fragment in fragments.values():
         visit(fragment, Collect())
-    found = frozenset(names)
-    if len(_variables_of) >= 1024:
-        _variables_of.clear()
-    _variables_of[id(operation)] = (operation, found)
-    return found
+    return frozenset(names)
 
 
 class LiveRows(Generic[M]):

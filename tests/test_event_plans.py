@@ -11,11 +11,12 @@ them (not given up and left them to graphql-core).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from graphql import GraphQLError, GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLOutputType, parse
+from graphql import GraphQLError, GraphQLObjectType, get_named_type, is_leaf_type, parse
 from graphql.execution import Executor
 from strawberry.relay import to_base64
 
@@ -40,23 +41,17 @@ mutation($id: ID!) {
 """
 
 
-def _named(gql_type: GraphQLOutputType) -> GraphQLOutputType:
-    while isinstance(gql_type, GraphQLNonNull | GraphQLList):
-        gql_type = gql_type.of_type
-    return gql_type
-
-
 def _selection(object_type: GraphQLObjectType, depth: int = 0) -> str:
     """Every field of `object_type` that a plan answers, recursively."""
     parts = ["__typename"]
     for name, field in object_type.fields.items():
         if field.args or not event_plans._reads_only(field.resolve):
             continue
-        named = _named(field.type)
+        named = get_named_type(field.type)
         if isinstance(named, GraphQLObjectType):
             if depth < 3:
                 parts.append(f"{name} {{ {_selection(named, depth + 1)} }}")
-        elif not hasattr(named, "fields"):
+        elif is_leaf_type(named):
             parts.append(name)
     return " ".join(parts)
 
@@ -64,7 +59,7 @@ def _selection(object_type: GraphQLObjectType, depth: int = 0) -> str:
 def _document(field_name: str, arguments: str = "") -> str:
     subscription = api_schema._schema.subscription_type
     assert subscription is not None
-    event_type = _named(subscription.fields[field_name].type)
+    event_type = get_named_type(subscription.fields[field_name].type)
     assert isinstance(event_type, GraphQLObjectType)
     selection = _selection(event_type)
     return (
@@ -81,12 +76,8 @@ async def _replay(sock: Socket, document: str, channel: str, count: int) -> list
     return replayed
 
 
-async def _counts() -> dict[tuple[str, str], int]:
-    rows = await StoredEvent.all().values_list("channel", "kind")
-    counts: dict[tuple[str, str], int] = {}
-    for channel, kind in rows:
-        counts[(channel, kind)] = counts.get((channel, kind), 0) + 1
-    return counts
+async def _counts() -> Counter[tuple[str, str]]:
+    return Counter(await StoredEvent.all().values_list("channel", "kind"))
 
 
 async def test_live_events_answered_by_plan_are_what_graphql_core_answers(
