@@ -333,6 +333,9 @@ class ChannelFanout:
                     self._end_all(exc)
         finally:
             self._task = None
+            # The hub offers an event to every member in one pass that never waits, so no offer
+            # of the events drained here is still to come: an idle channel keeps none of them.
+            self._last_offered = None
 
     async def _deliver(self, envelope: Envelope) -> None:
         members = [m for g in self.groups.values() for m in g.members if m.last < envelope.seq]

@@ -17,7 +17,7 @@ from strawberry.relay import GlobalID
 from models.notifications import NotificationKind
 from resolvers import notifications
 from resolvers.broadcast import BROADCAST_INTERRUPTED, SubscriptionEnded
-from resolvers.events import unit_of_work, user_channel
+from resolvers.events import Envelope, unit_of_work, user_channel
 from schema import fanout
 from tests.client import LEGACY_WS, GraphQLClient, eventually, read_until_closed, stalled_subscriber
 from tests.conftest import Live
@@ -130,6 +130,35 @@ async def test_events_delivered_leave_nothing_behind_in_the_subscription(
             await sock.next_event(op)
         grown = collected() - before
     assert grown < events, f"{grown} more field lists kept after {events} events"
+
+
+async def test_a_channel_keeps_no_event_once_it_has_delivered_it(
+    gql: GraphQLClient, live_server: Live
+) -> None:
+    """Between events an idle channel holds none: one kept for each channel would be an event, with
+    what its subscribers worked out of it, for every dashboard open all day."""
+    account = await sign_up(gql)
+    channel = _channel(account)
+    async with gql.socket(account.token) as sock:
+        await sock.ack()
+        op = await sock.subscribe(NOTIFICATIONS)
+        await _handed_over(live_server, channel, [1])
+        await _log_in(gql, account)
+        await sock.next_event(op)
+        shared: fanout.ChannelFanout = live_server.app.state.services.hub.shared[channel]
+
+        async def idle() -> bool:
+            return shared._task is None
+
+        await eventually(idle, "the channel has delivered the event")
+        assert [v for v in vars(shared).values() if isinstance(v, Envelope)] == []
+        assert not shared._pending
+        # It still drops nothing: the next event is delivered, once.
+        await _log_in(gql, account)
+        assert (await sock.next_event(op))["data"]["notificationReceived"]["notification"][
+            "kind"
+        ] == "NEW_SIGN_IN"
+        await sock.expect_silence(0.2)
 
 
 async def test_sockets_that_reached_the_server_at_different_addresses_are_different_groups(
