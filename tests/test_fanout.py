@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from resolvers import notifications
 from resolvers.broadcast import BROADCAST_INTERRUPTED, SubscriptionEnded
 from resolvers.events import Envelope, unit_of_work, user_channel
 from schema import fanout
-from tests.client import LEGACY_WS, GraphQLClient, eventually, read_until_closed, stalled_subscriber
+from tests.client import LEGACY_WS, GraphQLClient, Socket, eventually, read_until_closed, stalled_subscriber
 from tests.conftest import Live
 from tests.factories import PASSWORD, Account, sign_up, user_cursor
 from tests.test_collector import _walked_protocols
@@ -60,6 +61,19 @@ async def _handed_over(live: Live, channel: str, sizes: list[int]) -> None:
         return sorted(len(m) for m in _members(live, channel)) == sorted(sizes)
 
     await eventually(ready, f"groups of {sizes} on {channel}")
+
+
+@asynccontextmanager
+async def _member(gql: GraphQLClient, live: Live) -> AsyncIterator[tuple[Account, str, Socket, str]]:
+    """A new family's socket, subscribed to its notifications and handed over to its channel's
+    fanout: the account, the channel, the socket and the operation's id."""
+    account = await sign_up(gql)
+    channel = _channel(account)
+    async with gql.socket(account.token) as sock:
+        await sock.ack()
+        op = await sock.subscribe(NOTIFICATIONS)
+        await _handed_over(live, channel, [1])
+        yield account, channel, sock, op
 
 
 def _count_payloads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -109,17 +123,12 @@ async def test_events_delivered_leave_nothing_behind_in_the_subscription(
     gets. graphql-core's per-event executor shared the subscription's memo of collected subfields,
     keyed by field lists made anew for each event, so every event added to it (for the collector
     to walk too) until the subscription ended."""
-    account = await sign_up(gql)
-    channel = _channel(account)
 
     def collected() -> int:
         gc.collect()
         return sum(isinstance(o, FieldDetails) for o in gc.get_objects())
 
-    async with gql.socket(account.token) as sock:
-        await sock.ack()
-        op = await sock.subscribe(NOTIFICATIONS)
-        await _handed_over(live_server, channel, [1])
+    async with _member(gql, live_server) as (account, _, sock, op):
         for _ in range(2):
             await _log_in(gql, account)
             await sock.next_event(op)
@@ -137,12 +146,7 @@ async def test_a_channel_keeps_no_event_once_it_has_delivered_it(
 ) -> None:
     """Between events an idle channel holds none: one kept for each channel would be an event, with
     what its subscribers worked out of it, for every dashboard open all day."""
-    account = await sign_up(gql)
-    channel = _channel(account)
-    async with gql.socket(account.token) as sock:
-        await sock.ack()
-        op = await sock.subscribe(NOTIFICATIONS)
-        await _handed_over(live_server, channel, [1])
+    async with _member(gql, live_server) as (account, channel, sock, op):
         await _log_in(gql, account)
         await sock.next_event(op)
         shared: fanout.ChannelFanout = live_server.app.state.services.hub.shared[channel]
@@ -255,12 +259,7 @@ async def _async(value: bool) -> bool:
 async def test_signing_out_ends_a_shared_subscription_with_4403(
     gql: GraphQLClient, live_server: Live
 ) -> None:
-    account = await sign_up(gql)
-    channel = _channel(account)
-    async with gql.socket(account.token) as sock:
-        await sock.ack()
-        await sock.subscribe(NOTIFICATIONS)
-        await _handed_over(live_server, channel, [1])
+    async with _member(gql, live_server) as (account, channel, sock, _):
         await gql.data("mutation { logOut { userErrors { message } } }", token=account.token)
         assert await sock.closed_code() == 4403
     await eventually(lambda: _async(not _members(live_server, channel)), "fanout removed")
@@ -325,13 +324,8 @@ async def test_a_socket_subscribed_before_and_after_a_burst_gets_each_event_once
 async def test_a_member_ended_by_the_hub_gets_the_coded_error_then_complete_and_its_id_is_free_again(
     gql: GraphQLClient, live_server: Live
 ) -> None:
-    account = await sign_up(gql)
-    channel = _channel(account)
     hub = live_server.app.state.services.hub
-    async with gql.socket(account.token) as sock:
-        await sock.ack()
-        op = await sock.subscribe(NOTIFICATIONS)
-        await _handed_over(live_server, channel, [1])
+    async with _member(gql, live_server) as (account, channel, sock, op):
         hub.end_subscriptions(channel, SubscriptionEnded(BROADCAST_INTERRUPTED, "Interrupted.", 2.0))
         last = await sock.receive()
         assert last["id"] == op
@@ -352,12 +346,7 @@ async def test_a_member_ended_by_the_hub_gets_the_coded_error_then_complete_and_
 async def test_a_completed_member_frees_its_id_for_the_next_subscribe(
     gql: GraphQLClient, live_server: Live
 ) -> None:
-    account = await sign_up(gql)
-    channel = _channel(account)
-    async with gql.socket(account.token) as sock:
-        await sock.ack()
-        op = await sock.subscribe(NOTIFICATIONS)
-        await _handed_over(live_server, channel, [1])
+    async with _member(gql, live_server) as (account, channel, sock, op):
         await sock.send({"id": op, "type": "complete"})
         await eventually(lambda: _async(not _members(live_server, channel)), "member removed")
         await sock.send({"id": op, "type": "subscribe", "payload": {"query": KINDS_ONLY}})
