@@ -143,7 +143,8 @@ class Member:
         return 0
 
     def offer(self, envelope: Envelope) -> None:
-        self.fanout.offer(envelope)
+        if not self.ended:  # the hub's pass may reach a member its fanout has just ended
+            self.fanout.offer(envelope)
 
     def fail(self, failure: SubscriptionEnded) -> None:
         """Called by the hub (the broadcast was interrupted, access ended) and by the fanout."""
@@ -272,21 +273,20 @@ class Group:
 class ChannelFanout:
     """Every member of one channel in this process, and the task that feeds them.
 
-    The hub offers each event to every member; the first to pass it on queues it here (the rest see
-    the same object and stop there)."""
+    The hub offers each event to every member, in one pass that never waits; the first to pass it on
+    queues it here, and the rest find it last in the queue and stop there. Nothing else is kept of
+    it: a channel whose queue is drained holds no event."""
 
     def __init__(self, hub: Hub, channel: str) -> None:
         self.hub = hub
         self.channel = channel
         self.groups: dict[Hashable, Group] = {}
         self._pending: deque[Envelope] = deque()
-        self._last_offered: Envelope | None = None
         self._task: asyncio.Task[None] | None = None
 
     def offer(self, envelope: Envelope) -> None:
-        if envelope is self._last_offered:
-            return
-        self._last_offered = envelope
+        if self._pending and self._pending[-1] is envelope:
+            return  # passed on already by another member, in the same pass of the hub
         if len(self._pending) >= self.hub.max_queue:
             # This process cannot keep up with the channel: every member resubscribes from its cursor.
             self._pending.clear()
@@ -333,9 +333,6 @@ class ChannelFanout:
                     self._end_all(exc)
         finally:
             self._task = None
-            # The hub offers an event to every member in one pass that never waits, so no offer
-            # of the events drained here is still to come: an idle channel keeps none of them.
-            self._last_offered = None
 
     async def _deliver(self, envelope: Envelope) -> None:
         members = [m for g in self.groups.values() for m in g.members if m.last < envelope.seq]

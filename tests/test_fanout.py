@@ -116,6 +116,29 @@ async def test_sockets_that_subscribe_alike_share_one_execution_per_event_and_ge
     assert len(set(calls)) == 2
 
 
+async def test_an_event_is_queued_once_for_its_channel_however_many_members_it_has(
+    gql: GraphQLClient, live_server: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub offers an event to every member; the channel queues it once. Queued once per member,
+    three members would overflow a queue of two and be told to resubscribe."""
+    account = await sign_up(gql)
+    channel = _channel(account)
+    calls = _count_payloads(monkeypatch)
+    monkeypatch.setattr(live_server.app.state.services.hub, "max_queue", 2)
+    async with gql.socket(account.token) as a, gql.socket(account.token) as b, gql.socket(account.token) as c:
+        ops = []
+        for sock in (a, b, c):
+            await sock.ack()
+            ops.append(await sock.subscribe(NOTIFICATIONS))
+        await _handed_over(live_server, channel, [3])
+        await _log_in(gql, account)
+        for sock, op in zip((a, b, c), ops, strict=True):
+            event = (await sock.next_event(op))["data"]["notificationReceived"]
+            assert event["notification"]["kind"] == "NEW_SIGN_IN"
+            await sock.expect_silence(0.2)
+    assert len(calls) == 1
+
+
 async def test_events_delivered_leave_nothing_behind_in_the_subscription(
     gql: GraphQLClient, live_server: Live
 ) -> None:
