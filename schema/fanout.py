@@ -206,7 +206,7 @@ class Group:
     It keeps the executor, result policy, `build` and context of the subscription that started it,
     for as long as it has members (they are the same for all of them but the socket)."""
 
-    __slots__ = ("build", "context", "executor", "key", "kinds", "members", "policy", "prefixes", "viewer")
+    __slots__ = ("build", "context", "executor", "key", "kinds", "members", "policy", "viewer")
 
     def __init__(
         self,
@@ -226,8 +226,6 @@ class Group:
         self.policy = policy
         self.context = context
         self.members: dict[Member, None] = {}
-        # The message's bytes before its payload, by operation id (a client's ids repeat).
-        self.prefixes: dict[str, bytes] = {}
 
     async def credential_ended(self) -> bool:
         """Whether the viewer's credential has ended (expired, or revoked where this process cannot
@@ -261,13 +259,13 @@ class Group:
         except orjson.JSONEncodeError:
             return json.dumps(body, separators=(",", ":")).encode()
 
-    def frame(self, operation_id: str, payload: bytes) -> bytes:
-        prefix = self.prefixes.get(operation_id)
-        if prefix is None:
-            prefix = self.prefixes[operation_id] = (
-                b'{"id":' + orjson.dumps(operation_id) + b',"type":"next","payload":'
-            )
-        return Frame(Opcode.TEXT, prefix + payload + b"}").serialize(mask=False)
+    @staticmethod
+    def frame(operation_id: str, payload: bytes) -> bytes:
+        """The text frame of a `next` message. Made once per operation id per event
+        (`_deliver_one`); nothing is kept per id, whose number a group's life does not bound (a
+        client may give every subscription a new one)."""
+        message = b'{"id":' + orjson.dumps(operation_id) + b',"type":"next","payload":' + payload + b"}"
+        return Frame(Opcode.TEXT, message).serialize(mask=False)
 
 
 class ChannelFanout:

@@ -290,12 +290,24 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             if operation is not None and operation.task is not None:
                 operation.task.cancel()
             return
+        operation = self.operations.get(operation_id)
+        if operation is not None and operation.task is None:
+            # Handed over, and its member has ended since (`Member.end`): its last `next` and its
+            # `complete` may still be waiting for a client that reads slowly (`finish_operation`).
+            # The client's `complete`, or the socket's end, frees the id now, and nothing more is
+            # sent under it. (strawberry's own cleanup expects a task, and would raise.)
+            operation.completed = True
+            del self.operations[operation_id]
+            return
         await super().cleanup_operation(operation_id)
 
     async def shutdown(self) -> None:
         try:
             await super().shutdown()
         finally:
+            # Whatever stopped the cleanup above, a socket that has ended feeds no member.
+            for member in list(self.members.values()):
+                member.leave()
             unregister(self.context)
 
 

@@ -418,3 +418,91 @@ async def test_the_socket_that_started_a_group_is_let_go_when_it_closes(
             ]
     assert got[0] == got[1]
     assert got[0]["notification"]["kind"] == "NEW_SIGN_IN"
+
+
+async def test_a_client_completing_a_member_while_its_end_waits_on_the_socket_keeps_the_socket_and_the_id(
+    gql: GraphQLClient, live_server: Live
+) -> None:
+    """The server ends a member (here the broadcast was interrupted) while its client reads slowly, so
+    its last `next` waits on the socket; meanwhile the client completes that subscription. The
+    client's `complete` frees the id: no `complete` comes back under it, the socket stays open, and
+    the id can be used again."""
+    hub = live_server.app.state.services.hub
+    async with _member(gql, live_server) as (account, channel, sock, op):
+        ((member,),) = _members(live_server, channel)
+        writer = member.writer
+        assert isinstance(writer, asyncio.Protocol)
+        writer.pause_writing()  # the client is behind: sends wait
+        try:
+            hub.end_subscriptions(channel, SubscriptionEnded(BROADCAST_INTERRUPTED, "Interrupted.", 2.0))
+            assert not _members(live_server, channel)
+            await sock.send({"id": op, "type": "complete"})
+            # Messages are handled in order: once this one is handed over, the `complete` was handled.
+            other = "other"
+            await sock.send({"id": other, "type": "subscribe", "payload": {"query": KINDS_ONLY}})
+            await _handed_over(live_server, channel, [1])
+        finally:
+            writer.resume_writing()
+        await sock.send({"id": op, "type": "subscribe", "payload": {"query": NOTIFICATIONS}})
+        await _handed_over(live_server, channel, [1, 1])
+        await _log_in(gql, account)
+        seen: list[dict[str, Any]] = []
+        events: dict[str, dict[str, Any]] = {}
+        while len(events) < 2:
+            message = await sock.receive()
+            seen.append(message)
+            if message["type"] == "next" and message["payload"].get("data"):
+                events[message["id"]] = message["payload"]["data"]["notificationReceived"]
+        assert {"id": op, "type": "complete"} not in seen
+        # At most the last `next` that was already on its way, with the interruption's error.
+        ended = [m for m in seen if m["id"] == op and m["payload"].get("errors")]
+        assert len(ended) <= 1
+        assert all(m["payload"]["errors"][0]["extensions"]["code"] == BROADCAST_INTERRUPTED for m in ended)
+        assert events[op]["notification"]["kind"] == "NEW_SIGN_IN"
+        assert events[other]["notification"] == {"kind": "NEW_SIGN_IN"}
+
+
+async def test_a_socket_that_closes_while_one_of_its_members_is_being_ended_leaves_no_member(
+    gql: GraphQLClient, live_server: Live
+) -> None:
+    """A socket closes while the end of one of its members waits on it (a slow reader): its other
+    members leave their groups too, and the end that was waiting gives up."""
+    account = await sign_up(gql)
+    channel = _channel(account)
+    async with gql.socket(account.token) as sock:
+        await sock.ack()
+        first = await sock.subscribe(NOTIFICATIONS)
+        await sock.subscribe(KINDS_ONLY)
+        await _handed_over(live_server, channel, [1, 1])
+        (ending,) = [m for group in _members(live_server, channel) for m in group if m.operation_id == first]
+        writer = ending.writer
+        assert isinstance(writer, asyncio.Protocol)
+        writer.pause_writing()
+        ending.end(SubscriptionEnded(BROADCAST_INTERRUPTED, "Interrupted.", 2.0))
+        await eventually(lambda: _async(bool(fanout._finishing)), "the ended member's last message waits")
+    await eventually(lambda: _async(not _members(live_server, channel)), "every member has left")
+    await eventually(lambda: _async(not fanout._finishing), "the waiting end has given up")
+    assert channel not in live_server.app.state.services.hub.shared
+
+
+async def test_a_group_keeps_nothing_of_the_operation_ids_of_members_that_have_left(
+    gql: GraphQLClient, live_server: Live
+) -> None:
+    """A client may give every subscription a new id (the `graphql-ws` npm client does): a group
+    that lives all day must not keep something for each id it has served."""
+    async with _member(gql, live_server) as (account, channel, keeper, kept_op):
+        gone = [f"id-{n}" for n in range(3)]
+        for op in gone:
+            async with gql.socket(account.token) as sock:
+                await sock.ack()
+                await sock.send({"id": op, "type": "subscribe", "payload": {"query": NOTIFICATIONS}})
+                await _handed_over(live_server, channel, [2])
+                await _log_in(gql, account)
+                assert (await sock.next_event(op))["data"]["notificationReceived"]
+                assert (await keeper.next_event(kept_op))["data"]["notificationReceived"]
+            await _handed_over(live_server, channel, [1])
+        (group,) = live_server.app.state.services.hub.shared[channel].groups.values()
+        for name in type(group).__slots__:
+            value = getattr(group, name)
+            if isinstance(value, dict):
+                assert not set(gone) & set(value), name
