@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from typing import Any
 
 import asyncpg
 from tortoise.backends.asyncpg.client import AsyncpgDBClient, TransactionWrapper
-from tortoise.backends.base.client import TransactionContext
+from tortoise.backends.base.client import TransactionalDBClient, TransactionContext
 from tortoise.connection import connections
 from tortoise.exceptions import TransactionManagementError
 from tortoise.models import Model
@@ -121,23 +122,34 @@ client_class = RequestScopedClient
 
 
 class _Held:
-    """The request's connection for one statement, one statement at a time."""
+    """The request's connection for one statement, one statement at a time. A statement that waited
+    behind the scope's `release` runs on a connection of its own from the pool, given back after it:
+    it must not take a connection into a scope that has closed, where nothing would give it back
+    (or, after `release_scope`, where a subscription would hold it for as long as it is live)."""
 
-    __slots__ = ("client", "scope")
+    __slots__ = ("client", "pooled", "scope")
 
     def __init__(self, client: AsyncpgDBClient, scope: _Scope) -> None:
         self.client = client
         self.scope = scope
+        self.pooled: AbstractAsyncContextManager[Any] | None = None
 
     async def __aenter__(self) -> asyncpg.Connection:
         await self.scope.lock.acquire()
+        if self.scope.closed:
+            self.scope.lock.release()
+            self.pooled = AsyncpgDBClient.acquire_connection(self.client)
+            return await self.pooled.__aenter__()
         try:
             return await self.scope.hold(self.client)
         except BaseException:
             self.scope.lock.release()
             raise
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, *exc: Any) -> None:
+        if self.pooled is not None:
+            await self.pooled.__aexit__(*exc)
+            return
         self.scope.lock.release()
 
 
@@ -151,9 +163,15 @@ class _ScopedTransaction(TransactionContext):
         self.pooled = client
         self.scope = scope
         self.connection_name = client.connection_name
+        # The pool's own transaction, for one that waited behind the scope's `release` (as `_Held`).
+        self.apart: TransactionContext | None = None
 
-    async def __aenter__(self) -> TransactionWrapper:
+    async def __aenter__(self) -> TransactionalDBClient:
         await self.scope.lock.acquire()
+        if self.scope.closed:
+            self.scope.lock.release()
+            self.apart = AsyncpgDBClient._in_transaction(self.pooled)
+            return await self.apart.__aenter__()
         try:
             held = await self.scope.hold(self.pooled)
             # Its own lock: its statements run while the request's lock is held for it.
@@ -172,6 +190,9 @@ class _ScopedTransaction(TransactionContext):
         return client
 
     async def __aexit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        if self.apart is not None:
+            await self.apart.__aexit__(exc_type, exc_val, exc_tb)
+            return
         try:
             if not self.client._finalized:
                 if exc_type is None:

@@ -4,12 +4,14 @@ per-request loader, access decided on the loaded rows)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from typing import Any
 
 import pytest
 from strawberry.relay import GlobalID
 from tortoise.connection import get_connection
+from tortoise.transactions import in_transaction
 
 from models.families import Child, EhcpStage
 from resolvers import db
@@ -294,6 +296,43 @@ async def test_a_connection_goes_back_to_the_pool_without_its_transaction(gql: G
     await client._pool.release(proxy)
     assert not raw.is_in_transaction()
     assert (await gql.data("{ viewer { email } }", token=family.token))["viewer"] == {"email": family.email}
+
+
+async def test_statements_that_waited_behind_their_requests_release_take_no_connection_into_it(
+    gql: GraphQLClient,
+) -> None:
+    """A subscription gives its request's connection back once it has replayed (`release_scope`).
+    A statement or a transaction of that request which was waiting for the connection meanwhile runs
+    on one of the pool's and gives it back: the scope holds no connection afterwards (a live
+    subscription would otherwise keep one of the pool's few for as long as it lasts)."""
+    client = get_connection("default")
+    if client.capabilities.dialect != "postgres":
+        pytest.skip("SQLite has one connection: there is no pool to take from")
+    await gql.data("{ __typename }")
+
+    async def in_a_transaction() -> None:
+        async with in_transaction("default") as connection:
+            await connection.execute_query("SELECT 1")
+
+    async with db.request_scope():
+        scope = db._scope.get()
+        assert scope is not None
+
+        async def holds() -> bool:
+            return scope.connection is not None
+
+        holding = asyncio.create_task(client.execute_query("SELECT pg_sleep(0.2)"))
+        await eventually(holds, "the first statement holds the request's connection")
+        releasing = asyncio.create_task(db.release_scope())
+        await asyncio.sleep(0)  # `release` is waiting for the first statement now
+        assert not releasing.done()
+        waiting = [
+            asyncio.create_task(client.execute_query("SELECT 1")),
+            asyncio.create_task(in_a_transaction()),
+        ]
+        await asyncio.gather(holding, releasing, *waiting)
+        assert scope.closed
+        assert scope.connection is None
 
 
 async def test_a_directory_page_reads_every_advocates_reviews_together(gql: GraphQLClient) -> None:
