@@ -21,15 +21,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Q
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from models.accounts import AccountToken, ApiToken, RecoveryCode, Role, Session, User
+from models.advocates import Advocate
 from models.documents import Document
 from models.events import StoredEvent
 from models.families import Child, Family
 from models.notifications import Notification, NotificationKind
-from models.rights import DataExport, ErasureRecord
+from models.rights import DataExport, ErasureRecord, ExportStatus
 from models.support import (
     OPEN_STATUSES,
     CloseReason,
@@ -218,18 +219,41 @@ async def scrub_conversations(services: Services, user: User, family: Family) ->
         + [notifications.subject("SupportRequest", i) for i in requests]
         + [notifications.subject("SupportRelationship", i) for i in related]
     )
-    return Done(
-        {
-            "messages": await Message.filter(id__in=messages).update(body=DELETED_TEXT),
-            "request_texts": await SupportRequest.filter(id__in=requests).update(message=DELETED_TEXT),
-            "relationship_notes": await SupportRelationship.filter(
-                id__in=related, closed_by_id=user.id
-            ).update(close_note=""),
-            "others_notifications": await Notification.filter(subject_id__in=subjects)
-            .exclude(user_id=user.id)
-            .update(body=DELETED_TEXT),
-        }
-    )
+    counts = {
+        "messages": await Message.filter(id__in=messages).update(body=DELETED_TEXT),
+        "request_texts": await SupportRequest.filter(id__in=requests).update(message=DELETED_TEXT),
+        "relationship_notes": await SupportRelationship.filter(id__in=related, closed_by_id=user.id).update(
+            close_note=""
+        ),
+        "others_notifications": await Notification.filter(subject_id__in=subjects)
+        .exclude(user_id=user.id)
+        .update(body=DELETED_TEXT),
+    }
+    ended, export_keys = await _end_advocates_exports(services, family)
+    counts["advocates_exports"] = ended
+    return Done(counts, export_objects=export_keys)
+
+
+async def _end_advocates_exports(services: Services, family: Family) -> tuple[int, list[str]]:
+    """The data exports of the advocates the family dealt with were made with the family's words
+    (requests, messages, the child's name): a ready one ends now, as if its 7 days were up (its
+    holder may ask for a new one, made without them), and a build under way no longer counts (it
+    throws its file away, and the export is built again). Returns how many ended or restarted,
+    and the objects to remove once this has committed."""
+    advocates: set[int] = set()
+    for model in (SupportRequest, Thread, SupportRelationship):
+        advocates.update(
+            int(row["advocate_id"]) for row in await model.filter(family_id=family.id).values("advocate_id")
+        )
+    holders = [int(row["user_id"]) for row in await Advocate.filter(id__in=advocates).values("user_id")]
+    ready = DataExport.filter(user_id__in=holders, status=ExportStatus.READY)
+    keys = [str(row["object_key"]) for row in await ready.values("object_key") if row["object_key"]]
+    now = services.clock.now()
+    ended = await ready.update(status=ExportStatus.EXPIRED, expires_at=now)
+    restarted = await DataExport.filter(
+        user_id__in=holders, status=ExportStatus.PENDING, lease_until__isnull=False
+    ).update(attempts=F("attempts") + 1, lease_until=None)
+    return ended + restarted, keys
 
 
 async def delete_account_data(services: Services, user: User, family: Family) -> Done:

@@ -22,7 +22,18 @@ from resolvers.clock import Clock
 from tests.client import GraphQLClient
 from tests.conftest import Live
 from tests.documents import EP_REPORT, upload
-from tests.factories import PASSWORD, Account, add_child, admin, advocate, db_id, send_request, sign_up, sweep
+from tests.factories import (
+    PASSWORD,
+    Account,
+    add_child,
+    admin,
+    advocate,
+    db_id,
+    erase_now,
+    send_request,
+    sign_up,
+    sweep,
+)
 from tests.test_support_requests import ACCEPT, SEND_MESSAGE
 from tests.test_vault import END, GRANT, REVIEW
 
@@ -235,10 +246,13 @@ async def test_an_export_that_cannot_be_built_fails_and_another_can_be_asked_for
     gql: GraphQLClient, live_server: Live
 ) -> None:
     family = await sign_up(gql)
-    made = await gql.data(REQUEST_EXPORT, token=family.token)
-    first = made["requestDataExport"]["dataExport"]["id"]
-    await DataExport.filter(id=db_id(first)).update(attempts=exports.MAX_ATTEMPTS)  # every try failed
-    await exports.run_pending(live_server.app.state.services)
+    services = live_server.app.state.services
+    # The served app builds exports every 0.1 s: held off until this one has failed every try.
+    async with services.exporting:
+        made = await gql.data(REQUEST_EXPORT, token=family.token)
+        first = made["requestDataExport"]["dataExport"]["id"]
+        await DataExport.filter(id=db_id(first)).update(attempts=exports.MAX_ATTEMPTS)  # every try failed
+    await exports.run_pending(services)
     assert (await gql.data(EXPORT, {"id": first}, family.token))["node"]["status"] == "FAILED"
     again = await gql.data(REQUEST_EXPORT, token=family.token)
     assert again["requestDataExport"]["dataExport"]["id"] != first
@@ -367,6 +381,59 @@ async def test_erasure_leaves_nothing_of_the_family_and_the_advocate_keeps_what_
     logged = "\n".join(r.getMessage() for r in caplog.records)
     for secret in rich.secrets:
         assert secret not in logged, secret
+
+
+def _export_text(response: Any) -> str:
+    assert response.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    return "".join(archive.read(name).decode() for name in archive.namelist() if name.endswith(".json"))
+
+
+async def test_an_advocates_export_made_with_an_erased_familys_words_ends_with_the_erasure(
+    gql: GraphQLClient, live_server: Live
+) -> None:
+    """The advocate's copy holds the family's request, messages and child's name. The erasure ends
+    it as if its 7 days were up (its link answers 404, its file goes); a new one holds "[deleted]"
+    where the family's words were."""
+    rich = await _rich_family(gql)
+    services = live_server.app.state.services
+    before = await _ready_export(gql, live_server, rich.adv.token)
+    assert [s for s in rich.secrets if s in _export_text(await gql.http.get(before["downloadUrl"]))]
+    await erase_now(services, db_id(rich.family.user_id))
+    node = (await gql.data(EXPORT, {"id": before["id"]}, rich.adv.token))["node"]
+    assert (node["status"], node["downloadUrl"]) == ("EXPIRED", None)
+    assert (await gql.http.get(before["downloadUrl"])).status_code == 404
+    assert [k async for k in services.documents.storage.keys(exports.PREFIX)] == []
+    after = await _ready_export(gql, live_server, rich.adv.token)
+    text = _export_text(await gql.http.get(after["downloadUrl"]))
+    assert "[deleted]" in text
+    assert [s for s in rich.secrets if s in text] == []
+
+
+async def test_an_advocates_export_being_built_during_an_erasure_is_built_again_without_the_family(
+    gql: GraphQLClient, live_server: Live
+) -> None:
+    """A build claimed before the erasure committed, and finishing after it, may have read the
+    family's words: it throws its file away, and the export is built again from what the erasure
+    left."""
+    rich = await _rich_family(gql)
+    services = live_server.app.state.services
+    async with services.exporting:  # the served app's builder waits: this test builds it
+        made = await gql.data(REQUEST_EXPORT, token=rich.adv.token)
+        export_id = made["requestDataExport"]["dataExport"]["id"]
+        claimed = await exports._claim(services)
+        assert claimed is not None
+        assert claimed.id == db_id(export_id)
+        await erase_now(services, db_id(rich.family.user_id))
+        await exports._build(services, services.documents, claimed)
+    node = (await gql.data(EXPORT, {"id": export_id}, rich.adv.token))["node"]
+    assert node["status"] == "PENDING"
+    assert [k async for k in services.documents.storage.keys(exports.PREFIX)] == []
+    await exports.run_pending(services)
+    node = (await gql.data(EXPORT, {"id": export_id}, rich.adv.token))["node"]
+    assert node["status"] == "READY"
+    text = _export_text(await gql.http.get(node["downloadUrl"]))
+    assert [s for s in rich.secrets if s in text] == []
 
 
 async def test_a_crash_between_erasure_steps_resumes_to_the_same_end(
