@@ -16,6 +16,7 @@ from resolvers.access import core
 from resolvers.access import notifications as access
 from resolvers.events import Envelope, user_channel
 from resolvers.pagination import window
+from resolvers.viewer import Viewer
 from schema.arguments import INPUT, After, Before, First, Last, Since
 from schema.connections import TotalCount, decode_id, nodes, to_connection
 from schema.context import Info
@@ -33,7 +34,10 @@ class Notification(relay.Node):
     id: relay.NodeID[int]
     kind: NotificationKind = strawberry.field(description="What it is about.")
     title: str = strawberry.field(description="A one-line summary.")
-    body: str = strawberry.field(description="More detail; may be empty.")
+    body: str = strawberry.field(
+        description="More detail; may be empty. Where it quotes a request or a message, empty for an API "
+        "token without REQUESTS_READ."
+    )
     subject_id: relay.GlobalID | None = strawberry.field(
         description="The global ID of what it is about, to open it; null when there is nothing."
     )
@@ -41,12 +45,12 @@ class Notification(relay.Node):
     read_at: datetime | None = strawberry.field(description="When it was marked read.")
 
     @classmethod
-    def from_model(cls, n: m.Notification) -> Notification:
+    def from_model(cls, n: m.Notification, viewer: Viewer | None) -> Notification:
         return cls(
             id=n.id,
             kind=n.kind,
             title=n.title,
-            body=n.body,
+            body=access.body(viewer, n),
             subject_id=relay.GlobalID.from_id(n.subject_id) if n.subject_id else None,
             created_at=n.created_at,
             read_at=n.read_at,
@@ -56,7 +60,8 @@ class Notification(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: object, required: bool = False
     ) -> list[Notification | None]:
-        return await nodes(info.context.viewer, node_ids, access.notifications, cls.from_model)
+        viewer = info.context.viewer
+        return await nodes(viewer, node_ids, access.notifications, lambda n: cls.from_model(n, viewer))
 
 
 @strawberry.type(description="A page of notifications, newest first.")
@@ -105,7 +110,10 @@ class NotificationQuery:
         page = await notifications.list_for(
             info.context.viewer, unread_only=unread_only, window=window(first, after, last, before)
         )
-        return to_connection(NotificationConnection, page, Notification.from_model)  # type: ignore[return-value]
+        viewer = info.context.viewer
+        return to_connection(  # type: ignore[return-value]
+            NotificationConnection, page, lambda n: Notification.from_model(n, viewer)
+        )
 
     @strawberry.field(
         description="How many of the viewer's notifications are unread.",
@@ -132,7 +140,7 @@ class NotificationMutation:
 
         changed, errs = await attempt(run())
         return MarkNotificationsReadPayload(
-            notifications=[Notification.from_model(n) for n in changed or []],
+            notifications=[Notification.from_model(n, info.context.viewer) for n in changed or []],
             unread_count=await notifications.unread_count(info.context.viewer),
             user_errors=errs,
         )
@@ -161,7 +169,7 @@ class NotificationSubscription:
             return NotificationReceivedEvent(
                 cursor=envelope.cursor,
                 occurred_at=envelope.occurred_at,
-                notification=Notification.from_model(n),
+                notification=Notification.from_model(n, viewer),
             )
 
         async for event in events_for(info, viewer, channel, after, {notifications.EVENT_KIND}, build):

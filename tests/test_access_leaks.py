@@ -6,7 +6,7 @@ import base64
 
 from tests.client import GraphQLClient
 from tests.factories import PASSWORD, add_child, advocate, api_token, send_request, sign_up, user_cursor
-from tests.test_support_requests import ACCEPT
+from tests.test_support_requests import ACCEPT, SEND_MESSAGE
 from tests.test_vault import READ_EVIDENCE, _evidence, _grant, _supported
 
 NODE = """
@@ -181,3 +181,54 @@ async def test_an_access_log_entry_resolves_by_node_for_its_family_only(gql: Gra
         assert (await gql.data(NODE, {"id": entry["id"]}, token))["node"] is None
     missing = base64.b64encode(b"VaultAccessLogEntry:999999").decode()
     assert (await gql.data(NODE, {"id": missing}, family.token))["node"] is None
+
+
+NOTIFIED = """
+{ notifications(first: 5) { edges { node { id kind title body } } } }
+"""
+NOTIFICATION_NODE = "query($id: ID!) { node(id: $id) { ... on Notification { kind body } } }"
+LIVE_NOTIFICATIONS = """
+subscription($after: String) { notificationReceived(after: $after) { notification { kind title body } } }
+"""
+
+
+async def test_a_token_for_notifications_alone_reads_no_words_of_a_request_or_message(
+    gql: GraphQLClient,
+) -> None:
+    """A notification of a new request or message quotes it. Reading requests and threads needs
+    REQUESTS_READ, so a token with NOTIFICATIONS_READ alone sees the notification with an empty
+    body, in the list, by node and live; a token that may read requests, and a session, see it."""
+    family = await sign_up(gql)
+    child = await add_child(gql, family)
+    adv = await advocate(gql)
+    words = "Riley was excluded on Monday"
+    request_id = (await send_request(gql, family, adv.advocate_id, child, message=words))["supportRequest"][
+        "id"
+    ]
+    alone = await api_token(gql, adv, ["NOTIFICATIONS_READ"])
+    live_alone = await api_token(gql, adv, ["NOTIFICATIONS_READ", "EVENTS_SUBSCRIBE"])
+    with_requests = await api_token(gql, adv, ["NOTIFICATIONS_READ", "REQUESTS_READ"])
+    for token, shown in ((alone, ""), (with_requests, words), (adv.token, words)):
+        edges = (await gql.data(NOTIFIED, token=token))["notifications"]["edges"]
+        (edge,) = [e for e in edges if e["node"]["kind"] == "NEW_SUPPORT_REQUEST"]
+        assert edge["node"]["body"] == shown
+        assert edge["node"]["title"]  # that something happened is still shown
+        by_node = (await gql.data(NOTIFICATION_NODE, {"id": edge["node"]["id"]}, token))["node"]
+        assert by_node == {"kind": "NEW_SUPPORT_REQUEST", "body": shown}
+    # Live, for a message: a socket of the token without REQUESTS_READ, and one of the session.
+    message = "Riley's school is St Mary's"
+    after = await user_cursor(adv)  # each socket gets what follows, however soon it subscribes
+    async with gql.socket(live_alone) as limited, gql.socket(adv.token) as session:
+        ops = []
+        for sock in (limited, session):
+            await sock.ack()
+            ops.append(await sock.subscribe(LIVE_NOTIFICATIONS, {"after": after}))
+        sent = await gql.data(
+            SEND_MESSAGE, {"input": {"requestId": request_id, "body": message}}, family.token
+        )
+        assert sent["sendMessage"]["userErrors"] == []
+        got = [
+            (await sock.next_event(op))["data"]["notificationReceived"]["notification"]
+            for sock, op in zip((limited, session), ops, strict=True)
+        ]
+    assert [(n["kind"], n["body"]) for n in got] == [("MESSAGE_RECEIVED", ""), ("MESSAGE_RECEIVED", message)]
