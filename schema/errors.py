@@ -13,6 +13,7 @@ import tortoise.exceptions
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 from strawberry.relay.types import GlobalIDValueError
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 
 from resolvers import errors, metrics
 
@@ -85,6 +86,14 @@ def top_level_code(error: GraphQLError) -> str | None:
         # Parse and validation errors, bad variables, limits: the client's request is at fault.
         code = (error.extensions or {}).get("code")
         return str(code) if code else "BAD_USER_INPUT"
+    if isinstance(original, CannotGetOperationTypeError):
+        # No operation of that name in the document (a websocket `subscribe`, an SSE request):
+        # over plain HTTP the same mistake is a 400.
+        return "BAD_REQUEST"
+    if error.path is None and isinstance(original, ValueError):
+        # Before execution, where only the document and its variables are read: a literal that
+        # cannot be converted (an integer of more than 4,300 digits).
+        return "BAD_USER_INPUT"
     return None
 
 

@@ -53,7 +53,17 @@ def refusal(
     extensions: dict[str, str] = {"code": code or _CODES.get(status, "BAD_REQUEST")}
     if request_id is not None:
         extensions["requestId"] = request_id
-    return JSONResponse({"errors": [{"message": message, "extensions": extensions}]}, status_code=status)
+    return _Refusal({"errors": [{"message": message, "extensions": extensions}]}, status_code=status)
+
+
+class _Refusal(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            # The message echoes what the client sent (an operation name), an unpaired surrogate
+            # included: escaped, as `encode_json` does for results.
+            return json.dumps(content, separators=(",", ":")).encode()
 
 
 def unavailable(request_id: str | None = None) -> JSONResponse:
@@ -226,6 +236,11 @@ class HTTPBoundary(GraphQL[Context, None]):
             raise json.JSONDecodeError("JSON nested too deeply", "", 0) from None
         except UnicodeDecodeError:
             raise json.JSONDecodeError("JSON must be UTF-8", "", 0) from None
+        except json.JSONDecodeError:
+            raise
+        except ValueError:
+            # An integer of more digits than Python converts from text (4,300).
+            raise json.JSONDecodeError("JSON number too long", "", 0) from None
 
     def parse_json(self, data: str | bytes) -> Any:
         # HTTP only (websocket frames go through decode_json): a body or `variables` that is JSON

@@ -361,3 +361,80 @@ async def test_a_socket_without_a_graphql_subprotocol_is_closed_with_4406(
         with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(ws.recv(), DEADLINE)
         assert ws.close_code == 4406
+
+
+# --- numbers and names the interpreter refuses --------------------------------------------------
+
+# More digits than Python converts from text (its 4,300-digit limit).
+LONG_NUMBER = "9" * 5000
+
+
+async def test_an_integer_of_thousands_of_digits_is_a_coded_error_everywhere(
+    gql: GraphQLClient, failures: list[logging.LogRecord]
+) -> None:
+    """As a JSON variable (HTTP and websocket) and as a literal in the document."""
+    body = '{"query": "query($n: Int) { __typename }", "variables": {"n": ' + LONG_NUMBER + "}}"
+    response = await gql.http.post("/graphql", content=body, headers={"Content-Type": "application/json"})
+    assert (response.status_code, _codes(response.json())) == (400, ["BAD_REQUEST"]), response.text
+    literal = await gql.http.post(
+        "/graphql", json={"query": "{ advocates(first: " + LONG_NUMBER + ") { totalCount } }"}
+    )
+    assert _codes(literal.json()) == ["BAD_USER_INPUT"], literal.text
+    family = await sign_up(gql)
+    async with gql.socket(family.token) as sock:
+        await sock.ack()
+        await sock.ws.send(
+            '{"id": "1", "type": "subscribe", "payload": {"query": "query($n: Int) { __typename }",'
+            ' "variables": {"n": ' + LONG_NUMBER + "}}}"
+        )
+        # Not JSON this server can read: the protocol's close code for a malformed message.
+        assert await sock.closed_code() == 4400
+    async with gql.socket(family.token) as sock:
+        await sock.ack()
+        op = await sock.subscribe("{ advocates(first: " + LONG_NUMBER + ") { totalCount } }")
+        refused = await sock.next_event(op)
+        assert [e["extensions"]["code"] for e in refused["errors"]] == ["BAD_USER_INPUT"]
+    _no_failures(failures)
+
+
+async def test_an_operation_name_with_a_lone_surrogate_is_a_400(
+    gql: GraphQLClient, failures: list[logging.LogRecord]
+) -> None:
+    body = b'{"query": "query A { __typename }", "operationName": "\\ud800"}'
+    response = await gql.http.post("/graphql", content=body, headers={"Content-Type": "application/json"})
+    assert (response.status_code, _codes(response.json())) == (400, ["BAD_REQUEST"]), response.text
+    _no_failures(failures)
+
+
+async def test_an_unknown_operation_name_is_a_bad_request_on_every_transport(
+    gql: GraphQLClient, failures: list[logging.LogRecord]
+) -> None:
+    family = await sign_up(gql)
+    http = await gql.http.post("/graphql", json={"query": "query A { __typename }", "operationName": "Nope"})
+    assert (http.status_code, _codes(http.json())) == (400, ["BAD_REQUEST"]), http.text
+    async with gql.socket(family.token) as sock:
+        await sock.ack()
+        await sock.send(
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {"query": "query A { __typename }", "operationName": "Nope"},
+            }
+        )
+        refused = await sock.receive()
+        assert refused["type"] == "error", refused
+        assert [e["extensions"]["code"] for e in refused["payload"]] == ["BAD_REQUEST"]
+        assert "Nope" in refused["payload"][0]["message"]
+        # The socket goes on: another operation runs.
+        op = await sock.subscribe("{ __typename }")
+        assert (await sock.next_event(op))["data"] == {"__typename": "Query"}
+    sse = await gql.http.post(
+        "/graphql",
+        json={"query": "subscription A { notificationReceived { cursor } }", "operationName": "Nope"},
+        headers={"Authorization": f"Bearer {family.token}", "Accept": "text/event-stream"},
+    )
+    first = sse.text.split("\r\n\r\n")[0]
+    assert first.startswith("event: next\r\ndata: "), sse.text
+    shown = json.loads(first.split("data: ", 1)[1])
+    assert [e["extensions"]["code"] for e in shown["errors"]] == ["BAD_REQUEST"], sse.text
+    _no_failures(failures)
