@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F, Q
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from models.accounts import ApiScope, ApiToken, Role, Session, User
@@ -22,6 +21,8 @@ from resolvers.access.core import own_row
 from resolvers.credentials import (
     MAX_PASSWORD_LENGTH,
     check_password,
+    claim_attempt,
+    clear_attempts,
     dummy_hash,
     hash_password,
     hash_token,
@@ -36,8 +37,6 @@ from resolvers.viewer import Viewer
 
 MAX_DISPLAY_NAME = 100
 # Failed sign-ins to one account before each next attempt must wait (1 s, then doubling).
-FREE_FAILURES = 5
-MAX_SIGN_IN_DELAY = timedelta(minutes=15)
 # How stale a session's `last_used_at` may be before the sweep writes it again: "last used" is
 # accurate to this and to the sweep's interval, at no cost per request.
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -108,15 +107,12 @@ async def log_in(
         raise failure
     user = await User.get_or_none(email_key=key)
     now = services.clock.now()
-    if user is not None and user.login_blocked_until is not None and user.login_blocked_until > now:
-        wait = math.ceil((user.login_blocked_until - now).total_seconds())
-        raise UserError("TOO_MANY_ATTEMPTS", f"Too many failed sign-ins: try again in {wait} seconds.")
+    if user is not None:
+        # Counted before anything is checked; cleared below once everything has passed.
+        await claim_attempt(user.id, now)
     # Verify against a dummy hash for unknown addresses so timing does not reveal accounts.
     ok = await verify_password(user.password_hash if user else dummy_hash(), password)
-    if user is None:
-        raise failure
-    if not ok:
-        await _failed_sign_in(user, now)
+    if user is None or not ok:
         raise failure
     if user.suspended_at is not None:
         raise UserError("ACCOUNT_SUSPENDED", "This account is suspended; contact support.")
@@ -128,10 +124,8 @@ async def log_in(
                 "otp",
             )
         if not await two_factor.accept(services, user, otp, now):
-            await _failed_sign_in(user, now)
             raise UserError("INVALID_OTP", "That code is not right.", "otp")
-    if user.failed_logins or user.login_blocked_until is not None:
-        await User.filter(id=user.id).update(failed_logins=0, login_blocked_until=None)
+    await clear_attempts(user.id)
     if needs_rehash(user.password_hash):
         user.password_hash = await hash_password(password)
         await user.save(update_fields=["password_hash"])
@@ -146,16 +140,6 @@ async def log_in(
             "If this wasn't you, change your password.",
         )
     return SignedIn(token, user)
-
-
-async def _failed_sign_in(user: User, now: datetime) -> None:
-    """Count a failure; past FREE_FAILURES, block the next attempt for a delay that doubles each
-    time, up to MAX_SIGN_IN_DELAY."""
-    await User.filter(id=user.id).update(failed_logins=F("failed_logins") + 1)
-    failures = (await User.filter(id=user.id).values_list("failed_logins", flat=True))[0]
-    if int(failures) >= FREE_FAILURES:  # type: ignore[call-overload]
-        delay = min(2 ** (int(failures) - FREE_FAILURES), MAX_SIGN_IN_DELAY.total_seconds())  # type: ignore[call-overload]
-        await User.filter(id=user.id).update(login_blocked_until=now + timedelta(seconds=delay))
 
 
 async def _open_session(services: Services, user: User, now: datetime, user_agent: str = "") -> str:

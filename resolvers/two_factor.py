@@ -24,7 +24,13 @@ from tortoise.transactions import in_transaction
 from models.accounts import RecoveryCode, User
 from resolvers import db, encryption
 from resolvers.access import accounts as access
-from resolvers.credentials import hash_token, require_password
+from resolvers.credentials import (
+    check_given_password,
+    claim_attempt,
+    clear_attempts,
+    hash_token,
+    verify_password,
+)
 from resolvers.errors import UserError
 from resolvers.services import Services
 from resolvers.viewer import Viewer
@@ -164,14 +170,19 @@ async def confirm(services: Services, viewer: Viewer | None, code: str) -> list[
 
 
 async def disable(services: Services, viewer: Viewer | None, password: str, code: str) -> User:
-    """Turn two-factor sign-in off, with the password and a current code (or a recovery code)."""
+    """Turn two-factor sign-in off, with the password and a current code (or a recovery code): one
+    counted attempt at the account's secrets, as signing in is (`credentials.claim_attempt`)."""
     v = access.session_holder(viewer)
     user = await User.get(id=v.user_id)
-    await require_password(user.password_hash, password)
+    now = services.clock.now()
+    await claim_attempt(user.id, now)
+    check_given_password(await verify_password(user.password_hash, password))
     if user.totp_enabled_at is None:
+        await clear_attempts(user.id)
         raise UserError("TWO_FACTOR_NOT_ENABLED", "Two-factor sign-in is not on.")
-    if not await accept(services, user, code, services.clock.now()):
+    if not await accept(services, user, code, now):
         raise UserError("INVALID_OTP", "That code is not right.", "code")
+    await clear_attempts(user.id)
     async with in_transaction():
         await User.filter(id=user.id).update(totp_secret=None, totp_enabled_at=None, totp_last_step=None)
         await RecoveryCode.filter(user_id=user.id).delete()

@@ -493,6 +493,53 @@ async def test_failed_sign_ins_to_one_account_wait_longer_each_time(gql: GraphQL
     assert (await gql.data(LOG_IN, {"e": other.email, "p": PASSWORD}))["logIn"]["token"]
 
 
+async def test_wrong_passwords_sent_at_once_are_counted_before_any_is_checked(gql: GraphQLClient) -> None:
+    """Thirty sign-ins sent together while the account is one failure from a 32 s wait: one of them
+    is checked and counted, and it starts the wait before the password is checked; the other
+    twenty-nine are refused without being checked, the right password among them."""
+    family = await sign_up_via_api(gql)
+    await User.filter(email_key=family.email).update(failed_logins=9)
+    guesses = [*(f"guess number {n}" for n in range(29)), PASSWORD]
+    answers = await asyncio.gather(*(gql.data(LOG_IN, {"e": family.email, "p": p}) for p in guesses))
+    codes = [
+        a["logIn"]["userErrors"][0]["code"] if a["logIn"]["userErrors"] else "SIGNED_IN" for a in answers
+    ]
+    assert codes.count("TOO_MANY_ATTEMPTS") == 29, codes
+    assert len([c for c in codes if c in ("INVALID_CREDENTIALS", "SIGNED_IN")]) == 1, codes
+    row = await User.get(email_key=family.email)
+    if "SIGNED_IN" in codes:  # the right password was the one checked: the count starts again
+        assert (row.failed_logins, row.login_blocked_until) == (0, None)
+    else:
+        assert row.failed_logins == 10
+
+
+async def test_the_password_asked_again_while_signed_in_is_counted_like_a_sign_in(
+    gql: GraphQLClient, clock: Clock
+) -> None:
+    """A session (a shared computer, a copied token) cannot guess the password through
+    changePassword faster than signing in could: wrong current passwords count, block signing in
+    too, and the right one clears the count."""
+    family = await sign_up_via_api(gql)
+    for n in range(5):
+        wrong = await gql.data(
+            CHANGE_PASSWORD, {"c": f"guess number {n}", "p": "a brand new passphrase"}, family.token
+        )
+        assert wrong["changePassword"]["userErrors"] == [
+            {"code": "INVALID_CREDENTIALS", "field": "currentPassword"}
+        ]
+    for blocked in (
+        await gql.data(CHANGE_PASSWORD, {"c": PASSWORD, "p": "a brand new passphrase"}, family.token),
+        await gql.data(LOG_IN, {"e": family.email, "p": PASSWORD}),
+    ):
+        (answer,) = blocked.values()
+        assert [e["code"] for e in answer["userErrors"]] == ["TOO_MANY_ATTEMPTS"]
+    clock.advance(timedelta(seconds=2))
+    done = await gql.data(CHANGE_PASSWORD, {"c": PASSWORD, "p": "a brand new passphrase"}, family.token)
+    assert done["changePassword"]["userErrors"] == []
+    row = await User.get(email_key=family.email)
+    assert (row.failed_logins, row.login_blocked_until) == (0, None)
+
+
 # --- suspension -----------------------------------------------------------------------------------
 
 SUSPEND = """

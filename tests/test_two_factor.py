@@ -154,6 +154,29 @@ async def test_two_sign_ins_racing_with_one_code_cannot_both_pass(gql: GraphQLCl
     assert sorted(bool(r["token"]) for r in (first, second)) == [False, True]
 
 
+async def test_codes_guessed_while_turning_two_factor_off_are_counted(
+    gql: GraphQLClient, clock: Clock
+) -> None:
+    """Someone with a session and the password cannot guess the code through disableTwoFactor
+    faster than through signing in: each try is one counted attempt (the right password does not
+    clear the count while the code is wrong), and after five the account waits."""
+    family = await sign_up_via_api(gql)
+    secret = (await gql.data(ENABLE, token=family.token))["enableTwoFactor"]["secret"]
+    await gql.data(CONFIRM, {"c": totp(secret, _now(clock))}, family.token)
+    clock.advance(timedelta(seconds=30))
+    right = totp(secret, _now(clock))
+    wrong = "000000" if right != "000000" else "111111"
+    for _ in range(5):
+        guessed = await gql.data(DISABLE, {"p": PASSWORD, "c": wrong}, family.token)
+        assert guessed["disableTwoFactor"]["userErrors"] == [{"code": "INVALID_OTP", "field": "code"}]
+    held = await gql.data(DISABLE, {"p": PASSWORD, "c": right}, family.token)
+    assert held["disableTwoFactor"]["userErrors"] == [{"code": "TOO_MANY_ATTEMPTS", "field": None}]
+    assert (await gql.data(STATE, token=family.token))["viewer"]["twoFactorEnabled"] is True
+    clock.advance(timedelta(seconds=2))
+    off = await gql.data(DISABLE, {"p": PASSWORD, "c": right}, family.token)
+    assert off["disableTwoFactor"] == {"viewer": {"twoFactorEnabled": False}, "userErrors": []}
+
+
 async def test_two_factor_is_for_people_signed_in_and_needs_starting(gql: GraphQLClient) -> None:
     family = await sign_up_via_api(gql)
     not_started = await gql.data(CONFIRM, {"c": "123456"}, family.token)
