@@ -20,9 +20,8 @@ from resolvers.access import accounts as access
 from resolvers.access.core import own_row
 from resolvers.credentials import (
     MAX_PASSWORD_LENGTH,
+    attempt,
     check_password,
-    claim_attempt,
-    clear_attempts,
     dummy_hash,
     hash_password,
     hash_token,
@@ -107,25 +106,24 @@ async def log_in(
         raise failure
     user = await User.get_or_none(email_key=key)
     now = services.clock.now()
-    if user is not None:
-        # Counted before anything is checked; cleared below once everything has passed.
-        await claim_attempt(user.id, now)
-    # Verify against a dummy hash for unknown addresses so timing does not reveal accounts.
-    ok = await verify_password(user.password_hash if user else dummy_hash(), password)
-    if user is None or not ok:
+    if user is None:
+        # Verify against a dummy hash for unknown addresses so timing does not reveal accounts.
+        await verify_password(dummy_hash(), password)
         raise failure
-    if user.suspended_at is not None:
-        raise UserError("ACCOUNT_SUSPENDED", "This account is suspended; contact support.")
-    if user.totp_enabled_at is not None:
-        if not otp:
-            raise UserError(
-                "TWO_FACTOR_REQUIRED",
-                "Enter the code from your authenticator app, or a recovery code.",
-                "otp",
-            )
-        if not await two_factor.accept(services, user, otp, now):
-            raise UserError("INVALID_OTP", "That code is not right.", "otp")
-    await clear_attempts(user.id)
+    async with attempt(user.id, now):
+        if not await verify_password(user.password_hash, password):
+            raise failure
+        if user.suspended_at is not None:
+            raise UserError("ACCOUNT_SUSPENDED", "This account is suspended; contact support.")
+        if user.totp_enabled_at is not None:
+            if not otp:
+                raise UserError(
+                    "TWO_FACTOR_REQUIRED",
+                    "Enter the code from your authenticator app, or a recovery code.",
+                    "otp",
+                )
+            if not await two_factor.accept(services, user, otp, now):
+                raise UserError("INVALID_OTP", "That code is not right.", "otp")
     if needs_rehash(user.password_hash):
         user.password_hash = await hash_password(password)
         await user.save(update_fields=["password_hash"])

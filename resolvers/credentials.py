@@ -8,12 +8,15 @@ import asyncio
 import hashlib
 import math
 import secrets
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from tortoise.transactions import in_transaction
+from tortoise.expressions import F
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
 from models.accounts import User
@@ -55,43 +58,58 @@ async def verify_password(stored_hash: str, password: str) -> bool:
         return False
 
 
-async def claim_attempt(user_id: int, now: datetime) -> None:
-    """Count one attempt at the account's secrets before they are checked, or refuse it with
-    TOO_MANY_ATTEMPTS while the account waits. The count is taken with the account's row locked,
-    so attempts sent at once are counted one after another: no more than FREE_FAILURES are checked
-    before the waits begin, whichever addresses they come from. `clear_attempts` once one passes."""
-    async with in_transaction():
-        user = (
-            await User.filter(id=user_id)
-            .select_for_update()
-            .only("id", "failed_logins", "login_blocked_until")
-            .get()
-        )
-        blocked = user.login_blocked_until
+# The answers to an attempt at an account's secrets that count as a failure.
+FAILED = frozenset({"INVALID_CREDENTIALS", "INVALID_OTP"})
+
+# The attempt running for each account in this process (held by the attempt while it runs).
+_attempting: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+@asynccontextmanager
+async def attempt(user_id: int, now: datetime) -> AsyncIterator[None]:
+    """One attempt at the account's secrets (a password, a two-factor code), checked inside.
+
+    Attempts at one account run one at a time in this process, each seeing what the last one
+    counted: thirty sent at once are checked one after another, and those after the fifth failure
+    are refused with TOO_MANY_ATTEMPTS without being checked, while thirty right ones all pass.
+    (Across processes, at most one runs at a time in each.) A UserError in `FAILED` leaving the
+    block counts a failure; past FREE_FAILURES in a row, each makes the next attempt wait 1 s, 2 s,
+    4 s... up to MAX_SIGN_IN_DELAY. Leaving it normally clears the count; other errors
+    (TWO_FACTOR_REQUIRED, a suspended account) neither count nor clear."""
+    lock = _attempting.get(user_id)
+    if lock is None:
+        lock = _attempting[user_id] = asyncio.Lock()
+    async with lock:
+        state = await User.filter(id=user_id).values("failed_logins", "login_blocked_until")
+        failures = int(state[0]["failed_logins"]) if state else 0
+        blocked = state[0]["login_blocked_until"] if state else None
         if blocked is not None and blocked > now:
             wait = math.ceil((blocked - now).total_seconds())
             raise UserError("TOO_MANY_ATTEMPTS", f"Too many failed sign-ins: try again in {wait} seconds.")
-        failures = user.failed_logins + 1
-        block = None
-        if failures >= FREE_FAILURES:
-            delay = min(2 ** min(failures - FREE_FAILURES, 20), MAX_SIGN_IN_DELAY.total_seconds())
-            block = now + timedelta(seconds=delay)
-        await User.filter(id=user_id).update(failed_logins=failures, login_blocked_until=block)
+        try:
+            yield
+        except UserError as error:
+            if error.code in FAILED:
+                await _count_failure(user_id, now)
+            raise
+        if failures or blocked is not None:
+            await User.filter(id=user_id).update(failed_logins=0, login_blocked_until=None)
 
 
-async def clear_attempts(user_id: int) -> None:
-    """The account's secret was given: its failures in a row start again from none."""
-    await User.filter(id=user_id).update(failed_logins=0, login_blocked_until=None)
+async def _count_failure(user_id: int, now: datetime) -> None:
+    await User.filter(id=user_id).update(failed_logins=F("failed_logins") + 1)
+    failures = int((await User.filter(id=user_id).values("failed_logins"))[0]["failed_logins"])
+    if failures >= FREE_FAILURES:
+        delay = min(2 ** min(failures - FREE_FAILURES, 20), MAX_SIGN_IN_DELAY.total_seconds())
+        await User.filter(id=user_id).update(login_blocked_until=now + timedelta(seconds=delay))
 
 
 async def require_password(user: User, password: str, now: datetime, field: str = "password") -> None:
     """INVALID_CREDENTIALS for `field` unless `password` is the account's: what changing the
     password, the email or two-factor sign-in, and deleting the account, each ask for first. Each
-    check counts as an attempt (`claim_attempt`): a session cannot guess the password faster than
-    signing in could."""
-    await claim_attempt(user.id, now)
-    check_given_password(await verify_password(user.password_hash, password), field)
-    await clear_attempts(user.id)
+    check is an `attempt`: a session cannot guess the password faster than signing in could."""
+    async with attempt(user.id, now):
+        check_given_password(await verify_password(user.password_hash, password), field)
 
 
 def check_given_password(right: bool, field: str = "password") -> None:

@@ -25,9 +25,8 @@ from models.accounts import RecoveryCode, User
 from resolvers import db, encryption
 from resolvers.access import accounts as access
 from resolvers.credentials import (
+    attempt,
     check_given_password,
-    claim_attempt,
-    clear_attempts,
     hash_token,
     verify_password,
 )
@@ -171,18 +170,16 @@ async def confirm(services: Services, viewer: Viewer | None, code: str) -> list[
 
 async def disable(services: Services, viewer: Viewer | None, password: str, code: str) -> User:
     """Turn two-factor sign-in off, with the password and a current code (or a recovery code): one
-    counted attempt at the account's secrets, as signing in is (`credentials.claim_attempt`)."""
+    attempt at the account's secrets, counted as signing in is (`credentials.attempt`)."""
     v = access.session_holder(viewer)
     user = await User.get(id=v.user_id)
     now = services.clock.now()
-    await claim_attempt(user.id, now)
-    check_given_password(await verify_password(user.password_hash, password))
-    if user.totp_enabled_at is None:
-        await clear_attempts(user.id)
-        raise UserError("TWO_FACTOR_NOT_ENABLED", "Two-factor sign-in is not on.")
-    if not await accept(services, user, code, now):
-        raise UserError("INVALID_OTP", "That code is not right.", "code")
-    await clear_attempts(user.id)
+    async with attempt(user.id, now):
+        check_given_password(await verify_password(user.password_hash, password))
+        if user.totp_enabled_at is None:
+            raise UserError("TWO_FACTOR_NOT_ENABLED", "Two-factor sign-in is not on.")
+        if not await accept(services, user, code, now):
+            raise UserError("INVALID_OTP", "That code is not right.", "code")
     async with in_transaction():
         await User.filter(id=user.id).update(totp_secret=None, totp_enabled_at=None, totp_last_step=None)
         await RecoveryCode.filter(user_id=user.id).delete()
