@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -97,6 +98,51 @@ def top_level_code(error: GraphQLError) -> str | None:
     return None
 
 
+def _log_unexpected(request_id: str | None, error: GraphQLError) -> None:
+    """An unexpected error in the log with its stack, for whoever investigates. A database error's
+    message quotes the values of the row it failed on (PostgreSQL's `DETAIL: Key (email_key)=(…)`,
+    `Failing row contains (…)`): such an error is logged by its kind and what it names in the
+    schema, without its message or those of the errors it was raised from."""
+    original = error.original_error
+    if not _from_database(original):
+        log.error("unexpected error in request %s at %s", request_id, error.path, exc_info=original)
+        return
+    links: list[str] = []
+    seen: set[int] = set()
+    link: BaseException | None = original
+    stack = ""
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        names = [
+            f"{attribute}={value}"
+            for attribute in ("sqlstate", "constraint_name", "table_name", "column_name")
+            if (value := getattr(link, attribute, None))
+        ]
+        links.append(type(link).__qualname__ + (f" ({', '.join(names)})" if names else ""))
+        if not stack and link.__traceback__ is not None:
+            stack = "".join(traceback.format_tb(link.__traceback__))
+        link = link.__cause__ or link.__context__
+    log.error(
+        "unexpected database error in request %s at %s: %s (messages left out: they quote row values)\n%s",
+        request_id,
+        error.path,
+        " <- ".join(links),
+        stack.rstrip(),
+    )
+
+
+def _from_database(error: BaseException | None) -> bool:
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(
+            error, asyncpg.exceptions.PostgresError | tortoise.exceptions.BaseORMException | sqlite3.Error
+        ):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 class ErrorPolicy(MaskErrors):
     """Give every shown error a `code`; mask the rest with a reference the logs can find."""
 
@@ -127,12 +173,7 @@ class ErrorPolicy(MaskErrors):
                     )
                 )
             elif code is None:
-                log.error(
-                    "unexpected error in request %s at %s",
-                    request_id,
-                    error.path,
-                    exc_info=error.original_error,
-                )
+                _log_unexpected(request_id, error)
                 processed.append(
                     GraphQLError(
                         "Unexpected error.",

@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
 import resolvers.families
+from models.accounts import User
 from schema import print_schema
 from tests.client import GraphQLClient
 from tests.conftest import Live
@@ -116,6 +118,40 @@ async def test_unexpected_errors_are_masked_with_a_reference(
     assert "hunter2" not in str(body)
     assert error["extensions"]["requestId"] in caplog.text
     assert "hunter2" in caplog.text  # the detail is in the server log, for whoever investigates
+
+
+async def test_an_unexpected_database_error_is_logged_without_the_values_it_quotes(
+    gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL's message for a broken unique key quotes the key (`DETAIL: Key (email_key)=(…)`):
+    a statement that loses such a race unexpectedly is logged by its kind, constraint and stack,
+    without the family's address."""
+    address = f"private.person.{uuid.uuid4().hex[:8]}@example.test"
+    family = await sign_up(gql, email=address)
+    existing = await User.get(email_key=address)
+
+    async def racing(*args: object, **kwargs: object) -> None:
+        await User.create(
+            email=address,
+            email_key=address,
+            password_hash="x",
+            display_name="Someone",
+            role=existing.role,
+            created_at=existing.created_at,
+        )
+
+    monkeypatch.setattr(resolvers.families, "add_child", racing)
+    body = await gql(
+        'mutation { addChild(input: {displayName: "A", dateOfBirth: "2016-01-01"}) { child { id } } }',
+        token=family.token,
+    )
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert address not in caplog.text
+    logged = [r for r in caplog.records if error["extensions"]["requestId"] in r.getMessage()]
+    assert logged
+    assert "IntegrityError" in logged[0].getMessage()
+    assert "racing" in logged[0].getMessage()  # the stack, down to the statement
 
 
 async def test_alias_limit(gql: GraphQLClient) -> None:
