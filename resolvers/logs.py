@@ -126,4 +126,6 @@ def log_config(fmt: str = "text") -> dict[str, Any]:
     # The ORM writes each statement with its parameter values (a child's name, an evidence
     # title) at DEBUG: never, even when the rest of the logging is turned up to DEBUG.
     config["loggers"]["tortoise.db_client"] = {"level": "INFO"}
+    # SQLite's driver does the same below the ORM.
+    config["loggers"]["aiosqlite"] = {"level": "INFO"}
     return config

@@ -112,6 +112,14 @@ def mailer_for(url: str) -> Mailer:
     parts = urlsplit(url)
     if parts.scheme == "console":
         folder = (parts.netloc + parts.path) or DEFAULT_FOLDER
+        # The embedded default: fine on a developer's machine, but in production every reset and
+        # sign-in link would sit in a folder on disk instead of reaching its owner.
+        log.warning(
+            "MAIL_URL is %s: mails, with their reset and verification links, are written to the folder "
+            "%s, not sent; set MAIL_URL to an SMTP server in production",
+            url,
+            folder,
+        )
         return ConsoleMailer(Path(folder))
     if parts.scheme in ("smtp", "smtps"):
         if not parts.hostname:
