@@ -885,12 +885,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Admin {args.email} created.")
         return 0
     if args.command == "seed-demo":
-        from resolvers.demo import seed
+        from resolvers.demo import holds_other_accounts, seed
 
         async def run_seed() -> list[str]:
             async with _cli_services(settings) as services:
                 if await pending_migrations(settings.database_url):
                     raise SystemExit("seed-demo: run `python server.py migrate` first.")
+                if await holds_other_accounts():
+                    raise SystemExit(
+                        "seed-demo: this database holds accounts other than the demo's. The demo's "
+                        "accounts share a published password (one is an admin), so they go only into "
+                        "a database of their own."
+                    )
                 return await seed(services)
 
         for line in asyncio.run(run_seed()):

@@ -17,6 +17,16 @@ from resolvers.services import Services
 from resolvers.viewer import Viewer
 
 DEMO_PASSWORD = "demo-password-123"
+# Every demo account's address ends so.
+DEMO_DOMAIN = "@demo.senvault.test"
+
+
+async def holds_other_accounts() -> bool:
+    """Whether the database holds accounts that are not the demo's: someone's real ones, beside
+    which an admin with a published password must never be added (`seed-demo` refuses)."""
+    return await User.exclude(email_key__endswith=DEMO_DOMAIN).exists()
+
+
 FAMILY = ("family@demo.senvault.test", "Sam Taylor (demo family)")
 # A second family, supported by Priya with part of its Vault shared: her Vault view and `accessRevoked`.
 SECOND_FAMILY = ("family2@demo.senvault.test", "Chris Morgan (demo family)")

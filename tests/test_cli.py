@@ -76,3 +76,15 @@ def test_migrate_then_seed_demo_twice_then_create_admin(database: Path) -> None:
     weak = _run(["create-admin", "--email", "weak@example.test"], database, SENVAULT_ADMIN_PASSWORD="short")
     assert weak.returncode != 0
     assert "at least 10 characters" in weak.stderr
+
+
+def test_seed_demo_refuses_a_database_with_accounts_of_its_own(database: Path) -> None:
+    """The demo's accounts share a published password, one of them an admin's: never added beside
+    someone's real accounts."""
+    assert _run(["migrate"], database).returncode == 0
+    made = _run(["create-admin", "--email", "ops@example.test"], database, SENVAULT_ADMIN_PASSWORD="x" * 12)
+    assert made.returncode == 0, made.stderr
+    refused = _run(["seed-demo"], database)
+    assert refused.returncode != 0
+    assert "accounts other than the demo's" in refused.stderr
+    assert "family@demo.senvault.test" not in refused.stdout
