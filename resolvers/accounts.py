@@ -110,7 +110,7 @@ async def log_in(
         # Verify against a dummy hash for unknown addresses so timing does not reveal accounts.
         await verify_password(dummy_hash(), password)
         raise failure
-    async with attempt(user.id, now):
+    async with attempt(user.id, services.clock):
         if not await verify_password(user.password_hash, password):
             raise failure
         if user.suspended_at is not None:

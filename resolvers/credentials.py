@@ -20,6 +20,7 @@ from tortoise.expressions import F
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
 from models.accounts import User
+from resolvers.clock import Clock
 from resolvers.errors import InvalidInput, UserError
 
 MIN_PASSWORD_LENGTH = 10
@@ -66,7 +67,7 @@ _attempting: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueD
 
 
 @asynccontextmanager
-async def attempt(user_id: int, now: datetime) -> AsyncIterator[None]:
+async def attempt(user_id: int, clock: Clock) -> AsyncIterator[None]:
     """One attempt at the account's secrets (a password, a two-factor code), checked inside.
 
     Attempts at one account run one at a time in this process, each seeing what the last one
@@ -80,6 +81,7 @@ async def attempt(user_id: int, now: datetime) -> AsyncIterator[None]:
     if lock is None:
         lock = _attempting[user_id] = asyncio.Lock()
     async with lock:
+        now = clock.now()  # after waiting for the attempts before it
         state = await User.filter(id=user_id).values("failed_logins", "login_blocked_until")
         failures = int(state[0]["failed_logins"]) if state else 0
         blocked = state[0]["login_blocked_until"] if state else None
@@ -104,11 +106,11 @@ async def _count_failure(user_id: int, now: datetime) -> None:
         await User.filter(id=user_id).update(login_blocked_until=now + timedelta(seconds=delay))
 
 
-async def require_password(user: User, password: str, now: datetime, field: str = "password") -> None:
+async def require_password(user: User, password: str, clock: Clock, field: str = "password") -> None:
     """INVALID_CREDENTIALS for `field` unless `password` is the account's: what changing the
     password, the email or two-factor sign-in, and deleting the account, each ask for first. Each
     check is an `attempt`: a session cannot guess the password faster than signing in could."""
-    async with attempt(user.id, now):
+    async with attempt(user.id, clock):
         check_given_password(await verify_password(user.password_hash, password), field)
 
 

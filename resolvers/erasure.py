@@ -77,7 +77,7 @@ async def schedule(services: Services, viewer: Viewer | None, password: str) -> 
     """The family asks for its account to be erased, after `erasure_grace` (cancellable until then)."""
     v = account_access.session_holder(viewer)
     user = await User.get(id=v.user_id)
-    await require_password(user, password, services.clock.now())
+    await require_password(user, password, services.clock)
     if user.role is not Role.FAMILY:
         raise UserError(
             "NOT_A_FAMILY_ACCOUNT",

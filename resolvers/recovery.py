@@ -155,7 +155,7 @@ async def change_password(services: Services, viewer: Viewer | None, current: st
     """Change the password, knowing the current one; the account's other sessions end."""
     v = access.session_holder(viewer)
     user = await User.get(id=v.user_id)
-    await require_password(user, current, services.clock.now(), "currentPassword")
+    await require_password(user, current, services.clock, "currentPassword")
     check_password(new_password, "newPassword")
     password_hash = await hash_password(new_password)
     now = services.clock.now()
@@ -259,7 +259,7 @@ async def change_email(services: Services, viewer: Viewer | None, password: str,
     when followed, and a notice to the current one."""
     v = access.session_holder(viewer)
     user = await User.get(id=v.user_id)
-    await require_password(user, password, services.clock.now())
+    await require_password(user, password, services.clock)
     address, key = validation.email(new_email, "newEmail")
     if key == user.email_key:
         raise InvalidInput("newEmail", "This is already your address.", "UNCHANGED")

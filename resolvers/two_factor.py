@@ -174,7 +174,7 @@ async def disable(services: Services, viewer: Viewer | None, password: str, code
     v = access.session_holder(viewer)
     user = await User.get(id=v.user_id)
     now = services.clock.now()
-    async with attempt(user.id, now):
+    async with attempt(user.id, services.clock):
         check_given_password(await verify_password(user.password_hash, password))
         if user.totp_enabled_at is None:
             raise UserError("TWO_FACTOR_NOT_ENABLED", "Two-factor sign-in is not on.")
