@@ -60,7 +60,7 @@ from resolvers.clock import Clock
 from resolvers.collector import COLLECTOR
 from resolvers.encryption import MasterKeys, UnusableKey, parse_master_key
 from resolvers.logs import FORMATS, AccessLog, install_request_id_logging, log_config
-from resolvers.mail import DEFAULT_SENDER, Outgoing, mailer_for
+from resolvers.mail import DEFAULT_SENDER, ConsoleMailer, Outgoing, mailer_for
 from resolvers.rate_limits import LimitSettings, RateLimiter, credential_key
 from resolvers.services import DocumentStore, Policy, Services
 from resolvers.storage import StorageError, open_storage
@@ -677,6 +677,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await hub.connect()
             # Real time, not the service clock: budgets refill as time really passes.
             limiter = RateLimiter(settings.broadcast_url, settings.broadcast_namespace)
+            mailer = mailer_for(settings.mail_url)
+            if isinstance(mailer, ConsoleMailer):
+                mailer.announce()
             services = Services(
                 clock=clock,
                 hub=hub,
@@ -688,7 +691,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 ),
                 rate_limiter=limiter,
                 max_sockets_per_credential=settings.max_sockets_per_credential,
-                mail=Outgoing(mailer_for(settings.mail_url), settings.mail_from),
+                mail=Outgoing(mailer, settings.mail_from),
                 app_url=settings.app_url,
                 documents=documents,
             )

@@ -73,6 +73,16 @@ class ConsoleMailer:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
+    def announce(self) -> None:
+        """Said when the server starts: the embedded default suits a developer's machine, but in
+        production every reset and verification link would sit in a folder instead of reaching
+        its owner."""
+        log.warning(
+            "MAIL_URL is console: mails, with their reset and verification links, are written to the "
+            "folder %s, not sent; set MAIL_URL to an SMTP server in production",
+            self.folder,
+        )
+
     async def deliver(self, message: EmailMessage) -> None:
         # Named so that their order by name is the order they were written in.
         name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.eml"
@@ -112,14 +122,6 @@ def mailer_for(url: str) -> Mailer:
     parts = urlsplit(url)
     if parts.scheme == "console":
         folder = (parts.netloc + parts.path) or DEFAULT_FOLDER
-        # The embedded default: fine on a developer's machine, but in production every reset and
-        # sign-in link would sit in a folder on disk instead of reaching its owner.
-        log.warning(
-            "MAIL_URL is %s: mails, with their reset and verification links, are written to the folder "
-            "%s, not sent; set MAIL_URL to an SMTP server in production",
-            url,
-            folder,
-        )
         return ConsoleMailer(Path(folder))
     if parts.scheme in ("smtp", "smtps"):
         if not parts.hostname:

@@ -26,7 +26,7 @@ import server
 from models.accounts import AccountToken, User
 from resolvers.clock import Clock
 from resolvers.logs import log_config
-from resolvers.mail import ConsoleMailer, Outgoing, SmtpMailer, mailer_for
+from resolvers.mail import ConsoleMailer, Outgoing, SmtpMailer
 from tests.client import GraphQLClient, eventually
 from tests.conftest import Live, require_service
 from tests.factories import PASSWORD, SEND_REQUEST, SIGN_UP, add_child, admin, advocate, sign_up_via_api
@@ -545,13 +545,6 @@ async def test_the_password_asked_again_while_signed_in_is_counted_like_a_sign_i
     assert done["changePassword"]["userErrors"] == []
     row = await User.get(email_key=family.email)
     assert (row.failed_logins, row.login_blocked_until) == (0, None)
-
-
-def test_the_console_mailer_warns_that_mails_stay_on_disk(caplog: pytest.LogCaptureFixture) -> None:
-    mailer_for("console://")
-    (warning,) = [r for r in caplog.records if r.name == "senvault.mail" and r.levelname == "WARNING"]
-    assert "MAIL_URL" in warning.getMessage()
-    assert "production" in warning.getMessage()
 
 
 def test_the_database_drivers_never_log_statements_with_their_values() -> None:

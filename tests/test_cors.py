@@ -94,7 +94,9 @@ async def test_a_socket_from_a_page_on_another_origin_is_refused(gql: GraphQLCli
     assert refused.value.response.status_code == 403
 
 
-async def test_a_429_tells_an_allowed_page_when_to_retry(settings: server.Settings) -> None:
+async def test_a_429_tells_an_allowed_page_when_to_retry(
+    live_server: object, settings: server.Settings
+) -> None:
     env = {
         "DATABASE_URL": settings.database_url,
         "BROADCAST_NAMESPACE": f"cors-{uuid.uuid4().hex[:8]}",

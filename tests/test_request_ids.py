@@ -108,7 +108,9 @@ async def test_a_websocket_has_one_access_line_when_it_closes(settings: server.S
     assert "[accepted]" not in output
 
 
-async def test_json_logs_are_one_object_a_line_with_the_request_id(settings: server.Settings) -> None:
+async def test_json_logs_are_one_object_a_line_with_the_request_id(
+    live_server: object, settings: server.Settings
+) -> None:
     """LOG_FORMAT=json: the access log and every other line are JSON objects an aggregator reads;
     the access line holds no query string (a GET operation's variables can name a child)."""
     env = {
@@ -138,6 +140,11 @@ async def test_json_logs_are_one_object_a_line_with_the_request_id(settings: ser
     assert "Alex" not in output
     # uvicorn's own lines (startup) are JSON too, outside any request.
     assert any(line["logger"].startswith("uvicorn") and line["request_id"] == "-" for line in lines), lines
+    # With mail written to a folder (the embedded default), the server says so as it starts.
+    assert any(
+        line["level"] == "WARNING" and line["logger"] == "senvault.mail" and "MAIL_URL" in line["message"]
+        for line in lines
+    ), lines
 
 
 def test_an_unknown_log_format_is_refused_at_start() -> None:
