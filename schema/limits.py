@@ -50,6 +50,7 @@ from graphql import (
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from models.tickets import SlaClockKind
 from resolvers.rate_limits import LimitSettings, RateLimiter, Verdict, burst_capacity, credential_key
@@ -302,6 +303,18 @@ def _scalar_items(variables: Mapping[str, Any] | None) -> tuple[tuple[str, Any],
     return tuple(sorted(variables.items()))
 
 
+def _ambiguous(context: ExecutionContext) -> bool:
+    """A document of several operations, sent without naming one. strawberry would run the first
+    (its `operation_name` falls back to it); the GraphQL spec makes it an error."""
+    if getattr(context, "_provided_operation_name", None) is not None or context.graphql_document is None:
+        return False
+    return derived(context, "operations", _operation_count) > 1
+
+
+def _operation_count(document: DocumentNode) -> int:
+    return sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
+
+
 def _refusal(message: str, code: str, **extra: object) -> GraphQLError:
     return GraphQLError(message, extensions={"code": code, **extra})
 
@@ -373,15 +386,21 @@ class QueryLimits(SchemaExtension):
                 context.schema._schema, document, context.operation_name, context.variables, page_cap
             )
 
-        # The same text with the same operation, page cap and scalar variables has the same shape.
-        variables = _scalar_items(context.variables)
-        shape = (
-            derived(context, ("shape", context.operation_name, page_cap, variables), price)
-            if variables is not None
-            else price(context.graphql_document)
-        )
-        self.shape = shape
         refusal: GraphQLError | None = None
+        shape: Shape | None = None
+        if _ambiguous(context):
+            refusal = _refusal(
+                "Must provide operation name if query contains multiple operations.", "BAD_REQUEST"
+            )
+        else:
+            # The same text with the same operation, page cap and scalar variables has the same shape.
+            variables = _scalar_items(context.variables)
+            shape = (
+                derived(context, ("shape", context.operation_name, page_cap, variables), price)
+                if variables is not None
+                else price(context.graphql_document)
+            )
+        self.shape = shape
         if shape is not None:
             if shape.fields > MAX_EXPANDED_FIELDS:
                 refusal = _refusal(

@@ -438,3 +438,21 @@ async def test_an_unknown_operation_name_is_a_bad_request_on_every_transport(
     shown = json.loads(first.split("data: ", 1)[1])
     assert [e["extensions"]["code"] for e in shown["errors"]] == ["BAD_REQUEST"], sse.text
     _no_failures(failures)
+
+
+async def test_several_operations_without_a_name_run_none_on_a_socket(
+    gql: GraphQLClient, failures: list[logging.LogRecord]
+) -> None:
+    """The GraphQL spec: a document of several operations needs `operationName`."""
+    family = await sign_up(gql)
+    document = "query A { __typename } query B { viewer { id } }"
+    async with gql.socket(family.token) as sock:
+        await sock.ack()
+        await sock.send({"id": "1", "type": "subscribe", "payload": {"query": document}})
+        refused = await sock.receive()
+        assert refused["type"] == "error", refused
+        assert [e["extensions"]["code"] for e in refused["payload"]] == ["BAD_REQUEST"]
+        named = {"query": document, "operationName": "B"}
+        await sock.send({"id": "2", "type": "subscribe", "payload": named})
+        assert (await sock.next_event("2"))["data"]["viewer"]["id"]
+    _no_failures(failures)

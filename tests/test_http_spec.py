@@ -34,6 +34,7 @@ async def test_the_graphql_http_audit_passes_with_no_warning(live_server: Live) 
         ("{ viewer { id ", None),  # does not parse
         ("{ nosuchfield }", None),  # does not validate
         ("query($n: Int) { supportRequests(first: $n) { edges { cursor } } }", {"n": "ten"}),  # coercion
+        ("query A { __typename } query B { __typename }", None),  # which operation, not said
     ],
 )
 async def test_a_request_error_is_a_400_without_data_for_graphql_response_json(
