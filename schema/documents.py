@@ -120,11 +120,16 @@ class PerOperation(Generic[T]):
         self._known: dict[int, tuple[OperationDefinitionNode, T]] = {}
 
     def get(self, operation: OperationDefinitionNode, compute: Callable[..., T], *args: Any) -> T:
-        """`compute(*args)`, once per operation."""
+        """`compute(*args)`, once per operation. An operation whose text is too long to be cached is
+        not kept: it is parsed anew for each request anyway, and keeping it would keep its whole
+        text (a client's megabyte of comment) for as long as this remembers it."""
         known = self._known.get(id(operation))
         if known is not None and known[0] is operation:
             return known[1]
         value = compute(*args)
+        location = operation.loc
+        if location is None or len(location.source.body) > MAX_CACHED_CHARS:
+            return value
         if len(self._known) >= self.limit:
             self._known.clear()
         self._known[id(operation)] = (operation, value)

@@ -45,7 +45,9 @@ from graphql import (
     SelectionSetNode,
     ValueNode,
     VariableNode,
+    Visitor,
     get_named_type,
+    visit,
 )
 from starlette.requests import Request
 from starlette.responses import Response
@@ -292,15 +294,33 @@ def token_count(document: DocumentNode) -> int:
     return max(0, count - 2)  # not the start- and end-of-file markers
 
 
-def _scalar_items(variables: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...] | None:
-    """The variables as a hashable key when there are few and all are scalars; else None."""
-    if not variables:
-        return ()
-    if len(variables) > 16 or not all(
-        value is None or isinstance(value, int | str | float) for value in variables.values()
-    ):
-        return None
-    return tuple(sorted(variables.items()))
+# What a variable that is not an integer counts as for a price: the page cap (see `int_value`).
+_NOT_AN_INT = "not an int"
+
+
+def _price_key(used: frozenset[str], variables: Mapping[str, Any]) -> tuple[tuple[str, object], ...]:
+    """What of the variables a price depends on, as a key: for each variable the document names
+    (`used`) that was sent, its value if an integer, else only that it was sent. Never the values
+    themselves (a client's megabyte string would be kept with the cached document), nor names the
+    document does not use."""
+    return tuple(
+        sorted(
+            (name, value if isinstance(value, int) and not isinstance(value, bool) else _NOT_AN_INT)
+            for name, value in variables.items()
+            if name in used
+        )
+    )
+
+
+def _variable_names(document: DocumentNode) -> frozenset[str]:
+    names: set[str] = set()
+
+    class Collect(Visitor):
+        def enter_variable(self, node: VariableNode, *_: Any) -> None:
+            names.add(node.name.value)
+
+    visit(document, Collect())
+    return frozenset(names)
 
 
 def _ambiguous(context: ExecutionContext) -> bool:
@@ -393,13 +413,13 @@ class QueryLimits(SchemaExtension):
                 "Must provide operation name if query contains multiple operations.", "BAD_REQUEST"
             )
         else:
-            # The same text with the same operation, page cap and scalar variables has the same shape.
-            variables = _scalar_items(context.variables)
-            shape = (
-                derived(context, ("shape", context.operation_name, page_cap, variables), price)
-                if variables is not None
-                else price(context.graphql_document)
+            # The same text with the same operation, page cap and integers has the same shape.
+            key = (
+                _price_key(derived(context, "variable names", _variable_names), context.variables)
+                if context.variables
+                else ()
             )
+            shape = derived(context, ("shape", context.operation_name, page_cap, key), price)
         self.shape = shape
         if shape is not None:
             if shape.fields > MAX_EXPANDED_FIELDS:

@@ -19,7 +19,7 @@ from models.notifications import NotificationKind
 from resolvers import notifications
 from resolvers.broadcast import BROADCAST_INTERRUPTED, SubscriptionEnded
 from resolvers.events import Envelope, unit_of_work, user_channel
-from schema import fanout
+from schema import event_plans, fanout, streams
 from tests.client import LEGACY_WS, GraphQLClient, Socket, eventually, read_until_closed, stalled_subscriber
 from tests.conftest import Live
 from tests.factories import PASSWORD, Account, sign_up, user_cursor
@@ -506,3 +506,29 @@ async def test_a_group_keeps_nothing_of_the_operation_ids_of_members_that_have_l
             value = getattr(group, name)
             if isinstance(value, dict):
                 assert not set(gone) & set(value), name
+
+
+async def test_operations_of_long_texts_are_not_kept_once_their_subscriptions_end(
+    gql: GraphQLClient, live_server: Live
+) -> None:
+    """A text too long for the document cache is parsed anew for each request; what the live path
+    works out per operation must not keep such an operation (and its whole text: here a comment of
+    100,000 characters, which costs no tokens) once its subscription has ended."""
+    account = await sign_up(gql)
+    channel = _channel(account)
+    long_text = KINDS_ONLY + "\n# " + "x" * 100_000
+    async with gql.socket(account.token) as sock:
+        await sock.ack()
+        for n in range(3):
+            op = f"long-{n}"
+            await sock.send({"id": op, "type": "subscribe", "payload": {"query": long_text}})
+            await _handed_over(live_server, channel, [1])
+            await _log_in(gql, account)
+            assert (await sock.next_event(op))["data"]["notificationReceived"]["notification"] == {
+                "kind": "NEW_SIGN_IN"
+            }
+            await sock.send({"id": op, "type": "complete"})
+            await eventually(lambda: _async(not _members(live_server, channel)), "member removed")
+    for remembered in (streams._variables_of, event_plans._plans):
+        texts = [operation.loc.source.body for operation, _ in remembered._known.values() if operation.loc]
+        assert not [text for text in texts if "x" * 1000 in text]

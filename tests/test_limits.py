@@ -22,6 +22,7 @@ from graphql import parse
 
 import server
 from schema import schema
+from schema.documents import documents
 from schema.limits import MAX_EXPANDED_FIELDS, analyse
 from tests.client import LEGACY_WS, TRANSPORT_WS, GraphQLClient
 from tests.factories import PASSWORD, sign_up
@@ -408,3 +409,15 @@ async def test_past_its_budget_a_caller_is_refused_before_its_request_is_read(
         "/graphql", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert anonymous.status_code == 429
+
+
+async def test_a_cached_document_keeps_nothing_of_its_variables_values(gql: GraphQLClient) -> None:
+    """The price of a cached document is kept by what it depends on (the integers its variables
+    carry): a client's long strings are not kept with the document, however many it sends."""
+    text = "query($x: String!, $n: Int) { __type(name: $x) { name } advocates(first: $n) { totalCount } }"
+    for n in range(20):
+        data = await gql.data(text, {"x": f"Query{n}" + " " * 100_000, "n": 5})
+        assert data["__type"] is None
+    entry = documents.peek(text)
+    assert entry is not None
+    assert len(repr(entry.facts)) < 10_000
