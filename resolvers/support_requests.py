@@ -156,11 +156,9 @@ def has_room(advocate: Advocate) -> bool:
 
 
 def _not_open(request: SupportRequest) -> UserError:
-    return UserError(
-        "INVALID_TRANSITION",
-        f"This request is {request.status.value.lower().replace('_', ' ')} and can no longer change.",
-        "requestId",
-    )
+    # Still of an open status here means past its expiry, before the sweep has marked it.
+    state = "expired" if request.status in OPEN_STATUSES else request.status.value.lower().replace("_", " ")
+    return UserError("INVALID_TRANSITION", f"This request is {state} and can no longer change.", "requestId")
 
 
 async def request_more_information(
@@ -169,13 +167,13 @@ async def request_more_information(
     """Ask the family a question before deciding; no commitment."""
     v, request = await _advocate_request(viewer, request_id)
     body = validation.text("message", message, max_length=MAX_MESSAGE, multiline=True)
-    if not access.may_answer(v, request):
-        raise _not_open(request)
     now = services.clock.now()
+    if not access.may_answer(v, request, now):
+        raise _not_open(request)
     async with unit_of_work(services) as outbox:
-        moved = await SupportRequest.filter(id=request.id, status__in=OPEN_STATUSES).update(
-            status=RequestStatus.INFO_REQUESTED
-        )
+        moved = await SupportRequest.filter(
+            id=request.id, status__in=OPEN_STATUSES, expires_at__gt=now
+        ).update(status=RequestStatus.INFO_REQUESTED)
         if not moved:
             raise _not_open(await SupportRequest.get(id=request.id))
         await SupportRequest.filter(id=request.id, responded_at__isnull=True).update(responded_at=now)
@@ -203,14 +201,14 @@ async def accept(
         if message is not None and message.strip()
         else None
     )
-    if not access.may_answer(v, request):
-        raise _not_open(request)
     now = services.clock.now()
+    if not access.may_answer(v, request, now):
+        raise _not_open(request)
     try:
         async with unit_of_work(services) as outbox:
-            moved = await SupportRequest.filter(id=request.id, status__in=OPEN_STATUSES).update(
-                status=RequestStatus.ACCEPTED, open_key=None, decided_at=now
-            )
+            moved = await SupportRequest.filter(
+                id=request.id, status__in=OPEN_STATUSES, expires_at__gt=now
+            ).update(status=RequestStatus.ACCEPTED, open_key=None, decided_at=now)
             if not moved:
                 raise _not_open(await SupportRequest.get(id=request.id))
             await SupportRequest.filter(id=request.id, responded_at__isnull=True).update(responded_at=now)
@@ -307,11 +305,13 @@ async def decline(
     v, request = await _advocate_request(viewer, request_id)
     body = validation.text("message", message or "", max_length=MAX_MESSAGE, required=False, multiline=True)
     alternatives = await _clean_suggestions(v, suggestions)
-    if not access.may_answer(v, request):
-        raise _not_open(request)
     now = services.clock.now()
+    if not access.may_answer(v, request, now):
+        raise _not_open(request)
     async with unit_of_work(services) as outbox:
-        moved = await SupportRequest.filter(id=request.id, status__in=OPEN_STATUSES).update(
+        moved = await SupportRequest.filter(
+            id=request.id, status__in=OPEN_STATUSES, expires_at__gt=now
+        ).update(
             status=RequestStatus.DECLINED,
             open_key=None,
             decided_at=now,
@@ -342,13 +342,13 @@ async def withdraw(services: Services, viewer: Viewer | None, request_id: int) -
     """The family takes back a request that has not been decided."""
     v = access.family_writer(viewer)
     request = await own_row(SupportRequest, request_id, "Support request", "requestId", family_id=v.family_id)
-    if not access.may_withdraw(v, request):
-        raise _not_open(request)
     now = services.clock.now()
+    if not access.may_withdraw(v, request, now):
+        raise _not_open(request)
     async with unit_of_work(services) as outbox:
-        moved = await SupportRequest.filter(id=request.id, status__in=OPEN_STATUSES).update(
-            status=RequestStatus.WITHDRAWN, open_key=None, decided_at=now
-        )
+        moved = await SupportRequest.filter(
+            id=request.id, status__in=OPEN_STATUSES, expires_at__gt=now
+        ).update(status=RequestStatus.WITHDRAWN, open_key=None, decided_at=now)
         if not moved:
             raise _not_open(await SupportRequest.get(id=request.id))
         await threads.close(outbox, request.thread_id)

@@ -251,7 +251,7 @@ class SupportRequest(relay.Node):
         )
     )
     def viewer_can_accept(self, info: Info) -> bool:
-        if not request_access.may_answer(info.context.viewer, self._row):
+        if not request_access.may_answer(info.context.viewer, self._row, info.context.services.clock.now()):
             return False
         return now_or_later(
             info.context.loaders.advocate,
@@ -265,7 +265,7 @@ class SupportRequest(relay.Node):
         )
     )
     def viewer_can_decline(self, info: Info) -> bool:
-        return request_access.may_answer(info.context.viewer, self._row)
+        return request_access.may_answer(info.context.viewer, self._row, info.context.services.clock.now())
 
     @strawberry.field(
         description=(
@@ -273,14 +273,14 @@ class SupportRequest(relay.Node):
         )
     )
     def viewer_can_request_information(self, info: Info) -> bool:
-        return request_access.may_answer(info.context.viewer, self._row)
+        return request_access.may_answer(info.context.viewer, self._row, info.context.services.clock.now())
 
     @strawberry.field(
         description="Whether requestMoreInformation would succeed for the viewer now.",
         deprecation_reason="Use `viewerCanRequestInformation`, the same answer under its documented name.",
     )
     def viewer_can_request_more_information(self, info: Info) -> bool:
-        return request_access.may_answer(info.context.viewer, self._row)
+        return request_access.may_answer(info.context.viewer, self._row, info.context.services.clock.now())
 
     @strawberry.field(
         description=(
@@ -298,7 +298,7 @@ class SupportRequest(relay.Node):
         )
     )
     def viewer_can_withdraw(self, info: Info) -> bool:
-        return request_access.may_withdraw(info.context.viewer, self._row)
+        return request_access.may_withdraw(info.context.viewer, self._row, info.context.services.clock.now())
 
     @strawberry.field(description="Where else the advocate suggested the family turn, on declining.")
     def suggested_alternatives(self) -> list[SuggestedAlternative]:

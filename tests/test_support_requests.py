@@ -13,12 +13,14 @@ from models.advocates import Advocate
 from models.support import Message, RequestStatus, SupportRelationship, SupportRequest
 from resolvers.clock import Clock
 from tests.client import GraphQLClient
+from tests.conftest import Live
 from tests.factories import (
     Account,
     AdvocateAccount,
     add_child,
     admin,
     advocate,
+    db_id,
     send_request,
     sign_up,
     sweep,
@@ -309,6 +311,38 @@ async def test_unanswered_request_expires_after_fourteen_days(gql: GraphQLClient
         "acceptSupportRequest"
     ]
     assert [e["code"] for e in accepted["userErrors"]] == ["INVALID_TRANSITION"]
+
+
+async def test_a_request_past_its_expiry_cannot_move_before_the_sweep_marks_it(
+    gql: GraphQLClient, live_server: Live, clock: Clock
+) -> None:
+    """Once `expiresAt` has passed, no answer or withdrawal is taken, even in the minute before the
+    sweep marks the request EXPIRED; the `viewerCan…` flags say so too."""
+    family, _, adv, request_id = await _open_request(gql)
+    tokens = {"advocate": adv.token, "family": family.token}
+    async with live_server.app.state.services.sweeping:  # the served app's sweep waits
+        clock.advance(timedelta(days=14, minutes=1))
+        flags = await gql.data(
+            "query($id: ID!) { node(id: $id) { ... on SupportRequest { status viewerCanAccept"
+            " viewerCanDecline viewerCanRequestInformation } } }",
+            {"id": request_id},
+            adv.token,
+        )
+        assert flags["node"] == {
+            "status": "PENDING",
+            "viewerCanAccept": False,
+            "viewerCanDecline": False,
+            "viewerCanRequestInformation": False,
+        }
+        for move in ALL_MOVES.values():
+            document, variables, who = move(request_id)
+            answer = next(iter((await gql.data(document, {"input": variables}, tokens[who])).values()))
+            assert [e["code"] for e in answer["userErrors"]] == ["INVALID_TRANSITION"], answer
+            assert "expired" in answer["userErrors"][0]["message"]
+        assert await _status(request_id) is RequestStatus.PENDING
+        assert await SupportRelationship.filter(request_id=db_id(request_id)).count() == 0
+    await sweep(gql)
+    assert await _status(request_id) is RequestStatus.EXPIRED
 
 
 Move = Callable[[str], tuple[str, dict[str, str], str]]

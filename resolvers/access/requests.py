@@ -4,6 +4,7 @@ to; nobody else, admins included. Their parts of the child's record belong to `a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from tortoise.expressions import Q
 
@@ -18,21 +19,22 @@ def may_read(viewer: Viewer | None, request: SupportRequest) -> bool:
     return core.is_party(viewer, ApiScope.REQUESTS_READ, request.family_id, request.advocate_id)
 
 
-def may_answer(viewer: Viewer | None, request: SupportRequest) -> bool:
+def is_open(request: SupportRequest, now: datetime) -> bool:
+    """Still waiting for an answer: an open status, and not past `expires_at` (the sweep marks it
+    EXPIRED within a sweep interval; until then nothing may act on it as if it were open)."""
+    return request.status in OPEN_STATUSES and request.expires_at > now
+
+
+def may_answer(viewer: Viewer | None, request: SupportRequest, now: datetime) -> bool:
     """Accept, decline or ask the family about a request: its advocate (API tokens need
     REQUESTS_WRITE), while the request is open. Accepting also needs room in the advocate's
     capacity (`support_requests.has_room`)."""
-    return (
-        core.is_advocate(viewer, ApiScope.REQUESTS_WRITE, request.advocate_id)
-        and request.status in OPEN_STATUSES
-    )
+    return core.is_advocate(viewer, ApiScope.REQUESTS_WRITE, request.advocate_id) and is_open(request, now)
 
 
-def may_withdraw(viewer: Viewer | None, request: SupportRequest) -> bool:
+def may_withdraw(viewer: Viewer | None, request: SupportRequest, now: datetime) -> bool:
     """Withdraw a request: the family that sent it (API tokens need REQUESTS_WRITE), while open."""
-    return (
-        core.is_family(viewer, ApiScope.REQUESTS_WRITE, request.family_id) and request.status in OPEN_STATUSES
-    )
+    return core.is_family(viewer, ApiScope.REQUESTS_WRITE, request.family_id) and is_open(request, now)
 
 
 async def requests(viewer: Viewer | None, ids: Sequence[object]) -> list[SupportRequest | None]:
