@@ -809,12 +809,28 @@ async def migrate(settings: Settings) -> list[str]:
     from tortoise.migrations.api import migrate as apply
 
     config = tortoise_config(settings.database_url)
+    sqlite = settings.database_url.startswith("sqlite://")
+    if sqlite:
+        # SQLite changes a column by building the table anew and dropping the old one, and with
+        # foreign keys enforced that drop deletes, by ON DELETE CASCADE, every row that points at
+        # the table: an upgrade emptied the Vault, the tickets and the sessions. SQLite's own
+        # procedure for such a change runs it with enforcement off and checks the keys after
+        # (https://sqlite.org/lang_altertable.html#otheralter). Tortoise opens its own connection
+        # for the run, so enforcement is turned off in the connection's settings.
+        connection = expand_db_url(settings.database_url)
+        connection["credentials"]["foreign_keys"] = "OFF"
+        config["connections"]["default"] = connection
     # As Tortoise's own CLI does: one context owns the connections the migration opens, and
     # closes them on exit (an unclosed SQLite connection keeps the process alive).
     async with TortoiseContext() as ctx:
         await ctx.init(config=config)
         pending = await pending_migrations(settings.database_url)
         await apply(config=config)
+        if sqlite:
+            broken = await get_connection("default").execute_query_dict("PRAGMA foreign_key_check")
+            if broken:
+                tables = ", ".join(sorted({str(row["table"]) for row in broken}))
+                raise SystemExit(f"migrate: rows point at rows that do not exist, in {tables}")
     return pending
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +90,81 @@ def test_seed_demo_refuses_a_database_with_accounts_of_its_own(database: Path) -
     assert refused.returncode != 0
     assert "accounts other than the demo's" in refused.stderr
     assert "family@demo.senvault.test" not in refused.stdout
+
+
+# A database as it stood at migration 0006, with a row in each table that later migrations rebuild or
+# that points at one (column order as 0006 made them).
+AT_0006 = """
+INSERT INTO users VALUES
+    (1,'a@x','a@x','h','Fam','FAMILY','2026-01-01',NULL,0,NULL,NULL,'',NULL,NULL,NULL);
+INSERT INTO users VALUES
+    (2,'b@x','b@x','h','Adv','ADVOCATE','2026-01-01',NULL,0,NULL,NULL,'',NULL,NULL,NULL);
+INSERT INTO families VALUES
+    (1,'2026-01-01',1);
+INSERT INTO children VALUES
+    (1,'C','2015-01-01','ASSESSING','','2026-01-01','2026-01-01',1);
+INSERT INTO sessions VALUES
+    (1,'t1','2026-01-01','2027-01-01',NULL,1,NULL,'');
+INSERT INTO advocates VALUES
+    (1,'A','','INDEPENDENT','','','VERIFIED','',NULL,'ACCEPTING',5,1,NULL,48,24,'2026-01-01','
+    2026-01-01',2);
+INSERT INTO threads VALUES
+    (1,'2026-01-01',NULL,1,1);
+INSERT INTO messages VALUES
+    (1,'hi','2026-01-01',1,1);
+INSERT INTO support_requests VALUES
+    (1,'ACCEPTED','m','[]','C',10,'ASSESSING','2026-01-01','2026-01-03','2026-01-15',NULL,NULL
+    ,NULL,'','[]',NULL,1,1,1,1);
+INSERT INTO support_relationships VALUES
+    (1,'ACTIVE','2026-01-02',NULL,NULL,NULL,'','1:1:1',1,1,NULL,1,1,1);
+INSERT INTO vault_grants VALUES
+    (1,'[]','[1]','2026-01-01',NULL,NULL,NULL,NULL,1,1,1,NULL);
+INSERT INTO tickets VALUES
+    (1,'ACTIVE',NULL,NULL,NULL,NULL,NULL,'',NULL,'2026-01-01','2026-01-01',1,1,1,1);
+INSERT INTO ticket_notes VALUES
+    (1,'n','2026-01-01',2,1);
+INSERT INTO notifications VALUES
+    (1,1,'NEW_SIGN_IN','t','','','2026-01-01',NULL);
+"""
+MIGRATE_TO = """
+import asyncio, sys
+from tortoise.context import TortoiseContext
+from tortoise.migrations.api import migrate
+from server import tortoise_config
+
+async def main() -> None:
+    config = tortoise_config(sys.argv[1])
+    async with TortoiseContext() as ctx:
+        await ctx.init(config=config)
+        await migrate(config=config, target=sys.argv[2])
+
+asyncio.run(main())
+"""
+
+
+def test_upgrading_an_sqlite_database_keeps_every_row(database: Path) -> None:
+    """SQLite changes a column by building the table anew and dropping the old one: with foreign
+    keys enforced, the drop deleted every row pointing at the table (families, children, sessions,
+    requests, relationships, grants, tickets, notes, messages). `migrate` keeps them all."""
+    url = f"sqlite://{database}"
+    partial = subprocess.run(
+        [sys.executable, "-c", MIGRATE_TO, url, "models.0006_accounts_recovery"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert partial.returncode == 0, partial.stderr
+    with sqlite3.connect(database) as db:
+        db.executescript(AT_0006)
+    tables = sorted(set(re.findall(r"INSERT INTO (\w+)", AT_0006)))
+
+    def counts() -> dict[str, int]:
+        with sqlite3.connect(database) as db:
+            return {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables}
+
+    before = counts()
+    assert all(before.values()), before
+    upgraded = _run(["migrate"], database)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "Applied 2 migration(s)." in upgraded.stdout
+    assert counts() == before
+    with sqlite3.connect(database) as db:
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
