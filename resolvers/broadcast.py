@@ -40,6 +40,10 @@ PUBLISH_TIMEOUT = 0.25
 CONVERGE_SECONDS = 5.0
 
 
+# How many messages that could not be published are kept to send when the link is back.
+UNSENT_KEPT = 10_000
+
+
 class SubscriptionEnded(Exception):
     """Live delivery to one subscriber stopped; `code` tells the client what to do, and
     `retry_after` (seconds) when to try again, if it should."""
@@ -299,6 +303,10 @@ class Hub:
         self._heartbeat_seen = asyncio.Event()
         self.healthy = False
         self.last_error: str | None = None
+        # What could not be published while the link was down, sent once it is back: the other
+        # processes' links may never have failed, so nothing else would tell them (a credential
+        # that ended, an event on a quiet channel). Oldest first out past its bound.
+        self._unsent: deque[Envelope] = deque(maxlen=UNSENT_KEPT)
 
     @staticmethod
     def _make_backend(url: str, client_name: str) -> BroadcastBackend:
@@ -351,6 +359,7 @@ class Hub:
         if not envelopes:
             return True
         if not self.healthy:
+            self._unsent.extend(envelopes)
             return False
         try:
             async with asyncio.timeout(self.publish_timeout):
@@ -362,6 +371,7 @@ class Hub:
                     for envelope in envelopes:
                         await self._backend.publish(self._prefix + envelope.channel, envelope.encode())
         except (RedisError, OSError, TimeoutError) as exc:
+            self._unsent.extend(envelopes)
             self._link_failed(exc)
             return False
         return True
@@ -530,7 +540,16 @@ class Hub:
             self.healthy = True
             self.last_error = None
             log.info("broadcast connection restored")
+            await self._send_unsent()
             return
+
+    async def _send_unsent(self) -> None:
+        """Publish what could not be published while the link was down. A receiver drops an event
+        it already has (by sequence number), and ending a credential twice changes nothing."""
+        unsent = list(self._unsent)
+        self._unsent.clear()
+        if unsent and not await self.publish(*unsent):
+            log.warning("could not send %d message(s) held while the link was down", len(unsent))
 
     async def _heartbeat(self) -> None:
         """Detect a dead or half-open link: our own ping must come back through Redis."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -18,8 +20,13 @@ from strawberry.relay import GlobalID
 from websockets.exceptions import ConnectionClosed
 
 import server
+from models.accounts import Role
 from resolvers import events
-from resolvers.events import user_channel
+from resolvers.broadcast import Hub
+from resolvers.clock import Clock
+from resolvers.connections import Connection, Connections, announce_ended
+from resolvers.events import Envelope, user_channel
+from resolvers.viewer import Viewer
 from tests.client import GraphQLClient, eventually
 from tests.factories import PASSWORD, Account, sign_up
 from tests.servers import PrivateRedis, serve
@@ -174,3 +181,72 @@ async def test_a_redis_restart_is_reported_in_readyz_and_nothing_is_lost(
 
     await eventually(ready, "readyz reported the recovery")
     assert await _ready(gql.http) == (200, {"database": "ok", "broadcast": "ok", "storage": "ok"})
+
+
+# --- one process's link down, another's up ------------------------------------------------------
+
+
+async def _cut(admin: aioredis.Redis, hub: Hub) -> None:
+    """Close this hub's connections to Redis (and only this hub's), as a network blip would."""
+    for client in await admin.client_list():
+        if client.get("name") == hub.client_name:
+            await admin.client_kill_filter(_id=client["id"])
+
+
+@asynccontextmanager
+async def _two_hubs(redis: PrivateRedis) -> AsyncIterator[tuple[aioredis.Redis, Hub, Hub]]:
+    admin = aioredis.Redis.from_url(redis.url)
+    a = Hub(
+        redis.url, heartbeat_interval=0.5, reconnect_max_delay=1.0, namespace=f"two-{uuid.uuid4().hex[:8]}"
+    )
+    b = Hub(redis.url, heartbeat_interval=0.5, reconnect_max_delay=1.0, namespace=a._prefix.rstrip(":"))
+    await a.connect()
+    await b.connect()
+    try:
+        yield admin, a, b
+    finally:
+        await a.disconnect()
+        await b.disconnect()
+        await admin.aclose()
+
+
+async def test_what_a_process_could_not_publish_reaches_the_others_once_its_link_is_back(
+    private_redis: PrivateRedis,
+) -> None:
+    """Process A signs a session out, and commits an event on a quiet channel, while its own link
+    to Redis is down; process B's link never fails, so B re-checks nothing. Once A's link is back,
+    A sends both: B closes the session's socket and delivers the event, without waiting for the
+    channel's next event or the sweep."""
+    clock = Clock()
+    async with _two_hubs(private_redis) as (admin, a, b):
+        services_a = SimpleNamespace(hub=a, clock=clock, connections=Connections())
+        services_b = SimpleNamespace(hub=b, clock=clock, connections=Connections())
+        listening = asyncio.create_task(services_b.connections.listen(services_b))
+        channel = user_channel(10**9 + 7)
+        try:
+            await eventually(lambda: _now(services_b.connections.listening), "B hears the control channel")
+            closed: list[int] = []
+
+            async def close(code: int, reason: str) -> None:
+                closed.append(code)
+
+            viewer = Viewer(user_id=1, role=Role.FAMILY, family_id=1, session_id=42)
+            socket_b = Connection(viewer, close)
+            services_b.connections.add(socket_b)
+            async with b.subscribe(channel) as live:
+                await _cut(admin, a)
+                await eventually(lambda: _now(not a.healthy), "A has noticed its link is down")
+                await announce_ended(services_a, session_id=42)  # type: ignore[arg-type]
+                assert not await a.publish(Envelope(channel, 1, "n", {}, clock.now()))
+                await eventually(lambda: _now(a.healthy), "A's link is back")
+                await eventually(lambda: _now(bool(closed)), "B closes the ended session's socket")
+                assert b.healthy
+                got = await asyncio.wait_for(live.next(), 5)
+                assert got.seq == 1
+        finally:
+            listening.cancel()
+            await asyncio.gather(listening, return_exceptions=True)
+
+
+async def _now(value: bool) -> bool:
+    return value
