@@ -128,6 +128,9 @@ class VaultGrant(Model):
 
     class Meta:
         table = "vault_grants"
+        # The access check on every advocate's Vault read (a family's live grants to one advocate),
+        # and a relationship's grants when it ends.
+        indexes = (("family_id", "advocate_id"), ("relationship_id", "id"))
 
 
 class VaultAccessLog(Model):
@@ -151,6 +154,8 @@ class VaultAccessLog(Model):
 
     class Meta:
         table = "vault_access_log"
+        # A family's access log, newest first.
+        indexes = (("family_id", "id"),)
 
 
 class Review(Model):

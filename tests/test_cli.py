@@ -164,7 +164,7 @@ def test_upgrading_an_sqlite_database_keeps_every_row(database: Path) -> None:
     assert all(before.values()), before
     upgraded = _run(["migrate"], database)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "Applied 2 migration(s)." in upgraded.stdout
+    assert "Applied 3 migration(s)." in upgraded.stdout
     assert counts() == before
     with sqlite3.connect(database) as db:
         assert db.execute("PRAGMA foreign_key_check").fetchall() == []

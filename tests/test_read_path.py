@@ -370,3 +370,29 @@ async def test_a_directory_page_reads_every_advocates_reviews_together(gql: Grap
         assert page["pageInfo"]["hasNextPage"] is (len(shown) > 1)
     reads = [s for s in sent if 'FROM "reviews"' in s]
     assert len(reads) == 2, reads
+
+
+async def _index_columns(table: str) -> set[tuple[str, ...]]:
+    client = get_connection("default")
+    if client.capabilities.dialect == "postgres":
+        rows = await client.execute_query_dict(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = $1", [table]
+        )
+        return {
+            tuple(c.strip() for c in str(row["indexdef"]).rsplit("(", 1)[1].rstrip(")").split(","))
+            for row in rows
+        }
+    found: set[tuple[str, ...]] = set()
+    for index in await client.execute_query_dict(f"PRAGMA index_list({table})"):
+        columns = await client.execute_query_dict(f"PRAGMA index_info({index['name']})")
+        found.add(tuple(str(c["name"]) for c in sorted(columns, key=lambda c: c["seqno"])))
+    return found
+
+
+async def test_the_vault_reads_every_request_makes_have_their_indexes(gql: GraphQLClient) -> None:
+    """An advocate's Vault read asks for a family's live grants to that advocate, ending a
+    relationship for its grants, a family's access log for its newest entries: each by an index,
+    not a scan of every family's rows."""
+    await gql.data("{ __typename }")
+    assert {("family_id", "advocate_id"), ("relationship_id", "id")} <= await _index_columns("vault_grants")
+    assert ("family_id", "id") in await _index_columns("vault_access_log")
