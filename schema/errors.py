@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import asyncpg.exceptions
@@ -58,17 +58,22 @@ _DATABASE_GONE: tuple[type[BaseException], ...] = (
 SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
 
 
-def database_unavailable(error: BaseException | None) -> bool:
-    """Whether `error` (or what it was raised from) says the database cannot be reached."""
+def _chain(error: BaseException | None) -> Iterator[BaseException]:
+    """`error` and what it was raised from, each once."""
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        if isinstance(error, _DATABASE_GONE):
-            return True
-        if isinstance(error, sqlite3.OperationalError) and "unable to open" in str(error):
-            return True
+        yield error
         error = error.__cause__ or error.__context__
-    return False
+
+
+def database_unavailable(error: BaseException | None) -> bool:
+    """Whether `error` (or what it was raised from) says the database cannot be reached."""
+    return any(
+        isinstance(link, _DATABASE_GONE)
+        or (isinstance(link, sqlite3.OperationalError) and "unable to open" in str(link))
+        for link in _chain(error)
+    )
 
 
 # Errors that carry their own code and are safe to show as they are.
@@ -98,21 +103,23 @@ def top_level_code(error: GraphQLError) -> str | None:
     return None
 
 
+# Errors of the database or the ORM, whose messages may quote a row's values.
+_FROM_DATABASE = (asyncpg.exceptions.PostgresError, tortoise.exceptions.BaseORMException, sqlite3.Error)
+
+
 def _log_unexpected(request_id: str | None, error: GraphQLError) -> None:
     """An unexpected error in the log with its stack, for whoever investigates. A database error's
     message quotes the values of the row it failed on (PostgreSQL's `DETAIL: Key (email_key)=(…)`,
     `Failing row contains (…)`): such an error is logged by its kind and what it names in the
     schema, without its message or those of the errors it was raised from."""
     original = error.original_error
-    if not _from_database(original):
+    chain = list(_chain(original))
+    if not any(isinstance(link, _FROM_DATABASE) for link in chain):
         log.error("unexpected error in request %s at %s", request_id, error.path, exc_info=original)
         return
     links: list[str] = []
-    seen: set[int] = set()
-    link: BaseException | None = original
     stack = ""
-    while link is not None and id(link) not in seen:
-        seen.add(id(link))
+    for link in chain:
         names = [
             f"{attribute}={value}"
             for attribute in ("sqlstate", "constraint_name", "table_name", "column_name")
@@ -121,7 +128,6 @@ def _log_unexpected(request_id: str | None, error: GraphQLError) -> None:
         links.append(type(link).__qualname__ + (f" ({', '.join(names)})" if names else ""))
         if not stack and link.__traceback__ is not None:
             stack = "".join(traceback.format_tb(link.__traceback__))
-        link = link.__cause__ or link.__context__
     log.error(
         "unexpected database error in request %s at %s: %s (messages left out: they quote row values)\n%s",
         request_id,
@@ -129,18 +135,6 @@ def _log_unexpected(request_id: str | None, error: GraphQLError) -> None:
         " <- ".join(links),
         stack.rstrip(),
     )
-
-
-def _from_database(error: BaseException | None) -> bool:
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(
-            error, asyncpg.exceptions.PostgresError | tortoise.exceptions.BaseORMException | sqlite3.Error
-        ):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
 
 
 class ErrorPolicy(MaskErrors):
