@@ -171,9 +171,9 @@ async def request_more_information(
     if not access.may_answer(v, request, now):
         raise _not_open(request)
     async with unit_of_work(services) as outbox:
-        moved = await SupportRequest.filter(
-            id=request.id, status__in=OPEN_STATUSES, expires_at__gt=now
-        ).update(status=RequestStatus.INFO_REQUESTED)
+        moved = await SupportRequest.filter(access.still_open(now), id=request.id).update(
+            status=RequestStatus.INFO_REQUESTED
+        )
         if not moved:
             raise _not_open(await SupportRequest.get(id=request.id))
         await SupportRequest.filter(id=request.id, responded_at__isnull=True).update(responded_at=now)
@@ -206,9 +206,9 @@ async def accept(
         raise _not_open(request)
     try:
         async with unit_of_work(services) as outbox:
-            moved = await SupportRequest.filter(
-                id=request.id, status__in=OPEN_STATUSES, expires_at__gt=now
-            ).update(status=RequestStatus.ACCEPTED, open_key=None, decided_at=now)
+            moved = await SupportRequest.filter(access.still_open(now), id=request.id).update(
+                status=RequestStatus.ACCEPTED, open_key=None, decided_at=now
+            )
             if not moved:
                 raise _not_open(await SupportRequest.get(id=request.id))
             await SupportRequest.filter(id=request.id, responded_at__isnull=True).update(responded_at=now)
@@ -309,9 +309,7 @@ async def decline(
     if not access.may_answer(v, request, now):
         raise _not_open(request)
     async with unit_of_work(services) as outbox:
-        moved = await SupportRequest.filter(
-            id=request.id, status__in=OPEN_STATUSES, expires_at__gt=now
-        ).update(
+        moved = await SupportRequest.filter(access.still_open(now), id=request.id).update(
             status=RequestStatus.DECLINED,
             open_key=None,
             decided_at=now,
@@ -346,9 +344,9 @@ async def withdraw(services: Services, viewer: Viewer | None, request_id: int) -
     if not access.may_withdraw(v, request, now):
         raise _not_open(request)
     async with unit_of_work(services) as outbox:
-        moved = await SupportRequest.filter(
-            id=request.id, status__in=OPEN_STATUSES, expires_at__gt=now
-        ).update(status=RequestStatus.WITHDRAWN, open_key=None, decided_at=now)
+        moved = await SupportRequest.filter(access.still_open(now), id=request.id).update(
+            status=RequestStatus.WITHDRAWN, open_key=None, decided_at=now
+        )
         if not moved:
             raise _not_open(await SupportRequest.get(id=request.id))
         await threads.close(outbox, request.thread_id)

@@ -25,6 +25,11 @@ def is_open(request: SupportRequest, now: datetime) -> bool:
     return request.status in OPEN_STATUSES and request.expires_at > now
 
 
+def still_open(now: datetime) -> Q:
+    """`is_open` as a filter, for the conditional update that moves a request on."""
+    return Q(status__in=OPEN_STATUSES, expires_at__gt=now)
+
+
 def may_answer(viewer: Viewer | None, request: SupportRequest, now: datetime) -> bool:
     """Accept, decline or ask the family about a request: its advocate (API tokens need
     REQUESTS_WRITE), while the request is open. Accepting also needs room in the advocate's
