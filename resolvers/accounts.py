@@ -35,7 +35,6 @@ from resolvers.services import Services
 from resolvers.viewer import Viewer
 
 MAX_DISPLAY_NAME = 100
-# Failed sign-ins to one account before each next attempt must wait (1 s, then doubling).
 # How stale a session's `last_used_at` may be before the sweep writes it again: "last used" is
 # accurate to this and to the sweep's interval, at no cost per request.
 LAST_USED_PRECISION = timedelta(minutes=1)

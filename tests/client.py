@@ -33,6 +33,11 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
         raise AssertionError(f"not within {DEADLINE:.0f} s: {what}") from None
 
 
+async def already(value: bool) -> bool:
+    """A condition read in place, as `eventually` asks for one: `eventually(lambda: already(x), …)`."""
+    return value
+
+
 class GraphQLClient:
     def __init__(self, http: httpx.AsyncClient, ws_url: str, app: Any = None) -> None:
         self.http = http

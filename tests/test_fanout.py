@@ -20,7 +20,15 @@ from resolvers import notifications
 from resolvers.broadcast import BROADCAST_INTERRUPTED, SubscriptionEnded
 from resolvers.events import Envelope, unit_of_work, user_channel
 from schema import event_plans, fanout, streams
-from tests.client import LEGACY_WS, GraphQLClient, Socket, eventually, read_until_closed, stalled_subscriber
+from tests.client import (
+    LEGACY_WS,
+    GraphQLClient,
+    Socket,
+    already,
+    eventually,
+    read_until_closed,
+    stalled_subscriber,
+)
 from tests.conftest import Live
 from tests.factories import PASSWORD, Account, sign_up, user_cursor
 from tests.test_collector import _walked_protocols
@@ -272,11 +280,7 @@ async def test_completing_one_subscription_leaves_the_rest_of_its_group(
         (await b.next_event(op_b))["data"]["notificationReceived"]
         await a.expect_silence(0.3)
     # Every socket gone: the channel's fanout is gone too.
-    await eventually(lambda: _async(not _members(live_server, channel)), "fanout removed")
-
-
-async def _async(value: bool) -> bool:
-    return value
+    await eventually(lambda: already(not _members(live_server, channel)), "fanout removed")
 
 
 async def test_signing_out_ends_a_shared_subscription_with_4403(
@@ -285,7 +289,7 @@ async def test_signing_out_ends_a_shared_subscription_with_4403(
     async with _member(gql, live_server) as (account, channel, sock, _):
         await gql.data("mutation { logOut { userErrors { message } } }", token=account.token)
         assert await sock.closed_code() == 4403
-    await eventually(lambda: _async(not _members(live_server, channel)), "fanout removed")
+    await eventually(lambda: already(not _members(live_server, channel)), "fanout removed")
 
 
 async def test_a_socket_that_stops_reading_is_closed_with_4008_without_growing_the_servers_buffer(
@@ -371,7 +375,7 @@ async def test_a_completed_member_frees_its_id_for_the_next_subscribe(
 ) -> None:
     async with _member(gql, live_server) as (account, channel, sock, op):
         await sock.send({"id": op, "type": "complete"})
-        await eventually(lambda: _async(not _members(live_server, channel)), "member removed")
+        await eventually(lambda: already(not _members(live_server, channel)), "member removed")
         await sock.send({"id": op, "type": "subscribe", "payload": {"query": KINDS_ONLY}})
         await _handed_over(live_server, channel, [1])
         await _log_in(gql, account)
@@ -479,9 +483,9 @@ async def test_a_socket_that_closes_while_one_of_its_members_is_being_ended_leav
         assert isinstance(writer, asyncio.Protocol)
         writer.pause_writing()
         ending.end(SubscriptionEnded(BROADCAST_INTERRUPTED, "Interrupted.", 2.0))
-        await eventually(lambda: _async(bool(fanout._finishing)), "the ended member's last message waits")
-    await eventually(lambda: _async(not _members(live_server, channel)), "every member has left")
-    await eventually(lambda: _async(not fanout._finishing), "the waiting end has given up")
+        await eventually(lambda: already(bool(fanout._finishing)), "the ended member's last message waits")
+    await eventually(lambda: already(not _members(live_server, channel)), "every member has left")
+    await eventually(lambda: already(not fanout._finishing), "the waiting end has given up")
     assert channel not in live_server.app.state.services.hub.shared
 
 
@@ -528,7 +532,7 @@ async def test_operations_of_long_texts_are_not_kept_once_their_subscriptions_en
                 "kind": "NEW_SIGN_IN"
             }
             await sock.send({"id": op, "type": "complete"})
-            await eventually(lambda: _async(not _members(live_server, channel)), "member removed")
+            await eventually(lambda: already(not _members(live_server, channel)), "member removed")
     for remembered in (streams._variables_of, event_plans._plans):
         texts = [operation.loc.source.body for operation, _ in remembered._known.values() if operation.loc]
         assert not [text for text in texts if "x" * 1000 in text]

@@ -27,7 +27,7 @@ from resolvers.clock import Clock
 from resolvers.connections import Connection, Connections, announce_ended
 from resolvers.events import Envelope, user_channel
 from resolvers.viewer import Viewer
-from tests.client import GraphQLClient, eventually
+from tests.client import GraphQLClient, already, eventually
 from tests.factories import PASSWORD, Account, sign_up
 from tests.servers import PrivateRedis, serve
 
@@ -224,7 +224,7 @@ async def test_what_a_process_could_not_publish_reaches_the_others_once_its_link
         listening = asyncio.create_task(services_b.connections.listen(services_b))
         channel = user_channel(10**9 + 7)
         try:
-            await eventually(lambda: _now(services_b.connections.listening), "B hears the control channel")
+            await eventually(lambda: already(services_b.connections.listening), "B hears the control channel")
             closed: list[int] = []
 
             async def close(code: int, reason: str) -> None:
@@ -235,18 +235,14 @@ async def test_what_a_process_could_not_publish_reaches_the_others_once_its_link
             services_b.connections.add(socket_b)
             async with b.subscribe(channel) as live:
                 await _cut(admin, a)
-                await eventually(lambda: _now(not a.healthy), "A has noticed its link is down")
+                await eventually(lambda: already(not a.healthy), "A has noticed its link is down")
                 await announce_ended(services_a, session_id=42)  # type: ignore[arg-type]
                 assert not await a.publish(Envelope(channel, 1, "n", {}, clock.now()))
-                await eventually(lambda: _now(a.healthy), "A's link is back")
-                await eventually(lambda: _now(bool(closed)), "B closes the ended session's socket")
+                await eventually(lambda: already(a.healthy), "A's link is back")
+                await eventually(lambda: already(bool(closed)), "B closes the ended session's socket")
                 assert b.healthy
                 got = await asyncio.wait_for(live.next(), 5)
                 assert got.seq == 1
         finally:
             listening.cancel()
             await asyncio.gather(listening, return_exceptions=True)
-
-
-async def _now(value: bool) -> bool:
-    return value
